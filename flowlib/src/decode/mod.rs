@@ -1,0 +1,499 @@
+//! Zero-copy packet decoding.
+//!
+//! [`PacketView::parse`] is the only way in: it takes the captured bytes, the
+//! capture's [`LinkType`], the capture timestamp and the original (wire)
+//! length, and returns a view that borrows the bytes. It never allocates and
+//! never panics, whatever the input: every slice access is checked, and a
+//! packet that cannot be decoded comes back as a [`DecodeError`] naming a
+//! [`Weird`] reason and the byte offset where decoding stopped.
+//!
+//! What is understood:
+//! - link types: Ethernet, Linux SLL and SLL2, raw IP (101, 228, 229), BSD
+//!   null / loopback (0, 108), PPP (9);
+//! - inside frames: 802.1Q / 802.1ad tags (outer and inner VLAN id kept),
+//!   MPLS label stacks, PPPoE sessions, Cisco VN-Tag, 802.2 SNAP;
+//! - IPv4 with options, IPv6 with extension headers (through etherparse's
+//!   header slices), IP fragments (flagged, see [`Fragment`]);
+//! - TCP, UDP, ICMP, ICMPv6, SCTP and any other IP protocol by number;
+//! - tunnels, decapsulated so flows are keyed on the innermost packet: GRE
+//!   (keys, sequence numbers, ERSPAN II/III, PPTP enhanced GRE), VXLAN, Geneve,
+//!   IP-in-IP (4in4, 6in4, 4in6, 6in6), GTP-U, Teredo, AYIYA, MPLS over UDP.
+//!
+//! Snaplen truncation is not an error: a packet whose payload was cut by the
+//! snaplen decodes normally with [`PacketView::truncated`] set; only a header
+//! that is cut off makes a packet undecodable.
+
+mod ip;
+mod link;
+mod tunnel;
+
+use crate::time::Timestamp;
+use crate::weird::Weird;
+use crate::LinkType;
+use std::fmt;
+use std::net::IpAddr;
+
+/// How many UDP-based encapsulations (each one a flow of its own) a single
+/// packet may carry before its inner packet; deeper nesting is a
+/// [`Weird::TooManyHeaders`].
+pub const MAX_ENCAPS: usize = 3;
+
+/// Maximum nesting of tunnels of any kind (GRE, IP-in-IP, UDP-based).
+pub const MAX_TUNNEL_DEPTH: usize = 4;
+
+/// A packet that could not be decoded: why, and where decoding stopped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DecodeError {
+    /// The named reason, counted by the caller.
+    pub weird: Weird,
+    /// Byte offset into the captured bytes of the header that failed.
+    pub offset: usize,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.weird, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The kind of encapsulation a packet arrived through.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    /// Generic Routing Encapsulation (RFC 2784/2890), incl. transparent Ethernet bridging.
+    Gre,
+    /// Cisco ERSPAN type I/II/III carried in GRE.
+    Erspan,
+    /// PPTP's enhanced GRE (version 1) carrying PPP.
+    Pptp,
+    /// IPv4 or IPv6 directly inside IPv4 or IPv6 (protocols 4 and 41).
+    IpInIp,
+    /// VXLAN over UDP (RFC 7348).
+    Vxlan,
+    /// Geneve over UDP (RFC 8926).
+    Geneve,
+    /// GTP-U (GPRS tunnelling, user plane) over UDP.
+    GtpU,
+    /// Teredo (RFC 4380): IPv6 over UDP.
+    Teredo,
+    /// AYIYA ("anything in anything") over UDP.
+    Ayiya,
+    /// MPLS over UDP (RFC 7510).
+    MplsOverUdp,
+}
+
+impl TunnelKind {
+    /// Lower-case name, as Zeek's tunnel.log writes tunnel types.
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Gre => "gre",
+            TunnelKind::Erspan => "erspan",
+            TunnelKind::Pptp => "pptp",
+            TunnelKind::IpInIp => "ip",
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+            TunnelKind::GtpU => "gtpv1",
+            TunnelKind::Teredo => "teredo",
+            TunnelKind::Ayiya => "ayiya",
+            TunnelKind::MplsOverUdp => "mpls_over_udp",
+        }
+    }
+}
+
+/// The outer connection a tunnelled packet travelled through.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tunnel {
+    /// What kind of tunnel.
+    pub kind: TunnelKind,
+    /// Outer source address.
+    pub src: IpAddr,
+    /// Outer destination address.
+    pub dst: IpAddr,
+    /// Outer source port (0 for GRE and IP-in-IP).
+    pub src_port: u16,
+    /// Outer destination port (0 for GRE and IP-in-IP).
+    pub dst_port: u16,
+    /// Outer IP protocol (47 GRE, 4/41 IP-in-IP, 17 UDP).
+    pub proto: u8,
+}
+
+/// Where a packet sits in a fragmented IP datagram.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fragment {
+    /// IPv4 identification or IPv6 fragment identification.
+    pub id: u32,
+    /// Fragment offset in bytes.
+    pub offset: u32,
+    /// More fragments follow.
+    pub more: bool,
+}
+
+/// The IP layer of a flow-bearing packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IpInfo {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Transport protocol number (after any IPv6 extension headers).
+    pub proto: u8,
+    /// IP packet length as the header states it (IPv4 total length, IPv6
+    /// 40 + payload length); the captured length when the header says 0 (TSO /
+    /// BIG TCP / jumbograms). This is what Zeek counts as `ip_bytes`.
+    pub ip_len: u32,
+    /// Bytes of IP header, including IPv4 options and IPv6 extension headers.
+    pub header_len: u32,
+    /// Set when this packet is an IP fragment.
+    pub fragment: Option<Fragment>,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+}
+
+/// TCP flag bits as they appear in the header's flags byte.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN bit.
+    pub const FIN: u8 = 0x01;
+    /// SYN bit.
+    pub const SYN: u8 = 0x02;
+    /// RST bit.
+    pub const RST: u8 = 0x04;
+    /// PSH bit.
+    pub const PSH: u8 = 0x08;
+    /// ACK bit.
+    pub const ACK: u8 = 0x10;
+    /// URG bit.
+    pub const URG: u8 = 0x20;
+
+    /// FIN set.
+    pub fn fin(self) -> bool {
+        self.0 & Self::FIN != 0
+    }
+    /// SYN set.
+    pub fn syn(self) -> bool {
+        self.0 & Self::SYN != 0
+    }
+    /// RST set.
+    pub fn rst(self) -> bool {
+        self.0 & Self::RST != 0
+    }
+    /// PSH set.
+    pub fn psh(self) -> bool {
+        self.0 & Self::PSH != 0
+    }
+    /// ACK set.
+    pub fn ack(self) -> bool {
+        self.0 & Self::ACK != 0
+    }
+    /// URG set.
+    pub fn urg(self) -> bool {
+        self.0 & Self::URG != 0
+    }
+}
+
+/// A decoded TCP segment.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Advertised window (unscaled).
+    pub window: u16,
+    /// Payload length according to the IP length fields (not the captured bytes).
+    pub payload_len: u32,
+    /// The captured part of the payload (shorter than `payload_len` under snaplen).
+    pub payload: &'a [u8],
+}
+
+/// The transport layer of a flow-bearing packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// TCP.
+    Tcp(TcpSegment<'a>),
+    /// UDP.
+    Udp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+        /// Payload bytes according to the length fields.
+        payload_len: u32,
+    },
+    /// ICMP (v4 or v6).
+    Icmp {
+        /// ICMPv6 rather than ICMPv4.
+        v6: bool,
+        /// Message type.
+        icmp_type: u8,
+        /// Message code.
+        code: u8,
+        /// Bytes after the 8-byte ICMP header, as Zeek counts ICMP payload.
+        payload_len: u32,
+    },
+    /// SCTP (common header only).
+    Sctp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+        /// Verification tag.
+        vtag: u32,
+        /// Bytes after the 12-byte common header.
+        payload_len: u32,
+    },
+    /// Any other IP protocol: no ports.
+    Other {
+        /// Bytes after the IP header(s).
+        payload_len: u32,
+    },
+    /// A non-first IP fragment: the transport header is in another packet.
+    /// The flow table attributes it through its fragment tracker.
+    NonFirstFragment {
+        /// Bytes of this fragment's payload.
+        payload_len: u32,
+    },
+}
+
+impl Transport<'_> {
+    /// Source and destination ports (0 for protocols without ports).
+    pub fn ports(&self) -> (u16, u16) {
+        match *self {
+            Transport::Tcp(ref t) => (t.src_port, t.dst_port),
+            Transport::Udp {
+                src_port, dst_port, ..
+            }
+            | Transport::Sctp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+            Transport::Icmp { .. } | Transport::Other { .. } | Transport::NonFirstFragment { .. } => {
+                (0, 0)
+            }
+        }
+    }
+
+    /// Payload bytes this packet carries above its transport header.
+    pub fn payload_len(&self) -> u32 {
+        match *self {
+            Transport::Tcp(ref t) => t.payload_len,
+            Transport::Udp { payload_len, .. }
+            | Transport::Icmp { payload_len, .. }
+            | Transport::Sctp { payload_len, .. }
+            | Transport::Other { payload_len }
+            | Transport::NonFirstFragment { payload_len } => payload_len,
+        }
+    }
+}
+
+/// One IP packet that updates one flow: the innermost packet of a frame, or
+/// a UDP-based tunnel's outer packet (which is a flow of its own, as in Zeek).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FlowPacket<'a> {
+    /// Outer 802.1Q / 802.1ad VLAN id of the frame carrying this packet.
+    pub vlan: Option<u16>,
+    /// Inner (second) VLAN id.
+    pub inner_vlan: Option<u16>,
+    /// IP layer.
+    pub ip: IpInfo,
+    /// Transport layer.
+    pub transport: Transport<'a>,
+    /// The innermost tunnel this packet was carried in, if any.
+    pub tunnel: Option<Tunnel>,
+}
+
+/// A decoded packet: a borrowed view of the captured bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PacketView<'a> {
+    /// Capture timestamp.
+    pub ts: Timestamp,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// Captured length.
+    pub cap_len: u32,
+    /// The capture cut the packet short (snaplen): payload sizes come from
+    /// the headers, not from the captured bytes.
+    pub truncated: bool,
+    /// UDP-based tunnel packets wrapping [`PacketView::inner`], outermost first.
+    encaps: [Option<FlowPacket<'a>>; MAX_ENCAPS],
+    /// The innermost flow-bearing packet.
+    pub inner: FlowPacket<'a>,
+}
+
+impl<'a> PacketView<'a> {
+    /// Decodes one captured packet.
+    ///
+    /// `data` are the captured bytes, `wire_len` the original length (at least
+    /// `data.len()`; a smaller value is treated as `data.len()`).
+    /// Never panics and never allocates.
+    pub fn parse(
+        data: &'a [u8],
+        link: LinkType,
+        ts: Timestamp,
+        wire_len: u32,
+    ) -> Result<PacketView<'a>, DecodeError> {
+        let cap_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let wire_len = wire_len.max(cap_len);
+        let mut dec = Decoder {
+            data,
+            truncated: wire_len > cap_len,
+            vlan: None,
+            inner_vlan: None,
+            tunnel: None,
+            depth: 0,
+            encaps: [None; MAX_ENCAPS],
+            n_encaps: 0,
+            partial: false,
+            fallback: None,
+        };
+        let inner = dec.run(link)?;
+        Ok(PacketView {
+            ts,
+            wire_len,
+            cap_len,
+            truncated: dec.truncated,
+            encaps: dec.encaps,
+            inner,
+        })
+    }
+
+    /// The UDP-based tunnel packets around the inner packet, outermost first.
+    /// Each one also updates a flow of its own.
+    pub fn encapsulations(&self) -> impl Iterator<Item = &FlowPacket<'a>> {
+        self.encaps.iter().map_while(|e| e.as_ref())
+    }
+
+    /// Every flow update this packet makes: the encapsulations, then the inner packet.
+    pub fn flow_packets(&self) -> impl Iterator<Item = &FlowPacket<'a>> {
+        self.encapsulations().chain(std::iter::once(&self.inner))
+    }
+}
+
+/// What the layer after the current one is.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Next {
+    /// An Ethernet II frame (inside a tunnel).
+    Ethernet,
+    /// A payload identified by EtherType.
+    EtherType(u16),
+    /// IPv4 or IPv6 by its version nibble; `Some(v)` requires that version.
+    Ip(Option<u8>),
+    /// PPP with its protocol field first (after any address/control bytes).
+    Ppp,
+    /// An MPLS label stack.
+    Mpls,
+}
+
+/// Per-packet decoding state: where we are and what we have learned.
+pub(crate) struct Decoder<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) truncated: bool,
+    pub(crate) vlan: Option<u16>,
+    pub(crate) inner_vlan: Option<u16>,
+    pub(crate) tunnel: Option<Tunnel>,
+    pub(crate) depth: usize,
+    pub(crate) encaps: [Option<FlowPacket<'a>>; MAX_ENCAPS],
+    pub(crate) n_encaps: usize,
+    /// Inside the first fragment of a fragmented packet: inner length fields
+    /// may describe more bytes than are here.
+    pub(crate) partial: bool,
+    /// The outer UDP packet of the innermost UDP tunnel entered, and the
+    /// number of encapsulations before it: if the tunnel's payload does not
+    /// decode, the packet is that plain UDP packet instead.
+    pub(crate) fallback: Option<(FlowPacket<'a>, usize)>,
+}
+
+/// Shorthand for a decode error.
+pub(crate) fn err<T>(weird: Weird, offset: usize) -> Result<T, DecodeError> {
+    Err(DecodeError { weird, offset })
+}
+
+/// Reads a big-endian u16 at `off`, or fails with `weird`.
+pub(crate) fn be16(data: &[u8], off: usize, weird: Weird) -> Result<u16, DecodeError> {
+    match data.get(off..off + 2) {
+        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
+        None => err(weird, off),
+    }
+}
+
+/// Reads a big-endian u32 at `off`, or fails with `weird`.
+pub(crate) fn be32(data: &[u8], off: usize, weird: Weird) -> Result<u32, DecodeError> {
+    match data.get(off..off + 4) {
+        Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        None => err(weird, off),
+    }
+}
+
+/// Reads one byte at `off`, or fails with `weird`.
+pub(crate) fn byte(data: &[u8], off: usize, weird: Weird) -> Result<u8, DecodeError> {
+    match data.get(off) {
+        Some(b) => Ok(*b),
+        None => err(weird, off),
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// Decodes the whole packet. A failure inside a UDP tunnel's payload
+    /// falls back to the outer UDP packet: the datagram was real, only its
+    /// content was not what the port suggested.
+    fn run(&mut self, link: LinkType) -> Result<FlowPacket<'a>, DecodeError> {
+        match self.layers(link) {
+            Ok(packet) => Ok(packet),
+            Err(e) => match self.fallback.take() {
+                Some((outer, n_encaps)) => {
+                    for slot in &mut self.encaps[n_encaps..] {
+                        *slot = None;
+                    }
+                    self.n_encaps = n_encaps;
+                    Ok(outer)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    fn layers(&mut self, link: LinkType) -> Result<FlowPacket<'a>, DecodeError> {
+        let (mut off, mut next) = self.link_header(link)?;
+        // Bounded: every iteration consumes at least one header byte or ends.
+        for _ in 0..64 {
+            match next {
+                Next::Ethernet => {
+                    let ethertype = be16(self.data, off + 12, Weird::TruncatedLinkHeader)?;
+                    off += 14;
+                    next = Next::EtherType(ethertype);
+                }
+                Next::EtherType(t) => {
+                    let (o, n) = self.ethertype(t, off)?;
+                    off = o;
+                    next = n;
+                }
+                Next::Ppp => {
+                    let (o, n) = self.ppp(off)?;
+                    off = o;
+                    next = n;
+                }
+                Next::Mpls => {
+                    let (o, n) = self.mpls(off)?;
+                    off = o;
+                    next = n;
+                }
+                Next::Ip(version) => match self.ip(off, version)? {
+                    ip::IpStep::Done(packet) => return Ok(packet),
+                    ip::IpStep::Continue(o, n) => {
+                        off = o;
+                        next = n;
+                    }
+                },
+            }
+        }
+        err(Weird::TooManyHeaders, off)
+    }
+}
