@@ -37,7 +37,10 @@ impl Timestamp {
 
     /// The time `d` later, saturating at the end of the representable range.
     pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
@@ -50,6 +53,11 @@ impl fmt::Display for Timestamp {
     /// Seconds with six decimals, as Zeek writes `time` fields.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.0.div_euclid(1_000);
-        write!(f, "{}.{:06}", micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000))
+        write!(
+            f,
+            "{}.{:06}",
+            micros.div_euclid(1_000_000),
+            micros.rem_euclid(1_000_000)
+        )
     }
 }

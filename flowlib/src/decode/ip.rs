@@ -6,8 +6,7 @@ use super::{TcpFlags, TcpSegment, Transport, Tunnel, TunnelKind, MAX_TUNNEL_DEPT
 use crate::weird::Weird;
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
-    Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice,
-    TcpHeaderSlice,
+    Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice,
 };
 use std::net::IpAddr;
 
@@ -52,7 +51,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Checks a stated IP length against the captured bytes.
-    fn bounds(&self, off: usize, header_len: usize, ip_len: usize) -> Result<IpBounds, DecodeError> {
+    fn bounds(
+        &self,
+        off: usize,
+        header_len: usize,
+        ip_len: usize,
+    ) -> Result<IpBounds, DecodeError> {
         let available = self.data.len() - off;
         if ip_len < header_len {
             return err(Weird::BadIpv4TotalLength, off);
@@ -78,9 +82,9 @@ impl<'a> Decoder<'a> {
         let h = Ipv4HeaderSlice::from_slice(&self.data[off..]).map_err(|e| DecodeError {
             weird: match e {
                 ipv4::HeaderSliceError::Len(_) => Weird::TruncatedIpHeader,
-                ipv4::HeaderSliceError::Content(ipv4::HeaderError::UnexpectedVersion { .. }) => {
-                    Weird::BadIpVersion
-                }
+                ipv4::HeaderSliceError::Content(ipv4::HeaderError::UnexpectedVersion {
+                    ..
+                }) => Weird::BadIpVersion,
                 ipv4::HeaderSliceError::Content(_) => Weird::BadIpv4HeaderLength,
             },
             offset: off,
@@ -129,11 +133,12 @@ impl<'a> Decoder<'a> {
         };
         let b = self.bounds(off, 40, ip_len)?;
         let (exts, next, _) =
-            Ipv6ExtensionsSlice::from_slice(h.next_header(), &self.data[b.l4_off..b.end])
-                .map_err(|_| DecodeError {
+            Ipv6ExtensionsSlice::from_slice(h.next_header(), &self.data[b.l4_off..b.end]).map_err(
+                |_| DecodeError {
                     weird: Weird::BadIpv6ExtensionHeader,
                     offset: b.l4_off,
-                })?;
+                },
+            )?;
         let ext_len = exts.slice().len();
         let mut fragment = None;
         for ext in exts {
@@ -211,12 +216,12 @@ impl<'a> Decoder<'a> {
                 let udp_len = u32::from(be16(l4, 4, Weird::TruncatedUdpHeader)?);
                 // The UDP length covers the whole datagram, also when this is
                 // its first fragment; 0 (jumbograms) or nonsense falls back to IP.
-                let payload_len = if udp_len >= 8 && (udp_len <= b.l4_len || info.fragment.is_some())
-                {
-                    udp_len - 8
-                } else {
-                    b.l4_len.saturating_sub(8)
-                };
+                let payload_len =
+                    if udp_len >= 8 && (udp_len <= b.l4_len || info.fragment.is_some()) {
+                        udp_len - 8
+                    } else {
+                        b.l4_len.saturating_sub(8)
+                    };
                 let packet = self.flow_packet(
                     info,
                     Transport::Udp {

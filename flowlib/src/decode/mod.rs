@@ -275,9 +275,9 @@ impl Transport<'_> {
             | Transport::Sctp {
                 src_port, dst_port, ..
             } => (src_port, dst_port),
-            Transport::Icmp { .. } | Transport::Other { .. } | Transport::NonFirstFragment { .. } => {
-                (0, 0)
-            }
+            Transport::Icmp { .. }
+            | Transport::Other { .. }
+            | Transport::NonFirstFragment { .. } => (0, 0),
         }
     }
 

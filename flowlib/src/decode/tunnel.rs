@@ -27,8 +27,12 @@ impl<'a> Decoder<'a> {
         let flags = byte(d, off, t)?;
         let flags2 = byte(d, off + 1, t)?;
         let proto = be16(d, off + 2, t)?;
-        let (checksum, routing, key, seq) =
-            (flags & 0x80 != 0, flags & 0x40 != 0, flags & 0x20 != 0, flags & 0x10 != 0);
+        let (checksum, routing, key, seq) = (
+            flags & 0x80 != 0,
+            flags & 0x40 != 0,
+            flags & 0x20 != 0,
+            flags & 0x10 != 0,
+        );
         let mut len = 4;
         let kind = match flags2 & 0x07 {
             0 => {
@@ -69,12 +73,20 @@ impl<'a> Decoder<'a> {
             }
             // ERSPAN type II has an 8-byte header and GRE sequence numbers;
             // type I has neither.
-            0x88be => (inner + if seq { 8 } else { 0 }, Next::Ethernet, TunnelKind::Erspan),
+            0x88be => (
+                inner + if seq { 8 } else { 0 },
+                Next::Ethernet,
+                TunnelKind::Erspan,
+            ),
             0x22eb => {
                 // ERSPAN type III: 12 bytes, plus 8 of platform-specific
                 // sub-header when its O flag is set.
                 let o = byte(d, inner + 11, t)? & 0x01;
-                (inner + 12 + 8 * usize::from(o), Next::Ethernet, TunnelKind::Erspan)
+                (
+                    inner + 12 + 8 * usize::from(o),
+                    Next::Ethernet,
+                    TunnelKind::Erspan,
+                )
             }
             _ => return err(Weird::UnsupportedGre, off),
         })

@@ -1,0 +1,49 @@
+//! Flow table settings, with Zeek's defaults.
+
+use std::time::Duration;
+
+/// Timeouts and limits of a [`crate::table::FlowTable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Idle timeout of established TCP connections (Zeek `tcp_inactivity_timeout`, 5 min).
+    pub tcp_idle: Duration,
+    /// Idle timeout of UDP flows, and of TCP before its handshake completes
+    /// (Zeek `udp_inactivity_timeout`, 1 min).
+    pub udp_idle: Duration,
+    /// Idle timeout of ICMP flows (Zeek `icmp_inactivity_timeout`, 1 min).
+    pub icmp_idle: Duration,
+    /// Idle timeout of other IP protocols (Zeek `unknown_ip_inactivity_timeout`, 1 min).
+    pub other_idle: Duration,
+    /// How long a closed TCP connection lingers to absorb late packets
+    /// before its record is emitted (Zeek `tcp_close_delay`, 5 s).
+    pub tcp_close_delay: Duration,
+    /// How long an unanswered SYN waits for an answer (Zeek `tcp_attempt_delay`, 5 s).
+    pub tcp_attempt_delay: Duration,
+    /// Emit an interim record (end reason `active`) for flows running this
+    /// long, and again every such period; `None` disables interim records.
+    pub active_timeout: Option<Duration>,
+    /// Hard cap on live flows; beyond it the flows nearest to expiry are
+    /// evicted (end reason `evicted`).
+    pub max_flows: usize,
+    /// Cap on tracked IP fragment trains (for attributing non-first fragments).
+    pub max_fragment_trains: usize,
+    /// How long a fragment train is remembered.
+    pub fragment_timeout: Duration,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            tcp_idle: Duration::from_secs(300),
+            udp_idle: Duration::from_secs(60),
+            icmp_idle: Duration::from_secs(60),
+            other_idle: Duration::from_secs(60),
+            tcp_close_delay: Duration::from_secs(5),
+            tcp_attempt_delay: Duration::from_secs(5),
+            active_timeout: Some(Duration::from_secs(3600)),
+            max_flows: 1_000_000,
+            max_fragment_trains: 65_536,
+            fragment_timeout: Duration::from_secs(30),
+        }
+    }
+}

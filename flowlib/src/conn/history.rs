@@ -1,0 +1,122 @@
+//! Zeek's `history` string: letters in order of first occurrence per
+//! direction, upper case for the originator, with scaled repeats for
+//! retransmissions, zero windows and gaps.
+
+/// History bits, per role; the responder's are shifted left by 16.
+pub(crate) mod bit {
+    pub const SYN: u32 = 0x1;
+    pub const FIN: u32 = 0x2;
+    pub const RST: u32 = 0x4;
+    pub const FIN_RST: u32 = 0x8;
+    pub const DATA: u32 = 0x10;
+    pub const ACK: u32 = 0x20;
+    pub const MULTI_FLAG: u32 = 0x40;
+}
+
+/// Longest history kept; later letters are dropped (Zeek's histories of
+/// real connections stay far below this).
+const MAX_LEN: usize = 30;
+
+/// The history string, stored inline.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct History {
+    seen: u32,
+    len: u8,
+    letters: [u8; MAX_LEN],
+}
+
+impl History {
+    /// Appends `letter` (lower-cased for the responder) the first time `mask`
+    /// is seen for that role; returns whether it had been seen before.
+    pub(crate) fn check(&mut self, is_orig: bool, mask: u32, letter: u8) -> bool {
+        let mask = if is_orig { mask } else { mask << 16 };
+        if self.seen & mask != 0 {
+            return true;
+        }
+        self.seen |= mask;
+        self.push(cased(is_orig, letter));
+        false
+    }
+
+    /// Appends a letter unconditionally (cased by role).
+    pub(crate) fn add(&mut self, is_orig: bool, letter: u8) {
+        self.push(cased(is_orig, letter));
+    }
+
+    /// Appends the flip marker.
+    pub(crate) fn flip(&mut self) {
+        self.push(b'^');
+    }
+
+    fn push(&mut self, c: u8) {
+        if usize::from(self.len) < MAX_LEN {
+            self.letters[usize::from(self.len)] = c;
+            self.len += 1;
+        }
+    }
+
+    /// The letters so far.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.letters[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+fn cased(is_orig: bool, letter: u8) -> u8 {
+    if is_orig {
+        letter.to_ascii_uppercase()
+    } else {
+        letter.to_ascii_lowercase()
+    }
+}
+
+/// A repeated event recorded at its 1st, 10th, 100th, ... occurrence.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ScaledCounter {
+    count: u32,
+    threshold: u32,
+}
+
+impl Default for ScaledCounter {
+    fn default() -> Self {
+        ScaledCounter {
+            count: 0,
+            threshold: 1,
+        }
+    }
+}
+
+impl ScaledCounter {
+    /// Counts one occurrence; returns whether it is one to record.
+    pub(crate) fn bump(&mut self) -> bool {
+        self.count = self.count.saturating_add(1);
+        if self.count == self.threshold {
+            self.threshold = self.threshold.saturating_mul(10);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letters_once_per_role_and_cased() {
+        let mut h = History::default();
+        h.check(true, bit::SYN, b'S');
+        h.check(false, bit::SYN, b'H');
+        h.check(true, bit::ACK, b'A');
+        h.check(true, bit::ACK, b'A');
+        h.check(false, bit::DATA, b'D');
+        assert_eq!(h.as_str(), "ShAd");
+    }
+
+    #[test]
+    fn scaled_counter_fires_at_powers_of_ten() {
+        let mut c = ScaledCounter::default();
+        let fired: Vec<u32> = (1..=1000).filter(|_| c.bump()).collect();
+        assert_eq!(fired.len(), 4);
+    }
+}

@@ -1,0 +1,666 @@
+//! Zeek's TCP endpoint state machine, sequence-space byte accounting and
+//! ACK-driven content-gap detection (`missed_bytes`).
+//!
+//! Endpoints are indexed by *side* (0 = the flow key's `lo` endpoint, 1 =
+//! `hi`); roles (originator / responder) are a separate, flippable mapping.
+
+use super::history::{bit, History, ScaledCounter};
+use crate::decode::TcpSegment;
+
+/// Sequence jumps larger than this on SYN/RST are not trusted.
+const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
+
+/// Out-of-order data blocks remembered per endpoint for gap accounting.
+const MAX_BLOCKS: usize = 4;
+
+/// State of one TCP endpoint, with Zeek's meanings.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum EpState {
+    #[default]
+    Inactive,
+    SynSent,
+    SynAckSent,
+    Partial,
+    Established,
+    Closed,
+    Reset,
+}
+
+impl EpState {
+    fn is_handshake(self) -> bool {
+        matches!(self, EpState::Inactive | EpState::SynSent | EpState::SynAckSent)
+    }
+}
+
+/// Received-data bookkeeping, enough to find the holes an ACK reveals.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Reassembly {
+    /// Next relative sequence number not yet received in order.
+    next: u64,
+    /// Highest relative sequence number acknowledged so far.
+    trim: u64,
+    /// Out-of-order blocks `[start, end)` above `next`.
+    blocks: [(u64, u64); MAX_BLOCKS],
+    n_blocks: u8,
+}
+
+impl Default for Reassembly {
+    fn default() -> Self {
+        Reassembly {
+            next: 1,
+            trim: 0,
+            blocks: [(0, 0); MAX_BLOCKS],
+            n_blocks: 0,
+        }
+    }
+}
+
+impl Reassembly {
+    /// Records data `[start, end)` as received.
+    fn data(&mut self, start: u64, end: u64) {
+        let start = start.max(self.trim.min(end));
+        if start >= end {
+            return;
+        }
+        if start <= self.next {
+            self.next = self.next.max(end);
+            self.absorb_blocks();
+        } else if usize::from(self.n_blocks) < MAX_BLOCKS {
+            self.blocks[usize::from(self.n_blocks)] = (start, end);
+            self.n_blocks += 1;
+        }
+        // With every slot taken the block is forgotten; if it is ever
+        // acknowledged it is counted as missed, the conservative error.
+    }
+
+    /// Moves `next` over blocks that have become contiguous.
+    fn absorb_blocks(&mut self) {
+        loop {
+            let mut advanced = false;
+            let mut i = 0;
+            while i < usize::from(self.n_blocks) {
+                let (s, e) = self.blocks[i];
+                if s <= self.next {
+                    self.next = self.next.max(e);
+                    self.remove_block(i);
+                    advanced = true;
+                } else {
+                    i += 1;
+                }
+            }
+            if !advanced {
+                break;
+            }
+        }
+    }
+
+    fn remove_block(&mut self, i: usize) {
+        let n = usize::from(self.n_blocks);
+        self.blocks[i] = self.blocks[n - 1];
+        self.n_blocks -= 1;
+    }
+
+    /// The peer acknowledged everything below `up_to`: returns the bytes
+    /// that were never received (the gaps), advancing past them.
+    fn undelivered(&mut self, up_to: u64, mut gap: impl FnMut(u64)) {
+        // Blocks in sequence order between next and up_to.
+        loop {
+            let mut best: Option<usize> = None;
+            for i in 0..usize::from(self.n_blocks) {
+                let (s, _) = self.blocks[i];
+                if s < up_to && best.is_none_or(|b| s < self.blocks[b].0) {
+                    best = Some(i);
+                }
+            }
+            let Some(i) = best else { break };
+            let (s, e) = self.blocks[i];
+            if s > self.next {
+                gap(s - self.next);
+            }
+            self.next = self.next.max(e);
+            self.remove_block(i);
+        }
+        if up_to > self.next {
+            gap(up_to - self.next);
+            self.next = up_to;
+        }
+    }
+}
+
+/// One TCP endpoint.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TcpEndpoint {
+    pub(crate) state: EpState,
+    pub(crate) prev_state: EpState,
+    start_seq: u32,
+    last_seq: u32,
+    ack_seq: u32,
+    seq_wraps: u32,
+    ack_wraps: u32,
+    fin_cnt: u32,
+    fin_seq: u64,
+    pub(crate) did_close: bool,
+    seen: bool,
+    hist_last_syn: i64,
+    hist_last_fin: i64,
+    hist_last_rst: i64,
+    rxmit: ScaledCounter,
+    zero_window: ScaledCounter,
+    gaps: ScaledCounter,
+    reasm: Reassembly,
+}
+
+impl TcpEndpoint {
+    fn set_state(&mut self, s: EpState) {
+        if s != self.state {
+            self.prev_state = self.state;
+            self.state = s;
+        }
+    }
+
+    fn init_seq(&mut self, start: u32, last: u32) {
+        self.start_seq = start;
+        self.ack_seq = start;
+        self.last_seq = last;
+        self.seq_wraps = 0;
+        self.ack_wraps = 0;
+    }
+
+    fn update_last_seq_value(&mut self, v: u32) {
+        if v < self.last_seq {
+            self.seq_wraps += 1;
+        }
+        self.last_seq = v;
+    }
+
+    fn no_data_acked(&self) -> bool {
+        let ack = (u64::from(self.ack_wraps) << 32) + u64::from(self.ack_seq);
+        let start = u64::from(self.start_seq);
+        ack == start || ack == start + 1
+    }
+
+    /// Payload bytes sent, from sequence space as Zeek's `TCP_Endpoint::Size`.
+    fn size(&self, peer: &TcpEndpoint) -> u64 {
+        if self.prev_state == EpState::SynSent
+            && self.state == EpState::Reset
+            && peer.state == EpState::Inactive
+            && !self.no_data_acked()
+        {
+            return 0;
+        }
+        let last = (u64::from(self.seq_wraps) << 32) + u64::from(self.last_seq);
+        let ack = (u64::from(self.ack_wraps) << 32) + u64::from(self.ack_seq);
+        let mut size = last.max(ack).saturating_sub(u64::from(self.start_seq));
+        if size > 0 {
+            size -= 1;
+        }
+        if self.fin_cnt > 0 && size > 0 {
+            size -= 1;
+        }
+        size
+    }
+
+    /// Both "clean" for gap reporting: established, or closed from established.
+    fn is_clean(&self) -> bool {
+        self.state == EpState::Established
+            || (self.state == EpState::Closed && self.prev_state == EpState::Established)
+    }
+}
+
+/// What a segment did to the connection.
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct SegmentOutcome {
+    /// The segment moves the connection's last-activity time.
+    pub(crate) touch: bool,
+    /// Roles were swapped (SYN / SYN-ACK reversal).
+    pub(crate) flipped: bool,
+    /// The connection is now completely closed (removal after the close delay).
+    pub(crate) close_complete: bool,
+}
+
+/// TCP state of one connection.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TcpConn {
+    pub(crate) ep: [TcpEndpoint; 2],
+    is_partial: bool,
+    pub(crate) missed_bytes: u64,
+}
+
+fn seq_delta(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+/// Zeek's `get_relative_seq`: sequence number relative to the endpoint's
+/// start, with wraps; `None` on underflow.
+fn relative_seq(start: u32, cur: u32, last: u32, wraps: u32) -> Option<u64> {
+    let delta = seq_delta(cur, last);
+    let mut wraps = i64::from(wraps);
+    if delta < 0 && cur > last {
+        wraps -= 1;
+    } else if delta > 0 && cur < last {
+        wraps += 1;
+    }
+    if wraps <= 0 {
+        let d = seq_delta(cur, start);
+        (d >= 0).then_some(d as u64)
+    } else {
+        Some(((wraps as u64) << 32) + u64::from(cur)).map(|v| v.wrapping_sub(u64::from(start)))
+    }
+}
+
+impl TcpConn {
+    /// Payload bytes of `side`.
+    pub(crate) fn size(&self, side: usize) -> u64 {
+        self.ep[side].size(&self.ep[1 - side])
+    }
+
+    /// Whether either side has closed (FIN or RST processed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ep[0].did_close || self.ep[1].did_close
+    }
+
+    /// Zeek's `IsReuse`: does this SYN start a new connection on the same tuple?
+    pub(crate) fn is_reuse(&self, seg: &TcpSegment<'_>, orig: usize) -> bool {
+        if !seg.flags.syn() {
+            return false;
+        }
+        let resp = 1 - orig;
+        let mut conn_orig = orig;
+        if seg.flags.ack() {
+            if self.ep[orig].state != EpState::Inactive {
+                return false;
+            }
+            conn_orig = resp;
+        }
+        if !self.is_closed() {
+            let co = &self.ep[conn_orig];
+            if seg.seq == co.start_seq {
+                return false;
+            }
+            if !seg.flags.ack()
+                && co.state == EpState::SynAckSent
+                && self.ep[resp].state == EpState::Inactive
+                && seg.seq == self.ep[resp].start_seq
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the connection left the handshake (inactivity timeout switches
+    /// from UDP's to TCP's).
+    pub(crate) fn past_handshake(&self) -> bool {
+        !(self.ep[0].state.is_handshake() && self.ep[1].state.is_handshake())
+    }
+
+    /// Whether an unanswered connection attempt is pending (orig sent SYN,
+    /// responder silent): Zeek removes these after `tcp_attempt_delay`.
+    pub(crate) fn is_attempt(&self, orig: usize) -> bool {
+        matches!(self.ep[orig].state, EpState::SynSent | EpState::SynAckSent)
+            && self.ep[1 - orig].state == EpState::Inactive
+    }
+
+    /// Processes one segment sent by `s`; `orig` is the originator's side
+    /// (flipped in place on a SYN / SYN-ACK reversal). `complete` says the
+    /// payload was fully captured.
+    pub(crate) fn segment(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        s: usize,
+        orig: &mut usize,
+        complete: bool,
+        hist: &mut History,
+    ) -> SegmentOutcome {
+        let p = 1 - s;
+        let mut out = SegmentOutcome::default();
+        let flags = seg.flags;
+        let (syn, fin, rst, ack) = (flags.syn(), flags.fin(), flags.rst(), flags.ack());
+        let len = seg.payload_len;
+        let is_orig = s == *orig;
+
+        // Zeek's SetPartialStatus.
+        if is_orig {
+            if !self.ep[s].seen {
+                self.is_partial = !syn || ack;
+            }
+        } else if !self.ep[s].seen && !self.is_partial {
+            self.is_partial = !syn;
+        }
+
+        let seg_len = if rst {
+            u32::from(syn) + u32::from(fin)
+        } else {
+            len.wrapping_add(u32::from(syn) + u32::from(fin))
+        };
+        let seq_one_past = seg.seq.wrapping_add(seg_len);
+        self.init_endpoint(s, syn, seg.seq, seq_one_past);
+
+        let e = &self.ep[s];
+        let rel = relative_seq(e.start_seq, seg.seq, e.last_seq, e.seq_wraps);
+        let underflow = rel.is_none();
+        let rel_seq = rel.map_or(-1, |v| v as i64);
+
+        self.history(hist, s, is_orig, syn, fin, rst, ack, rel_seq, len);
+
+        // Zero window (W/w), before the state machine.
+        if seg.window == 0
+            && !rst
+            && self.ep[p].state != EpState::Closed
+            && self.ep[s].state != EpState::Reset
+            && self.ep[s].zero_window.bump()
+        {
+            hist.add(is_orig, b'W');
+        }
+
+        out.touch = !(self.ep[0].did_close && self.ep[1].did_close);
+
+        if fin {
+            let e = &mut self.ep[s];
+            e.fin_cnt += 1;
+            e.fin_seq = (rel_seq.max(0) as u64).wrapping_add(u64::from(seg_len));
+        }
+
+        let mut rel_ack: Option<u64> = None;
+        if ack {
+            if self.ep[p].state == EpState::Inactive {
+                rel_ack = Some(1);
+                let peer = &mut self.ep[p];
+                let a = seg.ack.wrapping_sub(1);
+                peer.init_seq(a, a);
+            } else {
+                let peer = &self.ep[p];
+                let r = relative_seq(peer.start_seq, seg.ack, peer.ack_seq, peer.ack_wraps);
+                if r.is_some() && !rst {
+                    let peer = &mut self.ep[p];
+                    let delta = seq_delta(seg.ack, peer.ack_seq);
+                    if delta > 0 && !(seg.ack == 0 && delta > TOO_LARGE_SEQ_DELTA) {
+                        if seg.ack < peer.ack_seq {
+                            peer.ack_wraps += 1;
+                        }
+                        peer.ack_seq = seg.ack;
+                    }
+                }
+                rel_ack = r;
+            }
+        }
+
+        self.update_last_seq(s, is_orig, seq_one_past, syn, fin, rst, len, hist);
+
+        let (do_close, flipped) = self.state_machine(s, *orig, syn, fin, rst, ack, seg.seq, len);
+        if flipped {
+            *orig = 1 - *orig;
+            hist.flip();
+            out.flipped = true;
+        }
+
+        if let Some(rel_ack) = rel_ack {
+            self.ack_received(p, rel_ack, *orig, hist);
+        }
+
+        let rel_data_seq = if syn { rel_seq + 1 } else { rel_seq };
+        if len > 0 && complete && !rst && !underflow {
+            let start = rel_data_seq.max(0) as u64;
+            self.ep[s].reasm.data(start, start + u64::from(len));
+        }
+
+        if do_close && !self.ep[s].did_close {
+            self.ep[s].did_close = true;
+            out.close_complete = self.ep[s].state == EpState::Reset
+                || self.ep[p].did_close
+                || self.ep[p].state == EpState::Inactive;
+        }
+        self.ep[s].seen = true;
+        out
+    }
+
+    /// Zeek's `init_endpoint`: (re)initialises the sender's sequence space.
+    fn init_endpoint(&mut self, s: usize, syn: bool, seq: u32, seq_one_past: u32) {
+        let e = &mut self.ep[s];
+        match e.state {
+            EpState::Inactive => {
+                if syn {
+                    e.init_seq(seq, seq_one_past);
+                } else {
+                    e.init_seq(seq.wrapping_sub(1), seq);
+                }
+            }
+            EpState::SynSent | EpState::SynAckSent => {
+                if syn && seq != e.start_seq {
+                    e.init_seq(seq, seq_one_past);
+                }
+            }
+            EpState::Established | EpState::Partial => {
+                if syn {
+                    e.init_seq(seq, seq_one_past);
+                }
+            }
+            EpState::Reset => {
+                if syn && e.prev_state == EpState::Inactive {
+                    e.init_seq(seq, seq_one_past);
+                }
+            }
+            EpState::Closed => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn history(
+        &mut self,
+        hist: &mut History,
+        s: usize,
+        is_orig: bool,
+        syn: bool,
+        fin: bool,
+        rst: bool,
+        ack: bool,
+        rel_seq: i64,
+        len: u32,
+    ) {
+        let bits = u32::from(syn) + u32::from(fin) + u32::from(rst);
+        let e = &mut self.ep[s];
+        if bits >= 2 {
+            if fin && rst {
+                hist.check(is_orig, bit::FIN_RST, b'I');
+            } else {
+                hist.check(is_orig, bit::MULTI_FLAG, b'Q');
+            }
+        } else if bits == 1 {
+            if syn {
+                let letter = if ack { b'H' } else { b'S' };
+                if hist.check(is_orig, bit::SYN, letter) && rel_seq != e.hist_last_syn {
+                    hist.add(is_orig, letter);
+                }
+                e.hist_last_syn = rel_seq;
+            }
+            if fin {
+                let key = rel_seq + i64::from(len);
+                if hist.check(is_orig, bit::FIN, b'F') && key != e.hist_last_fin {
+                    hist.add(is_orig, b'F');
+                }
+                e.hist_last_fin = key;
+            }
+            if rst {
+                if hist.check(is_orig, bit::RST, b'R') && rel_seq != e.hist_last_rst {
+                    hist.add(is_orig, b'R');
+                }
+                e.hist_last_rst = rel_seq;
+            }
+        } else if len > 0 {
+            hist.check(is_orig, bit::DATA, b'D');
+        } else if ack {
+            hist.check(is_orig, bit::ACK, b'A');
+        }
+    }
+
+    /// Zeek's `update_last_seq`, incl. retransmission detection (T/t).
+    #[allow(clippy::too_many_arguments)]
+    fn update_last_seq(
+        &mut self,
+        s: usize,
+        is_orig: bool,
+        last: u32,
+        syn: bool,
+        fin: bool,
+        rst: bool,
+        len: u32,
+        hist: &mut History,
+    ) {
+        let e = &mut self.ep[s];
+        let delta = seq_delta(last, e.last_seq);
+        if (syn || rst) && (delta > TOO_LARGE_SEQ_DELTA || delta < -TOO_LARGE_SEQ_DELTA) {
+            // Not trusted.
+        } else if fin && e.last_seq == e.start_seq.wrapping_add(1) {
+            e.update_last_seq_value(last);
+        } else if e.state == EpState::Reset {
+            // Nothing after a RST is trusted.
+        } else if delta > 0 {
+            e.update_last_seq_value(last);
+        } else if len > 0 && e.rxmit.bump() {
+            hist.add(is_orig, b'T');
+        }
+    }
+
+    /// Zeek's `UpdateStateMachine`; returns (close this endpoint, roles flipped).
+    #[allow(clippy::too_many_arguments)]
+    fn state_machine(
+        &mut self,
+        s: usize,
+        orig: usize,
+        syn: bool,
+        fin: bool,
+        rst: bool,
+        ack: bool,
+        seq: u32,
+        len: u32,
+    ) -> (bool, bool) {
+        let p = 1 - s;
+        let is_orig = s == orig;
+        let mut do_close = false;
+        let mut flipped = false;
+        match self.ep[s].state {
+            EpState::Inactive => {
+                if syn {
+                    if is_orig {
+                        let st = if ack {
+                            EpState::SynAckSent
+                        } else {
+                            EpState::SynSent
+                        };
+                        self.ep[s].set_state(st);
+                    } else {
+                        if !ack
+                            && self.ep[p].state == EpState::SynAckSent
+                            && seq == self.ep[s].start_seq
+                        {
+                            // SYN / SYN-ACK reversal: the SYN-ACK sender was
+                            // really the responder.
+                            self.is_partial = false;
+                            flipped = true;
+                            self.ep[p].set_state(EpState::Established);
+                        }
+                        if self.ep[p].state == EpState::SynSent {
+                            self.ep[p].set_state(EpState::Established);
+                        }
+                        self.ep[s].set_state(EpState::Established);
+                    }
+                }
+                if fin {
+                    self.ep[s].set_state(EpState::Closed);
+                    do_close = true;
+                }
+                if rst {
+                    self.ep[s].set_state(EpState::Reset);
+                    do_close = true;
+                }
+                if self.ep[s].state == EpState::Inactive {
+                    if !is_orig && len == 0 && self.ep[p].state == EpState::SynSent {
+                        // An ACK of a SYN sent before the SYN-ACK: stay inactive.
+                    } else if ack && self.ep[p].state == EpState::Established {
+                        self.ep[s].set_state(EpState::Established);
+                        self.is_partial = false;
+                    } else {
+                        self.ep[s].set_state(EpState::Partial);
+                    }
+                }
+            }
+            EpState::SynSent | EpState::SynAckSent => {
+                if fin {
+                    self.ep[s].set_state(EpState::Closed);
+                    do_close = true;
+                }
+                if rst {
+                    self.ep[s].set_state(EpState::Reset);
+                    do_close = true;
+                }
+            }
+            EpState::Established | EpState::Partial => {
+                if syn
+                    && self.ep[s].state == EpState::Partial
+                    && self.ep[p].state == EpState::Inactive
+                    && !ack
+                {
+                    self.ep[s].set_state(EpState::SynSent);
+                }
+                if fin && !rst {
+                    self.ep[s].set_state(EpState::Closed);
+                    if self.ep[p].state == EpState::Reset
+                        && self.ep[p].prev_state == EpState::Closed
+                    {
+                        self.ep[p].set_state(EpState::Closed);
+                    }
+                    do_close = true;
+                } else if rst {
+                    self.ep[s].set_state(EpState::Reset);
+                    do_close = true;
+                }
+            }
+            EpState::Closed => {
+                if rst && self.ep[p].state != EpState::Closed {
+                    self.ep[s].set_state(EpState::Reset);
+                    if !self.ep[s].did_close {
+                        do_close = true;
+                    }
+                }
+            }
+            EpState::Reset => {}
+        }
+        (do_close, flipped)
+    }
+
+    /// The peer acknowledged up to `rel_ack` of side `e`'s data: trims, and
+    /// counts never-received bytes below it as gaps.
+    fn ack_received(&mut self, e: usize, rel_ack: u64, orig: usize, hist: &mut History) {
+        let clean = self.ep[0].is_clean() && self.ep[1].is_clean();
+        let is_partial = self.is_partial;
+        let ep = &mut self.ep[e];
+        let mut seq = rel_ack;
+        if ep.fin_cnt > 0 && seq >= ep.fin_seq {
+            seq = ep.fin_seq.saturating_sub(1);
+        }
+        if seq <= ep.reasm.trim {
+            return;
+        }
+        ep.reasm.trim = seq;
+        if seq <= ep.reasm.next {
+            return;
+        }
+        if seq <= 2 && is_partial {
+            return;
+        }
+        let mut missed = 0;
+        let mut gaps = 0;
+        ep.reasm.undelivered(seq, |n| {
+            missed += n;
+            gaps += 1;
+        });
+        if clean && missed > 0 {
+            self.missed_bytes += missed;
+            for _ in 0..gaps {
+                if self.ep[e].gaps.bump() {
+                    hist.add(e == orig, b'G');
+                }
+            }
+        }
+    }
+}

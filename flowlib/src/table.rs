@@ -1,0 +1,258 @@
+//! The flow table: connections keyed by [`FlowKey`] in a hashbrown map,
+//! driven only by capture time.
+//!
+//! Each connection files itself in a one-second timer wheel under the time
+//! it is due to end (idle timeout, close delay, unanswered attempt) or to
+//! report an interim record. Firing is lazy: a connection whose deadline
+//! moved later is simply re-filed. A packet for a connection whose deadline
+//! has passed ends the old connection first, so results do not depend on
+//! how often timers are run. One table per shard: no global state.
+
+use crate::config::TableConfig;
+use crate::conn::{packet_endpoints, Conn};
+use crate::decode::FlowPacket;
+use crate::key::FlowKey;
+use crate::record::{ConnRecord, EndReason};
+use crate::time::Timestamp;
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
+
+/// Counters of a [`FlowTable`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    /// Connections created.
+    pub created: u64,
+    /// Records emitted per end reason, indexed like [`EndReason::ALL`].
+    pub ended: [u64; EndReason::ALL.len()],
+    /// Most connections live at once.
+    pub peak_live: u64,
+}
+
+impl TableStats {
+    /// Records emitted with `reason`.
+    pub fn ended(&self, reason: EndReason) -> u64 {
+        self.ended[reason as usize]
+    }
+
+    /// Adds `other` into `self` (merging shards).
+    pub fn merge(&mut self, other: &TableStats) {
+        self.created += other.created;
+        for (a, b) in self.ended.iter_mut().zip(other.ended.iter()) {
+            *a += b;
+        }
+        self.peak_live += other.peak_live;
+    }
+}
+
+/// A bidirectional flow table.
+pub struct FlowTable {
+    cfg: TableConfig,
+    flows: HashMap<FlowKey, Conn>,
+    /// Second -> keys due in that second (lazily validated).
+    timers: BTreeMap<i64, Vec<FlowKey>>,
+    spare: Vec<Vec<FlowKey>>,
+    stats: TableStats,
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new(cfg: TableConfig) -> FlowTable {
+        FlowTable {
+            flows: HashMap::with_capacity(cfg.max_flows.min(1 << 16)),
+            cfg,
+            timers: BTreeMap::new(),
+            spare: Vec::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    /// The table's settings.
+    pub fn config(&self) -> &TableConfig {
+        &self.cfg
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// The key a packet belongs to, and whether its sender is the key's `lo`
+    /// side. One-way ICMP messages keep their direction, as in Zeek.
+    pub fn key_of(p: &FlowPacket<'_>) -> (FlowKey, bool) {
+        let (src, dst, one_way) = packet_endpoints(p);
+        if one_way {
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    proto: p.ip.proto,
+                    vlan: p.vlan,
+                    inner_vlan: p.inner_vlan,
+                },
+                true,
+            )
+        } else {
+            FlowKey::new(src, dst, p.ip.proto, p.vlan, p.inner_vlan)
+        }
+    }
+
+    /// Applies one flow-bearing packet at capture time `ts`; records of
+    /// connections that end on the way are appended to `out`. `complete`
+    /// says the payload was fully captured. Returns the packet's key and
+    /// sender side.
+    pub fn update(
+        &mut self,
+        p: &FlowPacket<'_>,
+        ts: Timestamp,
+        complete: bool,
+        out: &mut Vec<ConnRecord>,
+    ) -> (FlowKey, bool) {
+        self.advance(ts, out);
+        let (key, src_is_lo) = Self::key_of(p);
+        if let Some(conn) = self.flows.get_mut(&key) {
+            let (deadline, reason) = conn.deadline(&self.cfg);
+            if deadline <= ts && reason == EndReason::Active {
+                out.push(conn.record(&key, EndReason::Active));
+                self.stats.ended[EndReason::Active as usize] += 1;
+                conn.interim_emitted(ts, &self.cfg);
+            } else if deadline <= ts {
+                self.end(&key, reason, out);
+            } else if conn.is_reuse(p) {
+                self.end(&key, EndReason::Reuse, out);
+            }
+        }
+        let cfg = &self.cfg;
+        let conn = match self.flows.get_mut(&key) {
+            Some(conn) => conn,
+            None => {
+                if self.flows.len() >= cfg.max_flows {
+                    self.evict_one(out);
+                }
+                self.stats.created += 1;
+                let conn = Conn::new(p, src_is_lo, ts, &self.cfg);
+                self.flows.insert(key, conn);
+                self.stats.peak_live = self.stats.peak_live.max(self.flows.len() as u64);
+                self.flows.get_mut(&key).expect("just inserted")
+            }
+        };
+        conn.update(p, src_is_lo, ts, complete, &self.cfg);
+        let slot = conn.deadline(&self.cfg).0.secs();
+        if slot < conn.timer_slot || conn.timer_slot == i64::MIN {
+            conn.timer_slot = slot;
+            self.file(slot, key);
+        }
+        (key, src_is_lo)
+    }
+
+    /// Counts a non-first IP fragment for an existing connection; `false`
+    /// if the connection is gone.
+    pub fn add_fragment(&mut self, key: &FlowKey, src_is_lo: bool, ip_len: u32, ts: Timestamp) -> bool {
+        match self.flows.get_mut(key) {
+            Some(conn) => {
+                conn.add_fragment(src_is_lo, ip_len, ts);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves the table's clock to `now`: connections due before `now`'s
+    /// second end (or report interim records) and go to `out`.
+    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
+        let now_sec = now.secs();
+        while let Some(entry) = self.timers.first_entry() {
+            let slot = *entry.key();
+            if slot >= now_sec {
+                break;
+            }
+            let mut keys = entry.remove();
+            for key in keys.drain(..) {
+                self.fire(slot, key, now, out);
+            }
+            self.spare.push(keys);
+        }
+    }
+
+    fn fire(&mut self, slot: i64, key: FlowKey, now: Timestamp, out: &mut Vec<ConnRecord>) {
+        let Some(conn) = self.flows.get_mut(&key) else {
+            return;
+        };
+        if conn.timer_slot != slot {
+            return; // filed again under an earlier second since
+        }
+        let (deadline, reason) = conn.deadline(&self.cfg);
+        if deadline > now {
+            conn.timer_slot = deadline.secs();
+            self.file(deadline.secs(), key);
+        } else if reason == EndReason::Active {
+            out.push(conn.record(&key, EndReason::Active));
+            self.stats.ended[EndReason::Active as usize] += 1;
+            conn.interim_emitted(deadline, &self.cfg);
+            let next = conn.deadline(&self.cfg).0.secs();
+            conn.timer_slot = next;
+            self.file(next, key);
+        } else {
+            self.end(&key, reason, out);
+        }
+    }
+
+    fn file(&mut self, slot: i64, key: FlowKey) {
+        let spare = &mut self.spare;
+        self.timers
+            .entry(slot)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(key);
+    }
+
+    /// Removes a connection and emits its record.
+    fn end(&mut self, key: &FlowKey, reason: EndReason, out: &mut Vec<ConnRecord>) {
+        if let Some(conn) = self.flows.remove(key) {
+            out.push(conn.record(key, reason));
+            self.stats.ended[reason as usize] += 1;
+        }
+    }
+
+    /// Evicts the live connection nearest to its deadline.
+    fn evict_one(&mut self, out: &mut Vec<ConnRecord>) {
+        while let Some(mut entry) = self.timers.first_entry() {
+            let slot = *entry.key();
+            let keys = entry.get_mut();
+            while let Some(key) = keys.pop() {
+                if self.flows.get(&key).is_some_and(|c| c.timer_slot == slot) {
+                    self.end(&key, EndReason::Evicted, out);
+                    return;
+                }
+            }
+            let keys = entry.remove();
+            self.spare.push(keys);
+        }
+    }
+
+    /// Ends every live connection with `reason` (end of input, shutdown),
+    /// in a deterministic order: by start time, then key.
+    pub fn flush(&mut self, reason: EndReason, out: &mut Vec<ConnRecord>) {
+        let mut all: Vec<(FlowKey, Conn)> = self.flows.drain().collect();
+        all.sort_by(|a, b| a.1.start().cmp(&b.1.start()).then(a.0.cmp(&b.0)));
+        for (key, conn) in all {
+            out.push(conn.record(&key, reason));
+            self.stats.ended[reason as usize] += 1;
+        }
+        self.timers.clear();
+    }
+}
+
+/// Bytes of table memory per live connection, excluding the hash map's
+/// spare capacity: the key, the connection state, one timer-wheel entry.
+pub fn bytes_per_flow() -> usize {
+    std::mem::size_of::<FlowKey>() * 2 + std::mem::size_of::<Conn>() + 1
+}
