@@ -5,6 +5,7 @@
 pub mod config;
 pub mod conn;
 pub mod decode;
+pub mod export;
 pub mod fragment;
 pub mod key;
 pub mod link;

@@ -27,6 +27,17 @@ impl LinkType {
     /// Linux cooked capture v2 (`DLT_LINUX_SLL2`).
     pub const LINUX_SLL2: LinkType = LinkType(276);
 
+    /// Maps a libpcap `DLT_*` value (what `pcap_datalink()` returns) to the
+    /// `LINKTYPE_*` numbering used here. They differ only for a few
+    /// historical values, e.g. `DLT_RAW` is 12 (or 14 on OpenBSD) while
+    /// `LINKTYPE_RAW` is 101.
+    pub fn from_dlt(dlt: u32) -> LinkType {
+        match dlt {
+            12 | 14 => LinkType::RAW,
+            other => LinkType(other),
+        }
+    }
+
     /// Whether [`crate::decode::PacketView::parse`] understands this link type.
     pub fn is_supported(self) -> bool {
         matches!(self.0, 0 | 1 | 9 | 101 | 108 | 113 | 228 | 229 | 276)

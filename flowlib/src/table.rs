@@ -244,6 +244,7 @@ impl FlowTable {
         let mut all: Vec<(FlowKey, Conn)> = self.flows.drain().collect();
         all.sort_by(|a, b| a.1.start().cmp(&b.1.start()).then(a.0.cmp(&b.0)));
         for (key, conn) in all {
+            let reason = conn.flush_reason(reason);
             out.push(conn.record(&key, reason));
             self.stats.ended[reason as usize] += 1;
         }

@@ -268,6 +268,12 @@ impl Conn {
         best
     }
 
+    /// The end reason for a connection ended from outside (end of input,
+    /// shutdown): a connection already closed by FIN or RST says so.
+    pub(crate) fn flush_reason(&self, reason: EndReason) -> EndReason {
+        self.close_at.map_or(reason, |(_, r)| r)
+    }
+
     /// Schedules the next interim record after one was emitted at `now`.
     pub(crate) fn interim_emitted(&mut self, now: Timestamp, cfg: &TableConfig) {
         self.interim_at = cfg.active_timeout.map(|d| now.plus(d));

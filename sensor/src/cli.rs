@@ -1,0 +1,151 @@
+//! Command-line arguments, validated into configurations, and the
+//! `main -> run -> exit code` wiring.
+
+use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::output::{Format, Output};
+use crate::replay::{replay, ReplayConfig};
+use clap::{Args, Parser, Subcommand};
+use flowlib::TableConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Network security monitor for the trust relationships between customers
+/// and their IT service providers.
+#[derive(Debug, Parser)]
+#[command(name = "sensor", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay capture files (pcap or pcapng) into connection records.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `sensor replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Capture files, read as one timeline.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Write records to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only process packets matching this BPF expression.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Do not print the summary on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Flow table settings.
+    #[command(flatten)]
+    pub table: TableArgs,
+}
+
+/// Flow table settings (Zeek's defaults).
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// Idle timeout of established TCP connections, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub tcp_idle: u64,
+    /// Idle timeout of UDP flows (and TCP before the handshake), in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub udp_idle: u64,
+    /// Idle timeout of ICMP and other flows, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub icmp_idle: u64,
+    /// Emit interim records for flows running this long (0: never), in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub active_timeout: u64,
+    /// Most live flows; beyond it the flows nearest to expiry are evicted.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub max_flows: usize,
+}
+
+impl TableArgs {
+    /// The flow table configuration these arguments describe.
+    pub fn to_config(&self) -> TableConfig {
+        let secs = Duration::from_secs;
+        TableConfig {
+            tcp_idle: secs(self.tcp_idle),
+            udp_idle: secs(self.udp_idle),
+            icmp_idle: secs(self.icmp_idle),
+            other_idle: secs(self.icmp_idle),
+            active_timeout: (self.active_timeout > 0).then(|| secs(self.active_timeout)),
+            max_flows: self.max_flows.max(1),
+            ..TableConfig::default()
+        }
+    }
+}
+
+/// Parses arguments, runs, and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("sensor: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs a parsed command; `Ok` carries the exit code.
+pub fn run(cli: Cli) -> Result<u8, SensorError> {
+    match cli.command {
+        Command::Replay(args) => {
+            let cfg = ReplayConfig {
+                files: args.files,
+                bpf: args.bpf,
+                table: args.table.to_config(),
+                progress: !args.no_progress,
+            };
+            let mut out = Output::open(args.output.as_deref(), args.format)?;
+            let outcome = replay(&cfg, &mut out)?;
+            if !args.quiet {
+                eprintln!("{}", outcome.summary);
+            }
+            match outcome.input_error {
+                Some(e) => {
+                    eprintln!("sensor: {}", error_chain(&e));
+                    Ok(EXIT_INPUT_ENDED_EARLY)
+                }
+                None => Ok(EXIT_OK),
+            }
+        }
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Logs go to stderr; `RUST_LOG` selects the level (default: warnings).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

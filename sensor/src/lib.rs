@@ -1,0 +1,11 @@
+//! The sensor: capture sources, the replay pipeline and outputs, wired to a
+//! command line. The binary is a thin `main` over [`cli::main`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod error;
+pub mod output;
+pub mod replay;
+pub mod source;
+pub mod summary;

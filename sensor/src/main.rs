@@ -1,0 +1,5 @@
+//! `sensor`: see `sensor --help`.
+
+fn main() -> std::process::ExitCode {
+    sensor::cli::main()
+}

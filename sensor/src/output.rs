@@ -1,0 +1,86 @@
+//! Where records go: stdout or a file, as JSON lines or Zeek TSV.
+
+use crate::error::SensorError;
+use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
+use flowlib::ConnRecord;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+/// Record formats.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line, Zeek field names.
+    Json,
+    /// Zeek's tab-separated conn.log.
+    Zeek,
+}
+
+/// The record output, which treats a closed pipe as a request to stop.
+pub struct Output {
+    writer: Box<dyn RecordWriter>,
+    closed: bool,
+    written: u64,
+}
+
+impl Output {
+    /// Opens `path` (or stdout when `None`) for `format`.
+    pub fn open(path: Option<&Path>, format: Format) -> Result<Output, SensorError> {
+        let sink: Box<dyn Write> = match path {
+            Some(p) => Box::new(BufWriter::with_capacity(
+                1 << 16,
+                File::create(p).map_err(SensorError::Output)?,
+            )),
+            None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        };
+        let writer: Box<dyn RecordWriter> = match format {
+            Format::Json => Box::new(JsonLinesWriter::new(sink)),
+            Format::Zeek => Box::new(ZeekTsvWriter::new(sink)),
+        };
+        Ok(Output {
+            writer,
+            closed: false,
+            written: 0,
+        })
+    }
+
+    /// Writes records; after the reader went away (broken pipe) records are
+    /// dropped silently and [`Output::is_closed`] turns true.
+    pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
+        for r in records.drain(..) {
+            if self.closed {
+                continue;
+            }
+            match self.writer.write_record(&r) {
+                Ok(()) => self.written += 1,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
+                Err(e) => return Err(SensorError::Output(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and writes any trailer.
+    pub fn finish(&mut self) -> Result<(), SensorError> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.writer.finish() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other.map_err(SensorError::Output),
+        }
+    }
+
+    /// The reader closed the pipe.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Records written.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}

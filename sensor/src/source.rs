@@ -1,0 +1,162 @@
+//! Capture files read through libpcap (pcap and pcapng), with the record
+//! index and, for classic pcap, the byte offset of every record, so a
+//! truncated or corrupt file is reported precisely.
+
+use crate::error::SensorError;
+use flowlib::{LinkType, Timestamp};
+use pcap::{Capture, Offline, Precision};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Classic pcap file header length.
+const PCAP_FILE_HEADER: u64 = 24;
+/// Classic pcap record header length.
+const PCAP_RECORD_HEADER: u64 = 16;
+
+/// The container format of a capture file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Classic libpcap format (micro- or nanosecond).
+    Pcap,
+    /// pcapng.
+    PcapNg,
+}
+
+/// One packet as read from a file: borrowed from libpcap's buffer.
+#[derive(Copy, Clone, Debug)]
+pub struct RawPacket<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// Link type of the interface it was captured on.
+    pub link: LinkType,
+    /// The packet matches the BPF filter (always true without one).
+    pub selected: bool,
+}
+
+/// An open capture file.
+pub struct CaptureFile {
+    path: PathBuf,
+    cap: Capture<Offline>,
+    link: LinkType,
+    format: FileFormat,
+    filter: Option<pcap::BpfProgram>,
+    records: u64,
+    offset: u64,
+    size: u64,
+}
+
+impl CaptureFile {
+    /// Opens `path`; with `bpf`, only matching packets are returned (records
+    /// are still counted, so reported positions stay exact).
+    pub fn open(path: &Path, bpf: Option<&str>) -> Result<CaptureFile, SensorError> {
+        let open_err = |message: String| SensorError::Open {
+            path: path.to_owned(),
+            message,
+        };
+        let mut magic = [0u8; 4];
+        let mut f = File::open(path).map_err(|e| open_err(e.to_string()))?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        f.read_exact(&mut magic)
+            .map_err(|_| open_err("file is too short to be a capture".into()))?;
+        let format = match u32::from_le_bytes(magic) {
+            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => FileFormat::Pcap,
+            0x0a0d_0d0a => FileFormat::PcapNg,
+            _ => return Err(open_err("not a pcap or pcapng file".into())),
+        };
+        let cap = Capture::from_file_with_precision(path, Precision::Nano)
+            .map_err(|e| open_err(e.to_string()))?;
+        let link = LinkType::from_dlt(cap.get_datalink().0 as u32);
+        if !link.is_supported() {
+            let name = cap
+                .get_datalink()
+                .get_name()
+                .map(|n| format!("{n} ({})", link.0))
+                .unwrap_or_else(|_| link.to_string());
+            return Err(SensorError::UnsupportedLink {
+                path: path.to_owned(),
+                link: name,
+            });
+        }
+        let filter = match bpf {
+            Some(expr) => Some(cap.compile(expr, true).map_err(|e| SensorError::Filter {
+                expr: expr.to_owned(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(CaptureFile {
+            path: path.to_owned(),
+            cap,
+            link,
+            format,
+            filter,
+            records: 0,
+            offset: PCAP_FILE_HEADER,
+            size,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's link type.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The file's format.
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    /// File size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes consumed so far (exact for pcap, estimated for pcapng).
+    pub fn position(&self) -> u64 {
+        self.offset.min(self.size)
+    }
+
+    /// Records read so far (including filtered-out ones).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The next record; `Ok(None)` at the end of the file. Records that
+    /// fail the BPF filter are returned too, with `selected` false, so that
+    /// record positions stay exact.
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SensorError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.records += 1;
+                self.offset += PCAP_RECORD_HEADER + u64::from(p.header.caplen);
+                let selected = self.filter.as_ref().is_none_or(|f| f.filter(p.data));
+                let tv = p.header.ts;
+                Ok(Some(RawPacket {
+                    // With nanosecond precision, tv_usec holds nanoseconds.
+                    ts: Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32),
+                    data: p.data,
+                    wire_len: p.header.len,
+                    link: self.link,
+                    selected,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(SensorError::Truncated {
+                path: self.path.clone(),
+                record: self.records + 1,
+                offset: (self.format == FileFormat::Pcap).then_some(self.offset),
+                message: e.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The end-of-run accounting printed on stderr.
+
+use flowlib::table::TableStats;
+use flowlib::{EndReason, MeterStats};
+use std::fmt;
+use std::time::Duration;
+
+/// Everything the final summary reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Input files.
+    pub files: usize,
+    /// Packet counters.
+    pub meter: MeterStats,
+    /// Flow counters.
+    pub table: TableStats,
+    /// Records written.
+    pub records: u64,
+    /// Wall-clock time spent.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Bundles the counters.
+    pub fn new(files: usize, meter: MeterStats, table: TableStats, records: u64, elapsed: Duration) -> Self {
+        Summary {
+            files,
+            meter,
+            table,
+            records,
+            elapsed,
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "packets: {} ({} bytes) from {} file{}, {} decoded, {} truncated by snaplen, {:.0} packets/s",
+            self.meter.packets,
+            self.meter.wire_bytes,
+            self.files,
+            if self.files == 1 { "" } else { "s" },
+            self.meter.decoded,
+            self.meter.truncated,
+            self.meter.packets as f64 / secs
+        )?;
+        write!(f, "flows: {} created, {} records written", self.table.created, self.records)?;
+        let ended: Vec<String> = EndReason::ALL
+            .iter()
+            .filter(|r| self.table.ended(**r) > 0)
+            .map(|r| format!("{} {}", r, self.table.ended(*r)))
+            .collect();
+        if !ended.is_empty() {
+            write!(f, " ({})", ended.join(", "))?;
+        }
+        writeln!(f)?;
+        write!(f, "weirds: {}", self.meter.weirds.total())?;
+        let weirds: Vec<String> = self.meter.weirds.iter().map(|(w, n)| format!("{w} {n}")).collect();
+        if !weirds.is_empty() {
+            write!(f, " ({})", weirds.join(", "))?;
+        }
+        Ok(())
+    }
+}
