@@ -11,6 +11,7 @@ pub mod key;
 pub mod link;
 pub mod meter;
 pub mod pcap_writer;
+pub mod pcapng;
 pub mod record;
 pub mod table;
 pub mod time;

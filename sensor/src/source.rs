@@ -4,9 +4,10 @@
 
 use crate::error::SensorError;
 use flowlib::{LinkType, Timestamp};
-use pcap::{Capture, Offline, Precision};
+use flowlib::pcapng::{PcapNgError, PcapNgReader};
+use pcap::{Capture, Linktype, Offline, Precision};
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Classic pcap file header length.
@@ -38,10 +39,22 @@ pub struct RawPacket<'a> {
     pub selected: bool,
 }
 
+/// How a file is read.
+enum Backend {
+    /// libpcap: classic pcap, and pcapng files libpcap accepts.
+    Libpcap(Capture<Offline>),
+    /// flowlib's own pcapng reader, for pcapng files libpcap refuses
+    /// (libpcap 1.10 requires every interface to share one link type and
+    /// snapshot length).
+    PcapNg(PcapNgReader<BufReader<File>>),
+}
+
 /// An open capture file.
 pub struct CaptureFile {
     path: PathBuf,
-    cap: Capture<Offline>,
+    backend: Backend,
+    /// BPF programs compiled per link type (pcapng files may mix them).
+    bpf: Option<String>,
     link: LinkType,
     format: FileFormat,
     filter: Option<pcap::BpfProgram>,
@@ -68,8 +81,11 @@ impl CaptureFile {
             0x0a0d_0d0a => FileFormat::PcapNg,
             _ => return Err(open_err("not a pcap or pcapng file".into())),
         };
-        let cap = Capture::from_file_with_precision(path, Precision::Nano)
-            .map_err(|e| open_err(e.to_string()))?;
+        let cap = match Capture::from_file_with_precision(path, Precision::Nano) {
+            Ok(cap) => cap,
+            Err(_) if format == FileFormat::PcapNg => return Self::open_pcapng(path, bpf, size),
+            Err(e) => return Err(open_err(e.to_string())),
+        };
         let link = LinkType::from_dlt(cap.get_datalink().0 as u32);
         if !link.is_supported() {
             let name = cap
@@ -89,14 +105,53 @@ impl CaptureFile {
             })?),
             None => None,
         };
-        Ok(CaptureFile {
+        let mut file = CaptureFile {
             path: path.to_owned(),
-            cap,
+            backend: Backend::Libpcap(cap),
+            bpf: bpf.map(str::to_owned),
             link,
             format,
             filter,
             records: 0,
             offset: PCAP_FILE_HEADER,
+            size,
+        };
+        if format == FileFormat::PcapNg {
+            // libpcap reads pcapng interface blocks lazily and refuses mixed
+            // interfaces only at the first packet: probe, then reopen.
+            if let Backend::Libpcap(cap) = &mut file.backend {
+                if let Err(e) = cap.next_packet() {
+                    if e != pcap::Error::NoMorePackets {
+                        tracing::debug!("libpcap refused {}: {e}; using flowlib's pcapng reader", path.display());
+                        return Self::open_pcapng(path, bpf, size);
+                    }
+                }
+            }
+            let cap = Capture::from_file_with_precision(path, Precision::Nano)
+                .map_err(|e| open_err(e.to_string()))?;
+            file.backend = Backend::Libpcap(cap);
+        }
+        Ok(file)
+    }
+
+    fn open_pcapng(path: &Path, bpf: Option<&str>, size: u64) -> Result<CaptureFile, SensorError> {
+        let f = File::open(path).map_err(|e| SensorError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if let Some(expr) = bpf {
+            // Validate the expression up front, against Ethernet.
+            compile_for(LinkType::ETHERNET, expr)?;
+        }
+        Ok(CaptureFile {
+            path: path.to_owned(),
+            backend: Backend::PcapNg(PcapNgReader::new(BufReader::with_capacity(1 << 16, f))),
+            bpf: bpf.map(str::to_owned),
+            link: LinkType::ETHERNET,
+            format: FileFormat::PcapNg,
+            filter: None,
+            records: 0,
+            offset: 0,
             size,
         })
     }
@@ -135,28 +190,87 @@ impl CaptureFile {
     /// fail the BPF filter are returned too, with `selected` false, so that
     /// record positions stay exact.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SensorError> {
-        match self.cap.next_packet() {
-            Ok(p) => {
-                self.records += 1;
-                self.offset += PCAP_RECORD_HEADER + u64::from(p.header.caplen);
-                let selected = self.filter.as_ref().is_none_or(|f| f.filter(p.data));
-                let tv = p.header.ts;
-                Ok(Some(RawPacket {
-                    // With nanosecond precision, tv_usec holds nanoseconds.
-                    ts: Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32),
-                    data: p.data,
-                    wire_len: p.header.len,
-                    link: self.link,
-                    selected,
-                }))
+        match &mut self.backend {
+            Backend::Libpcap(cap) => match cap.next_packet() {
+                Ok(p) => {
+                    self.records += 1;
+                    self.offset += PCAP_RECORD_HEADER + u64::from(p.header.caplen);
+                    let selected = self.filter.as_ref().is_none_or(|f| f.filter(p.data));
+                    let tv = p.header.ts;
+                    Ok(Some(RawPacket {
+                        // With nanosecond precision, tv_usec holds nanoseconds.
+                        ts: Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32),
+                        data: p.data,
+                        wire_len: p.header.len,
+                        link: self.link,
+                        selected,
+                    }))
+                }
+                Err(pcap::Error::NoMorePackets) => Ok(None),
+                Err(e) => Err(SensorError::Truncated {
+                    path: self.path.clone(),
+                    record: self.records + 1,
+                    offset: (self.format == FileFormat::Pcap).then_some(self.offset),
+                    message: e.to_string(),
+                }),
+            },
+            Backend::PcapNg(reader) => {
+                let records = self.records;
+                let before = reader.offset();
+                match reader.next_packet() {
+                    Ok(Some(p)) => {
+                        self.records += 1;
+                        // Enhanced packet block overhead: 32 bytes, data padded to 4.
+                        self.offset = before + 32 + p.data.len().div_ceil(4) as u64 * 4;
+                        if !p.link.is_supported() {
+                            return Err(SensorError::UnsupportedLink {
+                                path: self.path.clone(),
+                                link: p.link.to_string(),
+                            });
+                        }
+                        let selected = match &self.bpf {
+                            Some(expr) => {
+                                if self.filter.is_none() || self.link != p.link {
+                                    self.filter = Some(compile_for(p.link, expr)?);
+                                    self.link = p.link;
+                                }
+                                self.filter.as_ref().is_none_or(|f| f.filter(p.data))
+                            }
+                            None => true,
+                        };
+                        Ok(Some(RawPacket {
+                            ts: p.ts,
+                            data: p.data,
+                            wire_len: p.wire_len,
+                            link: p.link,
+                            selected,
+                        }))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(SensorError::Truncated {
+                        path: self.path.clone(),
+                        record: records + 1,
+                        offset: match e {
+                            PcapNgError::Truncated { offset, .. } | PcapNgError::Malformed { offset, .. } => Some(offset),
+                            PcapNgError::Io { offset, .. } => Some(offset),
+                        },
+                        message: e.to_string(),
+                    }),
+                }
             }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
-            Err(e) => Err(SensorError::Truncated {
-                path: self.path.clone(),
-                record: self.records + 1,
-                offset: (self.format == FileFormat::Pcap).then_some(self.offset),
-                message: e.to_string(),
-            }),
         }
     }
+}
+
+/// Compiles `expr` for packets of link type `link`.
+fn compile_for(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorError> {
+    let dlt = if link == LinkType::RAW { 12 } else { link.0 as i32 };
+    let dead = Capture::dead(Linktype(dlt)).map_err(|e| SensorError::Filter {
+        expr: expr.to_owned(),
+        message: e.to_string(),
+    })?;
+    dead.compile(expr, true).map_err(|e| SensorError::Filter {
+        expr: expr.to_owned(),
+        message: e.to_string(),
+    })
 }
