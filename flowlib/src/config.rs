@@ -10,6 +10,9 @@ pub struct TableConfig {
     /// Idle timeout of UDP flows, and of TCP before its handshake completes
     /// (Zeek `udp_inactivity_timeout`, 1 min).
     pub udp_idle: Duration,
+    /// Idle timeout of UDP flows on DNS ports (53, 137, 5353, 5355): Zeek's
+    /// DNS analyzer ends them after `dns_session_timeout`, 10 s.
+    pub dns_idle: Duration,
     /// Idle timeout of ICMP flows (Zeek `icmp_inactivity_timeout`, 1 min).
     pub icmp_idle: Duration,
     /// Idle timeout of other IP protocols (Zeek `unknown_ip_inactivity_timeout`, 1 min).
@@ -36,6 +39,7 @@ impl Default for TableConfig {
         TableConfig {
             tcp_idle: Duration::from_secs(300),
             udp_idle: Duration::from_secs(60),
+            dns_idle: Duration::from_secs(10),
             icmp_idle: Duration::from_secs(60),
             other_idle: Duration::from_secs(60),
             tcp_close_delay: Duration::from_secs(5),

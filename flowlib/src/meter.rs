@@ -11,6 +11,9 @@ use crate::time::Timestamp;
 use crate::weird::{Weird, WeirdCounts};
 use crate::LinkType;
 
+/// IPv6 "no next header".
+const IPV6_NO_NEXT_HEADER: u8 = 59;
+
 /// Packet-level counters of a [`FlowMeter`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MeterStats {
@@ -99,14 +102,23 @@ impl FlowMeter {
             self.stats.truncated += 1;
         }
         let mut unattributed = false;
+        let mut no_next = false;
+        let mut updated = false;
         for p in view.flow_packets() {
-            if let Transport::NonFirstFragment { .. } = p.transport {
+            if let Transport::NonFirstFragment { payload_len } = p.transport {
                 match self.fragments.lookup(p, ts) {
-                    Some((key, src_is_lo)) if self.table.add_fragment(&key, src_is_lo, p.ip.ip_len, ts) => {}
+                    Some((key, src_is_lo)) if self.table.add_fragment(&key, src_is_lo, payload_len, ts) => {}
                     _ => unattributed = true,
                 }
                 continue;
             }
+            if p.ip.proto == IPV6_NO_NEXT_HEADER {
+                // An IPv6 packet with nothing inside (e.g. a Teredo bubble)
+                // makes no connection, as in Zeek.
+                no_next = true;
+                continue;
+            }
+            updated = true;
             let complete = match p.transport {
                 Transport::Tcp(ref seg) => seg.payload.len() as u64 >= u64::from(seg.payload_len),
                 _ => !view.truncated,
@@ -118,6 +130,8 @@ impl FlowMeter {
         }
         if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);
+        } else if no_next && !updated {
+            self.stats.weirds.add(Weird::NoNextHeader);
         } else {
             self.stats.decoded += 1;
         }

@@ -81,6 +81,9 @@ weirds! {
     TruncatedTunnelHeader => "truncated_tunnel_header", true;
     /// A GRE header with an unknown version or protocol that cannot be followed.
     UnsupportedGre => "unsupported_gre", false;
+    /// An IPv6 packet whose next header is "no next header" (59): nothing to
+    /// key a flow on (Teredo bubbles, probes).
+    NoNextHeader => "no_next_header", false;
     /// A non-first IP fragment whose first fragment was never seen (or was evicted).
     UnattributedFragment => "unattributed_fragment", false;
 }

@@ -17,6 +17,10 @@ use tcp::{EpState, TcpConn};
 
 pub use ports::is_likely_server_port;
 
+/// UDP ports Zeek's DNS analyzer is attached to (DNS, NetBIOS name
+/// service, mDNS, LLMNR).
+const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
+
 /// Most tunnel parents remembered per connection.
 const MAX_TUNNEL_PARENTS: usize = 4;
 
@@ -35,7 +39,9 @@ struct SideCounters {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum ProtoState {
     Tcp(TcpConn),
-    Udp,
+    /// `dns`: a port Zeek's DNS analyzer claims, which ends the connection
+    /// after `dns_session_timeout` of silence.
+    Udp { dns: bool },
     Icmp { one_way: bool },
     Other,
 }
@@ -109,11 +115,13 @@ impl Conn {
         let mut flip = false;
         let proto = match p.transport {
             Transport::Tcp(ref seg) => {
-                let syn_ack = seg.flags.syn() && seg.flags.ack();
-                if !seg.flags.syn() || syn_ack {
+                if seg.flags.syn() {
+                    // A SYN-ACK seen first comes from the responder.
+                    flip = seg.flags.ack();
+                } else {
                     let ls = is_likely_server_port(6, src.port);
                     let ld = is_likely_server_port(6, dst.port);
-                    flip = ls && (!ld || (!syn_ack && src.port < dst.port));
+                    flip = ls && (!ld || src.port < dst.port);
                 }
                 ProtoState::Tcp(TcpConn::default())
             }
@@ -121,7 +129,8 @@ impl Conn {
                 flip = is_likely_server_port(17, src.port)
                     && !is_likely_server_port(17, dst.port)
                     && dst.addr != IpAddr::V4(Ipv4Addr::BROADCAST);
-                ProtoState::Udp
+                let dns = [src.port, dst.port].iter().any(|p| DNS_PORTS.contains(p));
+                ProtoState::Udp { dns }
             }
             // ICMP never flips: the first sender is the originator, as in Zeek.
             Transport::Icmp { .. } => ProtoState::Icmp { one_way },
@@ -194,7 +203,7 @@ impl Conn {
                     self.close_at = Some((self.last.plus(cfg.tcp_close_delay), reason));
                 }
             }
-            (ProtoState::Udp, Transport::Udp { payload_len, .. }) => {
+            (ProtoState::Udp { .. }, Transport::Udp { payload_len, .. }) => {
                 let is_orig = s == self.orig;
                 self.history.check(is_orig, bit::DATA, b'D');
                 self.sides[s].payload += u64::from(*payload_len);
@@ -213,16 +222,20 @@ impl Conn {
         side.active = true;
     }
 
-    /// Counts a non-first IP fragment attributed to this connection.
-    pub(crate) fn add_fragment(&mut self, src_is_lo: bool, ip_len: u32, ts: Timestamp) {
+    /// Counts a non-first IP fragment attributed to this connection. Like
+    /// Zeek, which counts a reassembled datagram once, the datagram is one
+    /// packet (its first fragment) and its IP bytes are the reassembled
+    /// length: the first fragment's, plus each later fragment's data.
+    pub(crate) fn add_fragment(&mut self, src_is_lo: bool, data_len: u32, ts: Timestamp) {
         let side = &mut self.sides[side_of(src_is_lo)];
-        side.pkts += 1;
-        side.ip_bytes += u64::from(ip_len);
+        side.ip_bytes += u64::from(data_len);
         self.last = self.last.max(ts);
         self.last_packet = self.last_packet.max(ts);
     }
 
     fn add_tunnel_parent(&mut self, t: Tunnel) {
+        // A tunnel is the same parent in both directions.
+        let t = t.canonical();
         for slot in &mut self.tunnel_parents {
             match slot {
                 Some(existing) if *existing == t => return,
@@ -240,7 +253,8 @@ impl Conn {
     fn idle_timeout(&self, cfg: &TableConfig) -> Duration {
         match &self.proto {
             ProtoState::Tcp(t) if t.past_handshake() => cfg.tcp_idle,
-            ProtoState::Tcp(_) | ProtoState::Udp => cfg.udp_idle,
+            ProtoState::Udp { dns: true } => cfg.udp_idle.min(cfg.dns_idle),
+            ProtoState::Tcp(_) | ProtoState::Udp { .. } => cfg.udp_idle,
             ProtoState::Icmp { .. } => cfg.icmp_idle,
             ProtoState::Other => cfg.other_idle,
         }
@@ -331,7 +345,7 @@ impl Conn {
                     ConnState::OTH
                 }
             }
-            ProtoState::Udp => match (self.sides[o].active, self.sides[r].active) {
+            ProtoState::Udp { .. } => match (self.sides[o].active, self.sides[r].active) {
                 (true, true) => ConnState::SF,
                 (true, false) => ConnState::S0,
                 (false, true) => ConnState::SHR,

@@ -118,6 +118,24 @@ pub struct Tunnel {
     pub proto: u8,
 }
 
+impl Tunnel {
+    /// The same tunnel with its endpoints in a fixed order, so both
+    /// directions compare equal.
+    pub fn canonical(self) -> Tunnel {
+        if (self.src, self.src_port) <= (self.dst, self.dst_port) {
+            self
+        } else {
+            Tunnel {
+                src: self.dst,
+                dst: self.src,
+                src_port: self.dst_port,
+                dst_port: self.src_port,
+                ..self
+            }
+        }
+    }
+}
+
 /// Where a packet sits in a fragmented IP datagram.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fragment {

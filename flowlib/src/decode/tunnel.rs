@@ -117,7 +117,11 @@ impl<'a> Decoder<'a> {
         } else if is(port::MPLS_OVER_UDP) {
             Some((0, Next::Mpls, TunnelKind::MplsOverUdp))
         } else {
-            None
+            // Teredo relays use arbitrary ports: recognise the payload, as
+            // Zeek does, but only with Teredo or link-local addresses inside.
+            teredo(p)
+                .filter(|(o, _)| teredo_addresses(&p[*o..]))
+                .map(|(o, n)| (o, n, TunnelKind::Teredo))
         };
         let Some((inner, next, kind)) = found else {
             return Ok(None);
@@ -205,6 +209,13 @@ fn teredo(p: &[u8]) -> Option<(usize, Next)> {
     }
     let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
     (40 + plen == ip.len()).then_some((off, Next::Ip(Some(6))))
+}
+
+/// Whether the IPv6 header at the start of `ip` has a Teredo
+/// (2001:0::/32) or link-local (fe80::/10) source or destination.
+fn teredo_addresses(ip: &[u8]) -> bool {
+    let is_teredo = |a: &[u8]| a[..4] == [0x20, 0x01, 0, 0] || (a[0] == 0xfe && a[1] & 0xc0 == 0x80);
+    ip.len() >= 40 && (is_teredo(&ip[8..24]) || is_teredo(&ip[24..40]))
 }
 
 /// AYIYA: 8 fixed bytes, an identity of 2^idlen bytes and a signature of
