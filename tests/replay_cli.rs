@@ -1,0 +1,325 @@
+//! End-to-end tests of `sensor replay`: exit codes and messages for bad
+//! input, broken pipes, filters, formats, multi-file timelines and
+//! determinism. Fixtures are the bundled demo capture and captures written
+//! here with flowlib's own pcap writer.
+
+use flowlib::pcap_writer::{PcapWriter, Resolution};
+use flowlib::{LinkType, Timestamp};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn sensor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sensor"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn demo() -> PathBuf {
+    repo().join("demo/msp-demo.pcap")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowmon-replay-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    sensor().args(args).output().expect("sensor runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_records(o: &Output) -> Vec<Value> {
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is a JSON object"))
+        .collect()
+}
+
+/// Reads every packet of a capture with libpcap.
+fn read_packets(path: &Path) -> (i32, Vec<(Timestamp, Vec<u8>, u32)>) {
+    let mut cap = pcap::Capture::from_file(path).unwrap();
+    let link = cap.get_datalink().0;
+    let mut v = Vec::new();
+    while let Ok(p) = cap.next_packet() {
+        let ts = Timestamp::from_micros(p.header.ts.tv_sec, p.header.ts.tv_usec as u32);
+        v.push((ts, p.data.to_vec(), p.header.len));
+    }
+    (link, v)
+}
+
+#[test]
+fn demo_capture_replays_to_json_records_with_a_summary() {
+    let o = run(&["replay", "--no-progress", demo().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_records(&o);
+    assert_eq!(records.len(), 633);
+    let summary = stderr(&o);
+    assert!(summary.contains("packets: 3900"), "{summary}");
+    assert!(summary.contains("633 records written"), "{summary}");
+    // The Cloud Hopper story: customer A reaching into customer B over SMB.
+    assert!(records.iter().any(|r| {
+        r["id.orig_h"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("10.20."))
+            && r["id.resp_h"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("10.30."))
+            && r["id.resp_p"] == 445
+    }));
+    for r in &records {
+        for field in [
+            "ts",
+            "uid",
+            "id.orig_h",
+            "id.orig_p",
+            "id.resp_h",
+            "id.resp_p",
+            "proto",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+        assert!(r["community_id"].as_str().unwrap().starts_with("1:"));
+    }
+}
+
+#[test]
+fn replaying_twice_gives_identical_output() {
+    let a = run(&["replay", "-q", "-f", "zeek", demo().to_str().unwrap()]);
+    let b = run(&["replay", "-q", "-f", "zeek", demo().to_str().unwrap()]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn zeek_format_has_zeek_headers_and_one_column_per_field() {
+    let o = run(&["replay", "-q", "-f", "zeek", demo().to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "#separator \\x09");
+    assert_eq!(lines[1], "#set_separator\t,");
+    assert_eq!(lines[4], "#path\tconn");
+    assert!(lines[5].starts_with("#open\t2026-03-02-08-00-00"));
+    let fields: Vec<&str> = lines[6]
+        .strip_prefix("#fields\t")
+        .unwrap()
+        .split('\t')
+        .collect();
+    let types: Vec<&str> = lines[7]
+        .strip_prefix("#types\t")
+        .unwrap()
+        .split('\t')
+        .collect();
+    assert_eq!(fields.len(), types.len());
+    assert_eq!(
+        &fields[..6],
+        [
+            "ts",
+            "uid",
+            "id.orig_h",
+            "id.orig_p",
+            "id.resp_h",
+            "id.resp_p"
+        ]
+    );
+    assert!(lines.last().unwrap().starts_with("#close\t"));
+    let data: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert_eq!(data.len(), 633);
+    for l in data {
+        assert_eq!(l.split('\t').count(), fields.len(), "{l}");
+    }
+}
+
+#[test]
+fn output_file_option_writes_records_there() {
+    let path = tmp("out.json");
+    let o = run(&[
+        "replay",
+        "-q",
+        "-o",
+        path.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 633);
+}
+
+#[test]
+fn bpf_filter_keeps_only_matching_packets() {
+    let o = run(&[
+        "replay",
+        "-q",
+        "--bpf",
+        "tcp port 3389",
+        demo().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = json_records(&o);
+    assert!(!records.is_empty());
+    assert!(records
+        .iter()
+        .all(|r| r["proto"] == "tcp" && r["id.resp_p"] == 3389));
+}
+
+#[test]
+fn invalid_bpf_filter_is_a_usage_error() {
+    let o = run(&["replay", "--bpf", "tcp port", demo().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid BPF filter"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_file_and_non_capture_are_usage_errors() {
+    let o = run(&["replay", "/nonexistent/x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/x.pcap"));
+
+    let junk = tmp("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+    let o = run(&["replay", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a pcap or pcapng file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unsupported_link_type_is_refused_at_open_naming_it() {
+    let path = tmp("usb.pcap");
+    let f = std::fs::File::create(&path).unwrap();
+    // LINKTYPE_USB_LINUX (189): a link type we do not decode.
+    let mut w = PcapWriter::new(f, Resolution::Micros, 65535, LinkType(189)).unwrap();
+    w.write_packet(Timestamp::from_micros(1, 0), &[0u8; 64], 64)
+        .unwrap();
+    w.flush().unwrap();
+    let o = run(&["replay", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unsupported link type"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("189"), "{}", stderr(&o));
+}
+
+#[test]
+fn truncated_capture_processes_complete_records_then_exits_3_with_position() {
+    let (_, packets) = read_packets(&demo());
+    let path = tmp("cut.pcap");
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for (ts, data, len) in &packets[..100] {
+        w.write_packet(*ts, data, *len).unwrap();
+    }
+    let mut bytes = w.into_inner().unwrap();
+    let complete = bytes.len() as u64;
+    // Half of record 101: its header and a few bytes of data.
+    let (ts, data, len) = &packets[100];
+    let mut extra =
+        PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    extra.write_packet(*ts, data, *len).unwrap();
+    let extra = extra.into_inner().unwrap();
+    bytes.extend_from_slice(&extra[24..24 + 16 + 10]);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let o = run(&["replay", "--no-progress", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("record 101"), "{err}");
+    assert!(err.contains(&format!("byte offset {complete}")), "{err}");
+    assert!(err.contains("packets: 100 "), "{err}");
+    let records = json_records(&o);
+    let pkts: u64 = records
+        .iter()
+        .map(|r| r["orig_pkts"].as_u64().unwrap() + r["resp_pkts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pkts, 100, "every complete record is in a flow");
+    assert!(records.iter().any(|r| r["end_reason"] == "eof"));
+}
+
+#[test]
+fn broken_pipe_on_stdout_ends_quietly() {
+    let mut child = sensor()
+        .args(["replay", "-q", demo().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the sensor's next writes hit a closed pipe.
+    let o = child.wait_with_output().unwrap();
+    assert!(first.starts_with('{'));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn several_files_form_one_timeline() {
+    let (_, packets) = read_packets(&demo());
+    let (a, b) = (tmp("even.pcap"), tmp("odd.pcap"));
+    for (path, parity) in [(&a, 0), (&b, 1)] {
+        let mut w =
+            PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+        for (ts, data, len) in packets.iter().skip(parity).step_by(2) {
+            w.write_packet(*ts, data, *len).unwrap();
+        }
+        std::fs::File::create(path)
+            .unwrap()
+            .write_all(&w.into_inner().unwrap())
+            .unwrap();
+    }
+    let whole = run(&["replay", "-q", "-f", "zeek", demo().to_str().unwrap()]);
+    // Given in reverse order on purpose: the merge is by capture time.
+    let split = run(&[
+        "replay",
+        "-q",
+        "-f",
+        "zeek",
+        b.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert!(split.status.success(), "{}", stderr(&split));
+    assert_eq!(whole.stdout, split.stdout);
+}
+
+#[test]
+fn table_options_change_timeouts() {
+    // With a 1 s UDP idle timeout the 60 s beacon becomes one flow per beacon.
+    let default = json_records(&run(&["replay", "-q", demo().to_str().unwrap()]));
+    let short = json_records(&run(&[
+        "replay",
+        "-q",
+        "--udp-idle",
+        "1",
+        demo().to_str().unwrap(),
+    ]));
+    assert!(short.len() >= default.len());
+    let o = run(&[
+        "replay",
+        "--max-flows",
+        "10",
+        "-q",
+        demo().to_str().unwrap(),
+    ]);
+    assert!(json_records(&o)
+        .iter()
+        .any(|r| r["end_reason"] == "evicted"));
+}

@@ -155,15 +155,25 @@ impl<W: Write> RecordWriter for ZeekTsvWriter<W> {
             None => l.push('-'),
         }
         l.push('\t');
-        opt(l, r.duration.map(|d| format!("{}", Timestamp(d.as_nanos() as i64))));
+        opt(
+            l,
+            r.duration
+                .map(|d| format!("{}", Timestamp(d.as_nanos() as i64))),
+        );
         l.push('\t');
         opt(l, r.orig_bytes.map(|v| v.to_string()));
         l.push('\t');
         opt(l, r.resp_bytes.map(|v| v.to_string()));
         let _ = write!(l, "\t{}\t", r.conn_state);
-        opt(l, r.local_orig.map(|b| if b { "T" } else { "F" }.to_owned()));
+        opt(
+            l,
+            r.local_orig.map(|b| if b { "T" } else { "F" }.to_owned()),
+        );
         l.push('\t');
-        opt(l, r.local_resp.map(|b| if b { "T" } else { "F" }.to_owned()));
+        opt(
+            l,
+            r.local_resp.map(|b| if b { "T" } else { "F" }.to_owned()),
+        );
         let _ = write!(l, "\t{}\t", r.missed_bytes);
         if r.history.is_empty() {
             l.push('-');

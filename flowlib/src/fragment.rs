@@ -55,7 +55,13 @@ impl FragmentTracker {
     }
 
     /// Remembers the flow of a first fragment (offset 0, more fragments follow).
-    pub fn first_fragment(&mut self, p: &FlowPacket<'_>, key: FlowKey, src_is_lo: bool, ts: Timestamp) {
+    pub fn first_fragment(
+        &mut self,
+        p: &FlowPacket<'_>,
+        key: FlowKey,
+        src_is_lo: bool,
+        ts: Timestamp,
+    ) {
         let Some(train) = TrainKey::of(p) else { return };
         if self.trains.len() >= self.cap && !self.trains.contains_key(&train) {
             let timeout = self.timeout;

@@ -191,7 +191,7 @@ pub fn community_id_seeded(
     }
     let ordered = a.addr < b.addr || (a.addr == b.addr && a.port < b.port);
     // One-way ICMP messages (errors, redirects) keep their direction.
-    let swap = !(matches!(proto, ICMP | ICMPV6) && one_way) && !ordered;
+    let swap = !(ordered || (matches!(proto, ICMP | ICMPV6) && one_way));
     if swap {
         std::mem::swap(&mut a, &mut b);
     }

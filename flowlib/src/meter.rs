@@ -107,7 +107,8 @@ impl FlowMeter {
         for p in view.flow_packets() {
             if let Transport::NonFirstFragment { payload_len } = p.transport {
                 match self.fragments.lookup(p, ts) {
-                    Some((key, src_is_lo)) if self.table.add_fragment(&key, src_is_lo, payload_len, ts) => {}
+                    Some((key, src_is_lo))
+                        if self.table.add_fragment(&key, src_is_lo, payload_len, ts) => {}
                     _ => unattributed = true,
                 }
                 continue;

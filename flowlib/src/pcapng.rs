@@ -174,10 +174,12 @@ impl<R: Read> PcapNgReader<R> {
                 // The byte-order magic follows the length; peek it first.
                 let head = [self.buf[4], self.buf[5], self.buf[6], self.buf[7]];
                 let mut bom = [0u8; 4];
-                self.input.read_exact(&mut bom).map_err(|_| PcapNgError::Truncated {
-                    block: self.blocks + 1,
-                    offset: self.offset,
-                })?;
+                self.input
+                    .read_exact(&mut bom)
+                    .map_err(|_| PcapNgError::Truncated {
+                        block: self.blocks + 1,
+                        offset: self.offset,
+                    })?;
                 self.big_endian = match u32::from_le_bytes(bom) {
                     BYTE_ORDER_MAGIC => false,
                     m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
@@ -218,14 +220,19 @@ impl<R: Read> PcapNgReader<R> {
                     } else {
                         usize::from(self.u16_at(b, 0))
                     };
-                    let ts_raw = (u64::from(self.u32_at(b, 4)) << 32) | u64::from(self.u32_at(b, 8));
+                    let ts_raw =
+                        (u64::from(self.u32_at(b, 4)) << 32) | u64::from(self.u32_at(b, 8));
                     let caplen = self.u32_at(b, 12) as usize;
                     let wire_len = self.u32_at(b, 16);
                     if caplen > body_len - 20 {
-                        return Err(self.malformed_at(block_offset, "captured length exceeds block"));
+                        return Err(
+                            self.malformed_at(block_offset, "captured length exceeds block")
+                        );
                     }
                     let Some(i) = self.interfaces.get(iface).copied() else {
-                        return Err(self.malformed_at(block_offset, "packet names an undefined interface"));
+                        return Err(
+                            self.malformed_at(block_offset, "packet names an undefined interface")
+                        );
                     };
                     let ts = ts_from_units(ts_raw, i.units_per_sec, i.offset_secs);
                     self.last_ts = ts;
@@ -239,7 +246,9 @@ impl<R: Read> PcapNgReader<R> {
                 }
                 SPB => {
                     if body_len < 4 {
-                        return Err(self.malformed_at(block_offset, "simple packet block too short"));
+                        return Err(
+                            self.malformed_at(block_offset, "simple packet block too short")
+                        );
                     }
                     let Some(i) = self.interfaces.first().copied() else {
                         return Err(self.malformed_at(block_offset, "packet before any interface"));
@@ -296,12 +305,21 @@ impl<R: Read> PcapNgReader<R> {
                         1u64.checked_shl(u32::from(r & 0x7f)).unwrap_or(0)
                     };
                     if units_per_sec == 0 {
-                        return Err(self.malformed_at(block_offset, "unusable timestamp resolution"));
+                        return Err(
+                            self.malformed_at(block_offset, "unusable timestamp resolution")
+                        );
                     }
                 }
                 (14, 8) => {
-                    let v = (u64::from(self.u32_at(b, val)), u64::from(self.u32_at(b, val + 4)));
-                    let raw = if self.big_endian { v.0 << 32 | v.1 } else { v.1 << 32 | v.0 };
+                    let v = (
+                        u64::from(self.u32_at(b, val)),
+                        u64::from(self.u32_at(b, val + 4)),
+                    );
+                    let raw = if self.big_endian {
+                        v.0 << 32 | v.1
+                    } else {
+                        v.1 << 32 | v.0
+                    };
                     offset_secs = raw as i64;
                 }
                 _ => {}

@@ -156,7 +156,13 @@ impl FlowTable {
 
     /// Counts a non-first IP fragment for an existing connection; `false`
     /// if the connection is gone.
-    pub fn add_fragment(&mut self, key: &FlowKey, src_is_lo: bool, ip_len: u32, ts: Timestamp) -> bool {
+    pub fn add_fragment(
+        &mut self,
+        key: &FlowKey,
+        src_is_lo: bool,
+        ip_len: u32,
+        ts: Timestamp,
+    ) -> bool {
         match self.flows.get_mut(key) {
             Some(conn) => {
                 conn.add_fragment(src_is_lo, ip_len, ts);

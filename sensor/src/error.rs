@@ -61,9 +61,9 @@ impl SensorError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SensorError::Open { .. } | SensorError::UnsupportedLink { .. } | SensorError::Filter { .. } => {
-                EXIT_USAGE
-            }
+            SensorError::Open { .. }
+            | SensorError::UnsupportedLink { .. }
+            | SensorError::Filter { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) => EXIT_FAILURE,
         }

@@ -3,8 +3,8 @@
 //! truncated or corrupt file is reported precisely.
 
 use crate::error::SensorError;
-use flowlib::{LinkType, Timestamp};
 use flowlib::pcapng::{PcapNgError, PcapNgReader};
+use flowlib::{LinkType, Timestamp};
 use pcap::{Capture, Linktype, Offline, Precision};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -122,7 +122,10 @@ impl CaptureFile {
             if let Backend::Libpcap(cap) = &mut file.backend {
                 if let Err(e) = cap.next_packet() {
                     if e != pcap::Error::NoMorePackets {
-                        tracing::debug!("libpcap refused {}: {e}; using flowlib's pcapng reader", path.display());
+                        tracing::debug!(
+                            "libpcap refused {}: {e}; using flowlib's pcapng reader",
+                            path.display()
+                        );
                         return Self::open_pcapng(path, bpf, size);
                     }
                 }
@@ -199,7 +202,10 @@ impl CaptureFile {
                     let tv = p.header.ts;
                     Ok(Some(RawPacket {
                         // With nanosecond precision, tv_usec holds nanoseconds.
-                        ts: Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32),
+                        ts: Timestamp::from_nanos(
+                            tv.tv_sec,
+                            tv.tv_usec.clamp(0, 999_999_999) as u32,
+                        ),
                         data: p.data,
                         wire_len: p.header.len,
                         link: self.link,
@@ -251,7 +257,8 @@ impl CaptureFile {
                         path: self.path.clone(),
                         record: records + 1,
                         offset: match e {
-                            PcapNgError::Truncated { offset, .. } | PcapNgError::Malformed { offset, .. } => Some(offset),
+                            PcapNgError::Truncated { offset, .. }
+                            | PcapNgError::Malformed { offset, .. } => Some(offset),
                             PcapNgError::Io { offset, .. } => Some(offset),
                         },
                         message: e.to_string(),
@@ -264,7 +271,11 @@ impl CaptureFile {
 
 /// Compiles `expr` for packets of link type `link`.
 fn compile_for(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorError> {
-    let dlt = if link == LinkType::RAW { 12 } else { link.0 as i32 };
+    let dlt = if link == LinkType::RAW {
+        12
+    } else {
+        link.0 as i32
+    };
     let dead = Capture::dead(Linktype(dlt)).map_err(|e| SensorError::Filter {
         expr: expr.to_owned(),
         message: e.to_string(),

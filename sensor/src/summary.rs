@@ -22,7 +22,13 @@ pub struct Summary {
 
 impl Summary {
     /// Bundles the counters.
-    pub fn new(files: usize, meter: MeterStats, table: TableStats, records: u64, elapsed: Duration) -> Self {
+    pub fn new(
+        files: usize,
+        meter: MeterStats,
+        table: TableStats,
+        records: u64,
+        elapsed: Duration,
+    ) -> Self {
         Summary {
             files,
             meter,
@@ -47,7 +53,11 @@ impl fmt::Display for Summary {
             self.meter.truncated,
             self.meter.packets as f64 / secs
         )?;
-        write!(f, "flows: {} created, {} records written", self.table.created, self.records)?;
+        write!(
+            f,
+            "flows: {} created, {} records written",
+            self.table.created, self.records
+        )?;
         let ended: Vec<String> = EndReason::ALL
             .iter()
             .filter(|r| self.table.ended(**r) > 0)
@@ -58,7 +68,12 @@ impl fmt::Display for Summary {
         }
         writeln!(f)?;
         write!(f, "weirds: {}", self.meter.weirds.total())?;
-        let weirds: Vec<String> = self.meter.weirds.iter().map(|(w, n)| format!("{w} {n}")).collect();
+        let weirds: Vec<String> = self
+            .meter
+            .weirds
+            .iter()
+            .map(|(w, n)| format!("{w} {n}"))
+            .collect();
         if !weirds.is_empty() {
             write!(f, " ({})", weirds.join(", "))?;
         }

@@ -35,14 +35,20 @@ struct SideCounters {
     active: bool,
 }
 
-/// Protocol-specific state.
+/// Protocol-specific state. TCP's is the largest and the most common, so it
+/// is kept inline rather than boxed: no allocation per connection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum ProtoState {
     Tcp(TcpConn),
     /// `dns`: a port Zeek's DNS analyzer claims, which ends the connection
     /// after `dns_session_timeout` of silence.
-    Udp { dns: bool },
-    Icmp { one_way: bool },
+    Udp {
+        dns: bool,
+    },
+    Icmp {
+        one_way: bool,
+    },
     Other,
 }
 
@@ -108,7 +114,12 @@ pub(crate) fn packet_endpoints(p: &FlowPacket<'_>) -> (Endpoint, Endpoint, bool)
 impl Conn {
     /// Starts a connection from its first packet. `src_is_lo` says which key
     /// side sent it.
-    pub(crate) fn new(p: &FlowPacket<'_>, src_is_lo: bool, ts: Timestamp, cfg: &TableConfig) -> Conn {
+    pub(crate) fn new(
+        p: &FlowPacket<'_>,
+        src_is_lo: bool,
+        ts: Timestamp,
+        cfg: &TableConfig,
+    ) -> Conn {
         let sender = side_of(src_is_lo);
         let mut history = History::default();
         let (src, dst, one_way) = packet_endpoints(p);
@@ -199,7 +210,11 @@ impl Conn {
                 }
                 if out.close_complete && self.close_at.is_none() {
                     let reset = tcp.ep.iter().any(|e| e.state == EpState::Reset);
-                    let reason = if reset { EndReason::Rst } else { EndReason::Fin };
+                    let reason = if reset {
+                        EndReason::Rst
+                    } else {
+                        EndReason::Fin
+                    };
                     self.close_at = Some((self.last.plus(cfg.tcp_close_delay), reason));
                 }
             }

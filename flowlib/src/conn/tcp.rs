@@ -28,7 +28,10 @@ pub(crate) enum EpState {
 
 impl EpState {
     fn is_handshake(self) -> bool {
-        matches!(self, EpState::Inactive | EpState::SynSent | EpState::SynAckSent)
+        matches!(
+            self,
+            EpState::Inactive | EpState::SynSent | EpState::SynAckSent
+        )
     }
 }
 
@@ -190,10 +193,11 @@ impl TcpEndpoint {
         }
         let last = (u64::from(self.seq_wraps) << 32) + u64::from(self.last_seq);
         let ack = (u64::from(self.ack_wraps) << 32) + u64::from(self.ack_seq);
-        let mut size = last.max(ack).saturating_sub(u64::from(self.start_seq));
-        if size > 0 {
-            size -= 1;
-        }
+        // Minus the SYN octet (also faked for connections seen mid-stream).
+        let mut size = last
+            .max(ack)
+            .saturating_sub(u64::from(self.start_seq))
+            .saturating_sub(1);
         if self.fin_cnt > 0 && size > 0 {
             size -= 1;
         }
@@ -508,7 +512,7 @@ impl TcpConn {
     ) {
         let e = &mut self.ep[s];
         let delta = seq_delta(last, e.last_seq);
-        if (syn || rst) && (delta > TOO_LARGE_SEQ_DELTA || delta < -TOO_LARGE_SEQ_DELTA) {
+        if (syn || rst) && !(-TOO_LARGE_SEQ_DELTA..=TOO_LARGE_SEQ_DELTA).contains(&delta) {
             // Not trusted.
         } else if fin && e.last_seq == e.start_seq.wrapping_add(1) {
             e.update_last_seq_value(last);

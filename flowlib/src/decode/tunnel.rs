@@ -214,7 +214,8 @@ fn teredo(p: &[u8]) -> Option<(usize, Next)> {
 /// Whether the IPv6 header at the start of `ip` has a Teredo
 /// (2001:0::/32) or link-local (fe80::/10) source or destination.
 fn teredo_addresses(ip: &[u8]) -> bool {
-    let is_teredo = |a: &[u8]| a[..4] == [0x20, 0x01, 0, 0] || (a[0] == 0xfe && a[1] & 0xc0 == 0x80);
+    let is_teredo =
+        |a: &[u8]| a[..4] == [0x20, 0x01, 0, 0] || (a[0] == 0xfe && a[1] & 0xc0 == 0x80);
     ip.len() >= 40 && (is_teredo(&ip[8..24]) || is_teredo(&ip[24..40]))
 }
 
