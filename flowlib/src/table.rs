@@ -263,3 +263,221 @@ impl FlowTable {
 pub fn bytes_per_flow() -> usize {
     std::mem::size_of::<FlowKey>() * 2 + std::mem::size_of::<Conn>() + 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::PacketView;
+    use crate::record::ConnState;
+    use crate::LinkType;
+    use etherparse::PacketBuilder;
+    use std::time::Duration;
+
+    /// An Ethernet/IPv4/TCP frame from `src` to `dst`.
+    fn tcp(
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        ack: Option<u32>,
+        flags: &str,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, seq, 1000);
+        if flags.contains('S') {
+            b = b.syn();
+        }
+        if flags.contains('F') {
+            b = b.fin();
+        }
+        if flags.contains('R') {
+            b = b.rst();
+        }
+        if let Some(a) = ack {
+            b = b.ack(a);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, &vec![0u8; len]).unwrap();
+        v
+    }
+
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), len: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src.0, dst.0, 64)
+            .udp(src.1, dst.1)
+            .write(&mut v, &vec![0u8; len])
+            .unwrap();
+        v
+    }
+
+    fn feed(t: &mut FlowTable, frame: &[u8], secs: f64, out: &mut Vec<ConnRecord>) {
+        let ts = Timestamp((secs * 1e9) as i64);
+        let view = PacketView::parse(frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+        t.update(&view.inner, ts, true, out);
+    }
+
+    const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const S: ([u8; 4], u16) = ([10, 0, 0, 2], 22);
+
+    #[test]
+    fn long_flow_reports_interim_records_then_its_final_record() {
+        let cfg = TableConfig {
+            active_timeout: Some(Duration::from_secs(60)),
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
+        feed(&mut t, &tcp(S, C, 500, Some(101), "SA", 0), 0.1, &mut out);
+        for i in 0..30u32 {
+            let seq = 101 + i * 10;
+            feed(
+                &mut t,
+                &tcp(C, S, seq, Some(501), "A", 10),
+                1.0 + f64::from(i) * 5.0,
+                &mut out,
+            );
+        }
+        let interim: Vec<ConnRecord> = out
+            .iter()
+            .filter(|r| r.end_reason == EndReason::Active)
+            .cloned()
+            .collect();
+        assert_eq!(interim.len(), 2, "at 60 s and 120 s");
+        assert!(interim.iter().all(|r| r.uid == interim[0].uid));
+        assert!(
+            interim[1].orig_pkts > interim[0].orig_pkts,
+            "cumulative totals"
+        );
+        t.flush(EndReason::Eof, &mut out);
+        let last = out.last().unwrap();
+        assert_eq!(last.end_reason, EndReason::Eof);
+        assert_eq!(last.uid, interim[0].uid);
+        assert_eq!(last.orig_pkts, 31);
+        assert_eq!(last.orig_bytes, Some(300));
+        assert_eq!(t.stats().ended(EndReason::Active), 2);
+    }
+
+    #[test]
+    fn idle_udp_flow_ends_and_a_later_packet_starts_a_new_one() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
+        feed(&mut t, &udp(a, b, 20), 0.0, &mut out);
+        feed(&mut t, &udp(b, a, 30), 0.5, &mut out);
+        feed(&mut t, &udp(a, b, 20), 59.0, &mut out);
+        assert!(out.is_empty(), "59 s of silence is below the 60 s timeout");
+        feed(&mut t, &udp(a, b, 20), 200.0, &mut out);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(
+            (r.end_reason, r.conn_state),
+            (EndReason::Idle, ConnState::SF)
+        );
+        assert_eq!(
+            (r.orig_pkts, r.resp_pkts, r.orig_bytes, r.resp_bytes),
+            (2, 1, Some(40), Some(30))
+        );
+        assert_eq!(t.len(), 1, "the late packet started a new flow");
+    }
+
+    #[test]
+    fn timers_alone_end_idle_flows() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        feed(
+            &mut t,
+            &udp(([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000), 20),
+            0.0,
+            &mut out,
+        );
+        t.advance(Timestamp(30_000_000_000), &mut out);
+        assert!(out.is_empty());
+        t.advance(Timestamp(62_000_000_000), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn closed_connection_lingers_to_absorb_late_packets() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
+        feed(&mut t, &tcp(S, C, 500, Some(101), "SA", 0), 0.1, &mut out);
+        feed(&mut t, &tcp(C, S, 101, Some(501), "FA", 0), 0.2, &mut out);
+        feed(&mut t, &tcp(S, C, 501, Some(102), "FA", 0), 0.3, &mut out);
+        feed(&mut t, &tcp(C, S, 102, Some(502), "A", 0), 2.0, &mut out);
+        assert!(out.is_empty());
+        t.advance(Timestamp(7_000_000_000), &mut out);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(
+            (r.end_reason, r.conn_state, r.history.as_str()),
+            (EndReason::Fin, ConnState::SF, "ShFfA")
+        );
+        assert_eq!(r.orig_pkts, 3, "the late ACK joined the closed connection");
+        assert_eq!(
+            r.duration,
+            Some(Duration::from_millis(300)),
+            "but did not extend it"
+        );
+    }
+
+    #[test]
+    fn new_syn_on_an_active_tuple_starts_a_new_connection() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 1.0, &mut out);
+        assert!(out.is_empty(), "same ISN: a retransmission");
+        feed(&mut t, &tcp(C, S, 9000, None, "S", 0), 2.0, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Reuse);
+        assert_eq!(out[0].orig_pkts, 2);
+    }
+
+    #[test]
+    fn full_table_evicts_the_flow_nearest_to_expiry() {
+        let cfg = TableConfig {
+            max_flows: 2,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        // An unanswered SYN expires after 5 s; UDP after 60 s.
+        feed(
+            &mut t,
+            &udp(([10, 0, 0, 1], 1), ([10, 0, 0, 9], 2), 1),
+            0.0,
+            &mut out,
+        );
+        feed(&mut t, &tcp(C, S, 1, None, "S", 0), 1.0, &mut out);
+        feed(
+            &mut t,
+            &udp(([10, 0, 0, 3], 1), ([10, 0, 0, 9], 2), 1),
+            2.0,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Evicted);
+        assert_eq!(out[0].proto, crate::record::Proto::Tcp);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn unanswered_syn_is_an_attempt_that_ends_after_the_attempt_delay() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 1, None, "S", 0), 0.0, &mut out);
+        feed(&mut t, &tcp(C, S, 1, None, "S", 0), 3.0, &mut out);
+        t.advance(Timestamp(6_000_000_000), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].conn_state, out[0].history.as_str()),
+            (ConnState::S0, "S")
+        );
+        assert_eq!(out[0].orig_pkts, 2);
+    }
+}
