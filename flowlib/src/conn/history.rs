@@ -70,31 +70,20 @@ fn cased(is_orig: bool, letter: u8) -> u8 {
 }
 
 /// A repeated event recorded at its 1st, 10th, 100th, ... occurrence.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ScaledCounter {
     count: u32,
-    threshold: u32,
-}
-
-impl Default for ScaledCounter {
-    fn default() -> Self {
-        ScaledCounter {
-            count: 0,
-            threshold: 1,
-        }
-    }
 }
 
 impl ScaledCounter {
     /// Counts one occurrence; returns whether it is one to record.
     pub(crate) fn bump(&mut self) -> bool {
         self.count = self.count.saturating_add(1);
-        if self.count == self.threshold {
-            self.threshold = self.threshold.saturating_mul(10);
-            true
-        } else {
-            false
+        let mut c = self.count;
+        while c % 10 == 0 {
+            c /= 10;
         }
+        c == 1
     }
 }
 

@@ -70,7 +70,8 @@ pub struct Conn {
     attempt_at: Option<Timestamp>,
     /// When the next interim record is due.
     interim_at: Option<Timestamp>,
-    tunnel_parents: [Option<Tunnel>; MAX_TUNNEL_PARENTS],
+    /// Ids of the tunnels that carried this connection ([`Tunnel::id`]), 0 = free slot.
+    tunnel_parents: [u64; MAX_TUNNEL_PARENTS],
     /// The timer-wheel slot this connection is currently filed under.
     pub(crate) timer_slot: i64,
 }
@@ -163,7 +164,7 @@ impl Conn {
             close_at: None,
             attempt_at: None,
             interim_at,
-            tunnel_parents: [None; MAX_TUNNEL_PARENTS],
+            tunnel_parents: [0; MAX_TUNNEL_PARENTS],
             timer_slot: i64::MIN,
         }
     }
@@ -249,16 +250,14 @@ impl Conn {
     }
 
     fn add_tunnel_parent(&mut self, t: Tunnel) {
-        // A tunnel is the same parent in both directions.
-        let t = t.canonical();
+        let id = tunnel_id(&t);
         for slot in &mut self.tunnel_parents {
-            match slot {
-                Some(existing) if *existing == t => return,
-                Some(_) => {}
-                None => {
-                    *slot = Some(t);
-                    return;
-                }
+            if *slot == id {
+                return;
+            }
+            if *slot == 0 {
+                *slot = id;
+                return;
             }
         }
     }
@@ -386,8 +385,8 @@ impl Conn {
         let tunnel_parents = self
             .tunnel_parents
             .iter()
-            .flatten()
-            .map(tunnel_uid)
+            .filter(|id| **id != 0)
+            .map(|id| tunnel_uid_of_id(*id))
             .collect();
         let proto = Proto::from_ip_proto(key.proto);
         let (op, rp) = match proto {
@@ -463,8 +462,23 @@ pub fn conn_uid(key: &FlowKey, start: Timestamp) -> String {
 }
 
 /// A tunnel's uid: derived from the outer addresses, ports and protocol
-/// only, so every packet of one tunnel names the same parent.
+/// only, so every packet of one tunnel, in either direction, names the same
+/// parent.
 pub fn tunnel_uid(t: &Tunnel) -> String {
+    tunnel_uid_of_id(tunnel_id(t))
+}
+
+fn tunnel_uid_of_id(id: u64) -> String {
+    let mut s = String::with_capacity(18);
+    s.push('T');
+    base62(id, &mut s);
+    base62(crate::key::mix64(id) >> 24, &mut s);
+    s.truncate(18);
+    s
+}
+
+/// A tunnel's 64-bit id (never 0): a hash of its canonical outer key.
+fn tunnel_id(t: &Tunnel) -> u64 {
     let (key, _) = FlowKey::new(
         Endpoint {
             addr: t.src,
@@ -478,13 +492,7 @@ pub fn tunnel_uid(t: &Tunnel) -> String {
         None,
         None,
     );
-    let a = crate::key::mix64(key.symmetric_hash() ^ 0x7475_6e6e_656c);
-    let mut s = String::with_capacity(18);
-    s.push('T');
-    base62(a, &mut s);
-    base62(crate::key::mix64(a) >> 24, &mut s);
-    s.truncate(18);
-    s
+    crate::key::mix64(key.symmetric_hash() ^ 0x7475_6e6e_656c).max(1)
 }
 
 #[cfg(test)]

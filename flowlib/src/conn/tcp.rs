@@ -11,7 +11,7 @@ use crate::decode::TcpSegment;
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
 
 /// Out-of-order data blocks remembered per endpoint for gap accounting.
-const MAX_BLOCKS: usize = 4;
+const MAX_BLOCKS: usize = 2;
 
 /// State of one TCP endpoint, with Zeek's meanings.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
