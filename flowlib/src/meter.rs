@@ -11,6 +11,9 @@ use crate::time::Timestamp;
 use crate::weird::{Weird, WeirdCounts};
 use crate::LinkType;
 
+/// Selects every flow update of a packet in [`FlowMeter::process_view`].
+pub const ALL_PARTS: u8 = u8::MAX;
+
 /// IPv6 "no next header".
 const IPV6_NO_NEXT_HEADER: u8 = 59;
 
@@ -84,27 +87,52 @@ impl FlowMeter {
         wire_len: u32,
         out: &mut Vec<ConnRecord>,
     ) {
+        let ts = self.clock(ts);
+        match PacketView::parse(data, link, ts, wire_len) {
+            Ok(view) => self.process_view(&view, ALL_PARTS, true, out),
+            Err(e) => {
+                self.count_undecodable(data.len(), wire_len, e.weird);
+                self.table.advance(ts, out);
+            }
+        }
+    }
+
+    /// Counts a packet that did not decode, under `weird` (for callers that
+    /// decode themselves, like a dispatcher in front of several meters).
+    pub fn count_undecodable(&mut self, cap_len: usize, wire_len: u32, weird: Weird) {
         self.stats.packets += 1;
-        self.stats.wire_bytes += u64::from(wire_len.max(data.len() as u32));
-        // Capture time never runs backwards for the table: a packet stamped
-        // earlier than one already seen is processed at the latest time.
+        self.stats.wire_bytes += u64::from(wire_len.max(cap_len as u32));
+        self.stats.weirds.add(weird);
+    }
+
+    /// Capture time never runs backwards for the table: a packet stamped
+    /// earlier than one already seen is processed at the latest time.
+    fn clock(&mut self, ts: Timestamp) -> Timestamp {
         let ts = ts.max(self.last_ts);
         self.last_ts = ts;
-        let view = match PacketView::parse(data, link, ts, wire_len) {
-            Ok(v) => v,
-            Err(e) => {
-                self.stats.weirds.add(e.weird);
-                self.table.advance(ts, out);
-                return;
-            }
-        };
-        if view.truncated {
-            self.stats.truncated += 1;
-        }
+        ts
+    }
+
+    /// Applies the flow updates of a decoded packet selected by `parts`
+    /// (bit `i` = the `i`-th of [`PacketView::flow_packets`]). With `count`,
+    /// the packet is also counted (packets, bytes, decoded or weird): when a
+    /// packet's parts are spread over several meters, exactly one counts it.
+    pub fn process_view(
+        &mut self,
+        view: &PacketView<'_>,
+        parts: u8,
+        count: bool,
+        out: &mut Vec<ConnRecord>,
+    ) {
+        let ts = self.clock(view.ts);
         let mut unattributed = false;
         let mut no_next = false;
         let mut updated = false;
-        for p in view.flow_packets() {
+        for (i, p) in view.flow_packets().enumerate() {
+            if parts & (1 << i) == 0 {
+                updated = true; // another meter applies this part
+                continue;
+            }
             if let Transport::NonFirstFragment { payload_len } = p.transport {
                 match self.fragments.lookup(p, ts) {
                     Some((key, src_is_lo))
@@ -128,6 +156,14 @@ impl FlowMeter {
             if p.ip.fragment.is_some_and(|f| f.offset == 0 && f.more) {
                 self.fragments.first_fragment(p, key, src_is_lo, ts);
             }
+        }
+        if !count {
+            return;
+        }
+        self.stats.packets += 1;
+        self.stats.wire_bytes += u64::from(view.wire_len);
+        if view.truncated {
+            self.stats.truncated += 1;
         }
         if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);

@@ -255,6 +255,13 @@ pub struct ConnRecord {
     pub community_id: String,
     /// Why this record was emitted.
     pub end_reason: EndReason,
+    /// Capture time at which the record became due: the timeout deadline
+    /// for idle and closed connections and interim records, the packet's
+    /// time for reuse and eviction, the latest capture time for end of
+    /// input. Not logged; outputs order records by it (then by uid), which
+    /// makes the order independent of how work is split across threads.
+    #[serde(skip)]
+    pub emitted: Timestamp,
     /// Enclave of the originator, when an enclave map is applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_enclave: Option<String>,

@@ -52,6 +52,8 @@ pub struct FlowTable {
     timers: BTreeMap<i64, Vec<FlowKey>>,
     spare: Vec<Vec<FlowKey>>,
     stats: TableStats,
+    /// Latest capture time seen.
+    now: Timestamp,
 }
 
 impl FlowTable {
@@ -63,6 +65,7 @@ impl FlowTable {
             timers: BTreeMap::new(),
             spare: Vec::new(),
             stats: TableStats::default(),
+            now: Timestamp(i64::MIN),
         }
     }
 
@@ -122,13 +125,13 @@ impl FlowTable {
         if let Some(conn) = self.flows.get_mut(&key) {
             let (deadline, reason) = conn.deadline(&self.cfg);
             if deadline <= ts && reason == EndReason::Active {
-                out.push(conn.record(&key, EndReason::Active));
+                out.push(conn.record(&key, EndReason::Active, deadline));
                 self.stats.ended[EndReason::Active as usize] += 1;
-                conn.interim_emitted(ts, &self.cfg);
+                conn.interim_emitted(deadline, &self.cfg);
             } else if deadline <= ts {
-                self.end(&key, reason, out);
+                self.end(&key, reason, deadline, out);
             } else if conn.is_reuse(p) {
-                self.end(&key, EndReason::Reuse, out);
+                self.end(&key, EndReason::Reuse, ts, out);
             }
         }
         let cfg = &self.cfg;
@@ -136,7 +139,7 @@ impl FlowTable {
             Some(conn) => conn,
             None => {
                 if self.flows.len() >= cfg.max_flows {
-                    self.evict_one(out);
+                    self.evict_one(ts, out);
                 }
                 self.stats.created += 1;
                 let conn = Conn::new(p, src_is_lo, ts, &self.cfg);
@@ -175,6 +178,7 @@ impl FlowTable {
     /// Moves the table's clock to `now`: connections due before `now`'s
     /// second end (or report interim records) and go to `out`.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
+        self.now = self.now.max(now);
         let now_sec = now.secs();
         while let Some(entry) = self.timers.first_entry() {
             let slot = *entry.key();
@@ -201,14 +205,14 @@ impl FlowTable {
             conn.timer_slot = deadline.secs();
             self.file(deadline.secs(), key);
         } else if reason == EndReason::Active {
-            out.push(conn.record(&key, EndReason::Active));
+            out.push(conn.record(&key, EndReason::Active, deadline));
             self.stats.ended[EndReason::Active as usize] += 1;
             conn.interim_emitted(deadline, &self.cfg);
             let next = conn.deadline(&self.cfg).0.secs();
             conn.timer_slot = next;
             self.file(next, key);
         } else {
-            self.end(&key, reason, out);
+            self.end(&key, reason, deadline, out);
         }
     }
 
@@ -220,22 +224,22 @@ impl FlowTable {
             .push(key);
     }
 
-    /// Removes a connection and emits its record.
-    fn end(&mut self, key: &FlowKey, reason: EndReason, out: &mut Vec<ConnRecord>) {
+    /// Removes a connection and emits its record, ended at capture time `at`.
+    fn end(&mut self, key: &FlowKey, reason: EndReason, at: Timestamp, out: &mut Vec<ConnRecord>) {
         if let Some(conn) = self.flows.remove(key) {
-            out.push(conn.record(key, reason));
+            out.push(conn.record(key, reason, at));
             self.stats.ended[reason as usize] += 1;
         }
     }
 
     /// Evicts the live connection nearest to its deadline.
-    fn evict_one(&mut self, out: &mut Vec<ConnRecord>) {
+    fn evict_one(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
         while let Some(mut entry) = self.timers.first_entry() {
             let slot = *entry.key();
             let keys = entry.get_mut();
             while let Some(key) = keys.pop() {
                 if self.flows.get(&key).is_some_and(|c| c.timer_slot == slot) {
-                    self.end(&key, EndReason::Evicted, out);
+                    self.end(&key, EndReason::Evicted, now, out);
                     return;
                 }
             }
@@ -245,13 +249,14 @@ impl FlowTable {
     }
 
     /// Ends every live connection with `reason` (end of input, shutdown),
-    /// in a deterministic order: by start time, then key.
+    /// in a deterministic order: by start time, then key. Their records are
+    /// stamped with the table's latest capture time.
     pub fn flush(&mut self, reason: EndReason, out: &mut Vec<ConnRecord>) {
         let mut all: Vec<(FlowKey, Conn)> = self.flows.drain().collect();
         all.sort_by(|a, b| a.1.start().cmp(&b.1.start()).then(a.0.cmp(&b.0)));
         for (key, conn) in all {
             let reason = conn.flush_reason(reason);
-            out.push(conn.record(&key, reason));
+            out.push(conn.record(&key, reason, self.now));
             self.stats.ended[reason as usize] += 1;
         }
         self.timers.clear();

@@ -370,7 +370,12 @@ impl Conn {
     }
 
     /// Builds the record for this connection as it stands.
-    pub(crate) fn record(&self, key: &FlowKey, reason: EndReason) -> ConnRecord {
+    pub(crate) fn record(
+        &self,
+        key: &FlowKey,
+        reason: EndReason,
+        emitted: Timestamp,
+    ) -> ConnRecord {
         let (o, r) = (self.orig, 1 - self.orig);
         let ends = [key.lo, key.hi];
         let (orig_ep, resp_ep) = (ends[o], ends[r]);
@@ -420,6 +425,7 @@ impl Conn {
             ip_proto: key.proto,
             community_id: community_id(orig_ep, resp_ep, key.proto, one_way),
             end_reason: reason,
+            emitted,
             orig_enclave: None,
             resp_enclave: None,
         }
