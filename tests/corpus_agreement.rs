@@ -825,3 +825,35 @@ fn our_tcp_udp_sctp_packet_totals_agree_with_tshark() {
     }
     checked.assert_clean(&known.path);
 }
+
+/// Issue 3's determinism requirement: the records for a capture do not
+/// depend on the number of shard workers. The output order is canonical
+/// too, so the whole output is compared byte for byte.
+#[test]
+fn records_are_identical_for_1_2_and_4_workers_on_every_capture() {
+    let Some(corpus) = Corpus::locate() else {
+        return;
+    };
+    let mut differing = Vec::new();
+    for capture in corpus.captures() {
+        let path = corpus.pcap_path(&capture);
+        let run = |workers: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sensor"))
+                .args(["replay", "-q", "--format", "zeek", "--workers", workers])
+                .arg(&path)
+                .output()
+                .expect("sensor runs")
+        };
+        let one = run("1");
+        for workers in ["2", "4"] {
+            let other = run(workers);
+            if other.stdout != one.stdout || other.status.code() != one.status.code() {
+                differing.push(format!("{capture} with {workers} workers"));
+            }
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "output differs from 1 worker: {differing:#?}"
+    );
+}

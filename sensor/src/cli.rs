@@ -42,6 +42,9 @@ pub struct ReplayArgs {
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
+    /// Shard workers (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Do not show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 files: args.files,
                 bpf: args.bpf,
                 table: args.table.to_config(),
+                workers: args.workers.unwrap_or_else(default_workers).max(1),
                 progress: !args.no_progress,
             };
             let mut out = Output::open(args.output.as_deref(), args.format)?;
@@ -126,6 +130,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             }
         }
     }
+}
+
+/// One worker per available core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// An error and its sources on one line.

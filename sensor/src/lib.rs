@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod order;
 pub mod output;
+pub mod pipeline;
 pub mod replay;
 pub mod source;
 pub mod summary;

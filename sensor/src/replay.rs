@@ -1,4 +1,4 @@
-//! `sensor replay`: capture files through the flow meter into records.
+//! `sensor replay`: capture files through the sharded pipeline into records.
 //!
 //! Several files form one timeline: packets are merged by capture time
 //! across files (the common case, files in order, costs no copying of
@@ -6,9 +6,10 @@
 
 use crate::error::SensorError;
 use crate::output::Output;
+use crate::pipeline::{self, Dispatcher, Packet, PipelineConfig};
 use crate::source::CaptureFile;
 use crate::summary::Summary;
-use flowlib::{ConnRecord, FlowMeter, LinkType, TableConfig, Timestamp};
+use flowlib::{EndReason, LinkType, TableConfig, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +23,8 @@ pub struct ReplayConfig {
     pub bpf: Option<String>,
     /// Flow table settings.
     pub table: TableConfig,
+    /// Shard workers.
+    pub workers: usize,
     /// Show a progress bar (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -36,14 +39,13 @@ pub struct ReplayOutcome {
 
 /// One file's next packet, copied out of libpcap so files can be merged.
 struct Pending {
-    file: usize,
     ts: Timestamp,
     wire_len: u32,
     link: LinkType,
     data: Vec<u8>,
 }
 
-/// Replays every file through one [`FlowMeter`] into `out`.
+/// Replays every file through the sharded pipeline into `out`.
 pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, SensorError> {
     let mut files = Vec::with_capacity(cfg.files.len());
     for path in &cfg.files {
@@ -52,16 +54,42 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
     let total: u64 = files.iter().map(|f| f.size()).sum();
     let bar = progress_bar(cfg.progress, total);
     let started = Instant::now();
-    let mut meter = FlowMeter::new(cfg.table.clone());
-    let mut records: Vec<ConnRecord> = Vec::with_capacity(256);
+    let pipeline = PipelineConfig {
+        workers: cfg.workers,
+        table: cfg.table.clone(),
+        final_reason: EndReason::Eof,
+    };
+    let n_files = files.len();
+    let (stats, input_error) =
+        pipeline::run(&pipeline, out, |d| feed(&mut files, d, bar.as_ref()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(ReplayOutcome {
+        summary: Summary::new(
+            n_files,
+            stats.meter,
+            stats.table,
+            stats.records,
+            started.elapsed(),
+        ),
+        input_error,
+    })
+}
+
+/// Reads the files as one timeline (merged by capture time) into the
+/// dispatcher; returns the first input error.
+fn feed(
+    files: &mut [CaptureFile],
+    d: &mut Dispatcher<'_>,
+    bar: Option<&ProgressBar>,
+) -> Option<SensorError> {
     let mut input_error = None;
     let mut since_progress = 0u32;
-
-    // Per-file lookahead: the next selected packet of every file.
-    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(files.len());
     let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut pending: Vec<Option<Pending>> = Vec::with_capacity(files.len());
     for i in 0..files.len() {
-        let p = fetch(&mut files, i, &mut spare, &mut input_error);
+        let p = fetch(files, i, &mut spare, &mut input_error);
         pending.push(p);
     }
     loop {
@@ -73,39 +101,26 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
             .min();
         let Some((_, i)) = next else { break };
         let p = pending[i].take().expect("selected above");
-        meter.process(&p.data, p.link, p.ts, p.wire_len, &mut records);
-        if !records.is_empty() {
-            out.write_all(&mut records)?;
-            if out.is_closed() {
-                break;
-            }
+        let packet = Packet {
+            ts: p.ts,
+            data: &p.data,
+            wire_len: p.wire_len,
+            link: p.link,
+        };
+        if d.dispatch(packet).is_err() {
+            break; // the output went away
         }
         spare.push(p.data);
-        pending[i] = fetch(&mut files, p.file, &mut spare, &mut input_error);
+        pending[i] = fetch(files, i, &mut spare, &mut input_error);
         since_progress += 1;
         if since_progress == 8192 {
             since_progress = 0;
-            if let Some(bar) = &bar {
+            if let Some(bar) = bar {
                 bar.set_position(files.iter().map(|f| f.position()).sum());
             }
         }
     }
-    meter.finish(&mut records);
-    out.write_all(&mut records)?;
-    out.finish()?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(ReplayOutcome {
-        summary: Summary::new(
-            files.len(),
-            meter.stats().clone(),
-            meter.table_stats().clone(),
-            out.written(),
-            started.elapsed(),
-        ),
-        input_error,
-    })
+    input_error
 }
 
 /// Reads file `i`'s next selected packet into a recycled buffer. A read
@@ -124,7 +139,6 @@ fn fetch(
                 data.clear();
                 data.extend_from_slice(p.data);
                 return Some(Pending {
-                    file: i,
                     ts: p.ts,
                     wire_len: p.wire_len,
                     link: p.link,
