@@ -515,3 +515,149 @@ impl<'a> Decoder<'a> {
         err(Weird::TooManyHeaders, off)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// An inner Ethernet/IPv4/UDP frame.
+    fn inner_frame() -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(5353, 53)
+            .write(&mut v, b"query")
+            .unwrap();
+        v
+    }
+
+    /// Ethernet/IPv4/GRE with the given GRE header, carrying `payload`.
+    fn gre(gre_header: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut ip = Vec::new();
+        ip.extend_from_slice(gre_header);
+        ip.extend_from_slice(payload);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .write(&mut v, etherparse::IpNumber(47), &ip)
+            .unwrap();
+        v
+    }
+
+    fn assert_inner_udp(frame: &[u8], kind: TunnelKind) {
+        let v =
+            PacketView::parse(frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32).unwrap();
+        assert_eq!(v.inner.ip.src, IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(v.inner.transport.ports(), (5353, 53));
+        assert_eq!(v.inner.transport.payload_len(), 5);
+        let t = v.inner.tunnel.expect("tunnel parent");
+        assert_eq!(
+            (t.kind, t.src, t.proto),
+            (kind, IpAddr::from([10, 0, 0, 1]), 47)
+        );
+        assert_eq!(
+            v.encapsulations().count(),
+            0,
+            "GRE is not a flow of its own"
+        );
+    }
+
+    #[test]
+    fn erspan_type_iii_with_and_without_platform_subheader() {
+        let mut hdr = vec![0x10, 0, 0x22, 0xeb, 0, 0, 0, 1]; // S flag, seq
+        let erspan = [0x20, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // ver 2, O=0
+        let mut payload = erspan.to_vec();
+        payload.extend(inner_frame());
+        assert_inner_udp(&gre(&hdr, &payload), TunnelKind::Erspan);
+
+        let mut with_platform = erspan.to_vec();
+        with_platform[11] |= 0x01;
+        with_platform.extend([0u8; 8]);
+        with_platform.extend(inner_frame());
+        assert_inner_udp(&gre(&hdr, &with_platform), TunnelKind::Erspan);
+
+        // ERSPAN type II: 8-byte header after a GRE header with a sequence number.
+        hdr[2..4].copy_from_slice(&[0x88, 0xbe]);
+        let mut ii = vec![0x10, 0, 0, 1, 0, 0, 0, 0];
+        ii.extend(inner_frame());
+        assert_inner_udp(&gre(&hdr, &ii), TunnelKind::Erspan);
+    }
+
+    #[test]
+    fn gre_with_checksum_key_and_sequence_carrying_ethernet() {
+        let hdr = [0xb0, 0, 0x65, 0x58, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1];
+        assert_inner_udp(&gre(&hdr, &inner_frame()), TunnelKind::Gre);
+    }
+
+    #[test]
+    fn truncated_gre_header_is_a_named_weird() {
+        let frame = gre(&[0xb0, 0, 0x65, 0x58, 0, 0], &[]);
+        let e = PacketView::parse(&frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32)
+            .unwrap_err();
+        assert_eq!(e.weird, Weird::TruncatedTunnelHeader);
+        assert_eq!(
+            e.offset, 34,
+            "the GRE header starts after Ethernet and IPv4"
+        );
+    }
+
+    #[test]
+    fn vxlan_outer_udp_is_a_flow_and_the_inner_packet_is_keyed() {
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+        vx.extend(inner_frame());
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .single_vlan(etherparse::VlanId::try_new(30).unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(40000, 4789)
+            .write(&mut frame, &vx)
+            .unwrap();
+        let v = PacketView::parse(&frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32)
+            .unwrap();
+        let outer: Vec<_> = v.encapsulations().collect();
+        assert_eq!(outer.len(), 1);
+        assert_eq!(outer[0].transport.ports(), (40000, 4789));
+        assert_eq!(outer[0].vlan, Some(30));
+        assert_eq!(v.inner.transport.ports(), (5353, 53));
+        assert_eq!(v.inner.tunnel.unwrap().kind, TunnelKind::Vxlan);
+    }
+
+    #[test]
+    fn udp_on_a_tunnel_port_that_is_not_a_tunnel_stays_plain_udp() {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(40000, 4789)
+            .write(&mut frame, &[0x08, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
+            .unwrap();
+        let v = PacketView::parse(&frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32)
+            .unwrap();
+        assert_eq!(v.encapsulations().count(), 0);
+        assert_eq!(v.inner.transport.ports(), (40000, 4789));
+        assert!(v.inner.tunnel.is_none());
+    }
+
+    #[test]
+    fn snaplen_cut_payload_is_a_flag_not_an_error() {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1, 2, 3, 4)
+            .write(&mut frame, &[0u8; 1000])
+            .unwrap();
+        let wire = frame.len() as u32;
+        let v = PacketView::parse(&frame[..96], LinkType::ETHERNET, Timestamp(0), wire).unwrap();
+        assert!(v.truncated);
+        match v.inner.transport {
+            Transport::Tcp(t) => {
+                assert_eq!(t.payload_len, 1000);
+                assert_eq!(t.payload.len(), 96 - 54);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same bytes without a snaplen cut are an inconsistent packet.
+        let e = PacketView::parse(&frame[..96], LinkType::ETHERNET, Timestamp(0), 96).unwrap_err();
+        assert_eq!(e.weird, Weird::IpLengthExceedsFrame);
+    }
+}
