@@ -2,12 +2,16 @@
 //! `main -> run -> exit code` wiring.
 
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::live::{self, list_interfaces, LiveConfig};
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
+use crate::summary::Summary;
 use clap::{Args, Parser, Subcommand};
 use flowlib::TableConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Network security monitor for the trust relationships between customers
@@ -25,6 +29,45 @@ pub struct Cli {
 pub enum Command {
     /// Replay capture files (pcap or pcapng) into connection records.
     Replay(ReplayArgs),
+    /// Capture from a network interface (a span port) until SIGINT/SIGTERM.
+    Live(LiveArgs),
+    /// List the interfaces live capture can use.
+    Interfaces,
+}
+
+/// Arguments of `sensor live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on.
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: String,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
+    pub snaplen: i32,
+    /// Only capture packets matching this BPF expression (applied in the kernel).
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Kernel capture buffer size in MiB (libpcap's default if unset).
+    #[arg(long, value_name = "MIB")]
+    pub buffer_size: Option<u32>,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Shard workers (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Write records to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Seconds between statistics log lines (shown with RUST_LOG=info).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stats_interval: u64,
+    /// Flow table settings.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// Arguments of `sensor replay`.
@@ -107,9 +150,51 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> Result<u8, SensorError> {
+    let shutdown = Arc::new(AtomicBool::new(false));
     match cli.command {
+        Command::Interfaces => {
+            print!("{}", list_interfaces()?);
+            Ok(EXIT_OK)
+        }
+        Command::Live(args) => {
+            register_signals(&shutdown);
+            let cfg = LiveConfig {
+                interface: args.interface,
+                snaplen: args.snaplen.max(64),
+                bpf: args.bpf,
+                buffer_size: args.buffer_size.map(|mib| (mib.min(2047) as i32) << 20),
+                promisc: !args.no_promisc,
+                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                table: args.table.to_config(),
+                stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+                shutdown: shutdown.clone(),
+            };
+            let cap = live::open(&cfg)?;
+            let mut out = Output::open(args.output.as_deref(), args.format)?;
+            let o = live::live(&cfg, cap, &mut out)?;
+            let summary = Summary::new(
+                format!("interface {}", cfg.interface),
+                o.meter,
+                o.table,
+                o.records,
+                o.elapsed,
+            );
+            eprintln!("{summary}\n{}", o.drops);
+            eprintln!(
+                "sensor: {} on {}; every open flow flushed",
+                if o.interrupted {
+                    "stopped by signal"
+                } else {
+                    "capture ended"
+                },
+                cfg.interface
+            );
+            Ok(EXIT_OK)
+        }
         Command::Replay(args) => {
+            register_signals(&shutdown);
             let cfg = ReplayConfig {
+                shutdown: shutdown.clone(),
                 files: args.files,
                 bpf: args.bpf,
                 table: args.table.to_config(),
@@ -129,6 +214,16 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 None => Ok(EXIT_OK),
             }
         }
+    }
+}
+
+/// SIGINT and SIGTERM set `flag` (the pipeline then stops reading and
+/// flushes every open flow); a second signal ends the process at once.
+fn register_signals(flag: &Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(flag));
+        let _ = signal_hook::flag::register(sig, Arc::clone(flag));
     }
 }
 

@@ -24,6 +24,24 @@ pub enum SensorError {
         /// Why.
         message: String,
     },
+    /// No interface of that name.
+    #[error(
+        "no capture interface named {interface:?} (`sensor interfaces` lists them): {message}"
+    )]
+    NoInterface {
+        /// The name given.
+        interface: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// Capturing needs privileges the process lacks.
+    #[error("not allowed to capture on {interface:?}: {message}. Live capture needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode): run as root, or once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v sensor)")]
+    Permission {
+        /// The interface.
+        interface: String,
+        /// libpcap's message.
+        message: String,
+    },
     /// The capture's link type is not one the decoder understands.
     #[error("{}: unsupported link type {link}", path.display())]
     UnsupportedLink {
@@ -63,7 +81,9 @@ impl SensorError {
         match self {
             SensorError::Open { .. }
             | SensorError::UnsupportedLink { .. }
-            | SensorError::Filter { .. } => EXIT_USAGE,
+            | SensorError::Filter { .. }
+            | SensorError::NoInterface { .. }
+            | SensorError::Permission { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) => EXIT_FAILURE,
         }

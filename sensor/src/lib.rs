@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;

@@ -27,7 +27,7 @@
 use crate::error::SensorError;
 use crate::order::RecordOrder;
 use crate::output::Output;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use flowlib::key::mix64;
 use flowlib::meter::ALL_PARTS;
 use flowlib::table::TableStats;
@@ -36,6 +36,7 @@ use flowlib::{
 };
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 /// Packets per batch before it is sent.
@@ -57,6 +58,13 @@ pub struct PipelineConfig {
     pub table: TableConfig,
     /// End reason for flows still open when the input ends.
     pub final_reason: EndReason,
+    /// Live capture: never block the capture thread; when a shard's queue
+    /// is full, drop the batch and count its packets. Replay blocks instead
+    /// (lossless backpressure).
+    pub lossy: bool,
+    /// Set by a signal handler: stop reading, flush every open flow with end
+    /// reason `shutdown`.
+    pub shutdown: Arc<AtomicBool>,
 }
 
 /// One packet handed to the dispatcher.
@@ -81,6 +89,10 @@ pub struct PipelineStats {
     pub table: TableStats,
     /// Records written.
     pub records: u64,
+    /// Packets dropped because a shard's queue was full (live capture only).
+    pub queue_drops: u64,
+    /// The input was stopped by a signal.
+    pub interrupted: bool,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -132,6 +144,9 @@ pub struct Dispatcher<'s> {
     now: Timestamp,
     stats: MeterStats,
     stop: &'s AtomicBool,
+    shutdown: &'s AtomicBool,
+    lossy: bool,
+    queue_drops: u64,
 }
 
 /// The output side went away (closed pipe or write error): stop feeding.
@@ -142,7 +157,7 @@ impl Dispatcher<'_> {
     /// Sends one packet to the shard(s) owning its flows. Blocks when the
     /// shards are busy (backpressure).
     pub fn dispatch(&mut self, p: Packet<'_>) -> Result<(), Stopped> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stopped() {
             return Err(Stopped);
         }
         let ts = p.ts.max(self.now);
@@ -225,7 +240,32 @@ impl Dispatcher<'_> {
         fresh.clear();
         let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
         batch.now = self.now;
-        self.senders[shard].send(batch).map_err(|_| Stopped)
+        if !self.lossy {
+            return self.senders[shard].send(batch).map_err(|_| Stopped);
+        }
+        match self.senders[shard].try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(mut batch)) => {
+                // The shard is behind: drop this batch rather than stall
+                // the capture, and count what was lost.
+                self.queue_drops += batch.slots.iter().filter(|s| s.count).count() as u64;
+                batch.clear();
+                self.pending[shard] = batch;
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Stopped),
+        }
+    }
+
+    /// Whether the caller should stop feeding: the output went away or a
+    /// signal asked to shut down.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Packets dropped so far because a shard's queue was full.
+    pub fn queue_drops(&self) -> u64 {
+        self.queue_drops
     }
 
     /// Moves the clock forward without a packet (an idle live capture).
@@ -237,12 +277,13 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> MeterStats {
+    fn finish(mut self) -> (MeterStats, u64) {
+        self.lossy = false; // the last batches must arrive
         for shard in 0..self.senders.len() {
             let _ = self.send(shard);
         }
         self.senders.clear();
-        self.stats
+        (self.stats, self.queue_drops)
     }
 }
 
@@ -280,6 +321,7 @@ fn worker(
     free: Sender<Batch>,
     table: TableConfig,
     final_reason: EndReason,
+    shutdown: &AtomicBool,
 ) {
     let mut meter = FlowMeter::new(table);
     let mut records = Vec::new();
@@ -310,7 +352,12 @@ fn worker(
         batch.clear();
         let _ = free.try_send(batch);
     }
-    meter.flush(final_reason, &mut records);
+    let reason = if shutdown.load(Ordering::Relaxed) {
+        EndReason::Shutdown
+    } else {
+        final_reason
+    };
+    meter.flush(reason, &mut records);
     let _ = out.send(ShardMsg::Done {
         shard,
         records,
@@ -344,14 +391,19 @@ where
             senders.push(tx);
             let (out, free, table) = (out_tx.clone(), free_tx.clone(), table.clone());
             let reason = cfg.final_reason;
+            let shutdown = &*cfg.shutdown;
             thread::Builder::new()
                 .name(format!("shard-{shard}"))
-                .spawn_scoped(s, move || worker(shard, rx, out, free, table, reason))
+                .spawn_scoped(s, move || {
+                    worker(shard, rx, out, free, table, reason, shutdown)
+                })
                 .expect("spawn shard worker");
         }
         drop(out_tx);
         drop(free_tx);
         let stop_ref = &stop;
+        let shutdown_ref = &*cfg.shutdown;
+        let lossy = cfg.lossy;
         let feeder = thread::Builder::new()
             .name("dispatch".into())
             .spawn_scoped(s, move || {
@@ -363,6 +415,9 @@ where
                     now: Timestamp(i64::MIN),
                     stats: MeterStats::default(),
                     stop: stop_ref,
+                    shutdown: shutdown_ref,
+                    lossy,
+                    queue_drops: 0,
                 };
                 let r = feed(&mut d);
                 (r, d.finish())
@@ -403,8 +458,10 @@ where
             }
             ready.clear();
         }
-        let (fed, dispatcher_stats) = feeder.join().expect("dispatcher thread");
+        let (fed, (dispatcher_stats, queue_drops)) = feeder.join().expect("dispatcher thread");
         stats.meter.merge(&dispatcher_stats);
+        stats.queue_drops = queue_drops;
+        stats.interrupted = cfg.shutdown.load(Ordering::Relaxed);
         if let Some(e) = failure {
             return Err(e);
         }

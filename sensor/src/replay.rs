@@ -12,6 +12,8 @@ use crate::summary::Summary;
 use flowlib::{EndReason, LinkType, TableConfig, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What to replay and how.
@@ -27,6 +29,8 @@ pub struct ReplayConfig {
     pub workers: usize,
     /// Show a progress bar (only when stderr is a terminal).
     pub progress: bool,
+    /// Set by SIGINT/SIGTERM: stop reading and flush.
+    pub shutdown: Arc<AtomicBool>,
 }
 
 /// The outcome of a replay: counters, and the first input error if any.
@@ -58,6 +62,8 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
         workers: cfg.workers,
         table: cfg.table.clone(),
         final_reason: EndReason::Eof,
+        lossy: false,
+        shutdown: cfg.shutdown.clone(),
     };
     let n_files = files.len();
     let (stats, input_error) =
@@ -67,7 +73,7 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
     }
     Ok(ReplayOutcome {
         summary: Summary::new(
-            n_files,
+            format!("{n_files} file{}", if n_files == 1 { "" } else { "s" }),
             stats.meter,
             stats.table,
             stats.records,

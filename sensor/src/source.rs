@@ -269,6 +269,11 @@ impl CaptureFile {
     }
 }
 
+/// Checks that `expr` compiles for link type `link`.
+pub fn compile_check(link: LinkType, expr: &str) -> Result<(), SensorError> {
+    compile_for(link, expr).map(|_| ())
+}
+
 /// Compiles `expr` for packets of link type `link`.
 fn compile_for(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorError> {
     let dlt = if link == LinkType::RAW {

@@ -8,8 +8,8 @@ use std::time::Duration;
 /// Everything the final summary reports.
 #[derive(Clone, Debug)]
 pub struct Summary {
-    /// Input files.
-    pub files: usize,
+    /// Where packets came from ("2 files", "interface eth1").
+    pub source: String,
     /// Packet counters.
     pub meter: MeterStats,
     /// Flow counters.
@@ -23,14 +23,14 @@ pub struct Summary {
 impl Summary {
     /// Bundles the counters.
     pub fn new(
-        files: usize,
+        source: String,
         meter: MeterStats,
         table: TableStats,
         records: u64,
         elapsed: Duration,
     ) -> Self {
         Summary {
-            files,
+            source,
             meter,
             table,
             records,
@@ -44,11 +44,10 @@ impl fmt::Display for Summary {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         writeln!(
             f,
-            "packets: {} ({} bytes) from {} file{}, {} decoded, {} truncated by snaplen, {:.0} packets/s",
+            "packets: {} ({} bytes) from {}, {} decoded, {} truncated by snaplen, {:.0} packets/s",
             self.meter.packets,
             self.meter.wire_bytes,
-            self.files,
-            if self.files == 1 { "" } else { "s" },
+            self.source,
             self.meter.decoded,
             self.meter.truncated,
             self.meter.packets as f64 / secs
