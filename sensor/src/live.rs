@@ -76,13 +76,16 @@ pub struct LiveDrops {
     pub interface: Counter64,
     /// Dropped because a shard's queue was full.
     pub shard_queue: u64,
+    /// Packets read from libpcap.
+    pub captured: u64,
 }
 
 impl fmt::Display for LiveDrops {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "drops: kernel {}, interface {}, shard queue {} (kernel received {})",
+            "captured: {}; drops: kernel {}, interface {}, shard queue {} (kernel received {})",
+            self.captured,
             self.kernel.total(),
             self.interface.total(),
             self.shard_queue,
@@ -257,6 +260,7 @@ fn capture_loop(
         }
     }
     read_stats(&mut cap, &mut drops);
+    drops.captured = packets;
     (drops, error)
 }
 
