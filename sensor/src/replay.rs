@@ -90,6 +90,9 @@ fn feed(
     d: &mut Dispatcher<'_>,
     bar: Option<&ProgressBar>,
 ) -> Option<SensorError> {
+    if let [file] = files {
+        return feed_one(file, d, bar);
+    }
     let mut input_error = None;
     let mut since_progress = 0u32;
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -127,6 +130,42 @@ fn feed(
         }
     }
     input_error
+}
+
+/// One file: packets go from libpcap's buffer straight to the dispatcher.
+fn feed_one(
+    file: &mut CaptureFile,
+    d: &mut Dispatcher<'_>,
+    bar: Option<&ProgressBar>,
+) -> Option<SensorError> {
+    let mut since_progress = 0u32;
+    loop {
+        let position = file.position();
+        match file.next_packet() {
+            Ok(Some(p)) => {
+                if p.selected {
+                    let packet = Packet {
+                        ts: p.ts,
+                        data: p.data,
+                        wire_len: p.wire_len,
+                        link: p.link,
+                    };
+                    if d.dispatch(packet).is_err() {
+                        return None; // the output went away
+                    }
+                }
+            }
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        }
+        since_progress += 1;
+        if since_progress == 8192 {
+            since_progress = 0;
+            if let Some(bar) = bar {
+                bar.set_position(position);
+            }
+        }
+    }
 }
 
 /// Reads file `i`'s next selected packet into a recycled buffer. A read
