@@ -1,0 +1,109 @@
+//! Every broken rule file under `tests/bad/` is refused with exactly the
+//! errors in the `.errors` file beside it (file, line, field, message, in
+//! line order, every error in the file rather than the first).
+
+use std::fs;
+use std::path::Path;
+
+use rules::Rules;
+
+fn bad_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad")
+}
+
+fn check(stem: &str) {
+    let dir = bad_dir();
+    let name = format!("{stem}.toml");
+    let text = fs::read_to_string(dir.join(&name)).unwrap();
+    let expected = fs::read_to_string(dir.join(format!("{stem}.errors"))).unwrap();
+    let errors = Rules::from_str(&text, &name).expect_err("a bad file must be refused");
+    assert_eq!(
+        errors.to_string(),
+        expected.trim_end(),
+        "\n--- got ---\n{errors}\n--- expected ---\n{expected}"
+    );
+    for e in errors.iter() {
+        assert_eq!(e.file(), name);
+        assert!(e.line().is_some(), "every error has a line: {e}");
+    }
+}
+
+#[test]
+fn every_bad_file_has_its_expected_errors() {
+    let mut stems: Vec<String> = fs::read_dir(bad_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "toml")
+                .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    stems.sort();
+    assert!(stems.len() >= 8, "{stems:?}");
+    for stem in stems {
+        check(&stem);
+    }
+}
+
+#[test]
+fn bad_networks_name_the_exact_problem() {
+    check("bad_networks");
+}
+
+#[test]
+fn unknown_keys_are_refused_at_every_level() {
+    check("unknown_keys");
+}
+
+#[test]
+fn overlapping_enclaves_need_vlans_to_tell_them_apart() {
+    check("overlap");
+}
+
+#[test]
+fn undefined_names_are_reported_where_they_are_used() {
+    check("undefined");
+}
+
+#[test]
+fn host_group_members_outside_their_enclave_are_refused() {
+    check("members");
+}
+
+#[test]
+fn windows_that_cannot_match_are_refused() {
+    check("windows");
+}
+
+#[test]
+fn duplicate_names_point_at_the_first_use() {
+    check("duplicates");
+}
+
+#[test]
+fn bad_services_say_why() {
+    check("services");
+}
+
+#[test]
+fn a_toml_syntax_error_has_a_line() {
+    check("syntax");
+}
+
+#[test]
+fn wrong_types_and_ranges_are_refused() {
+    check("types");
+}
+
+#[test]
+fn an_unreadable_file_is_one_error_without_a_line() {
+    let errors = Rules::load("/nonexistent/rules.toml").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let e = &errors.errors()[0];
+    assert_eq!(e.line(), None);
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/rules.toml: cannot read the rule file: "),
+        "{e}"
+    );
+}
