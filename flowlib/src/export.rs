@@ -72,6 +72,8 @@ pub const ZEEK_FIELDS: &[(&str, &str)] = &[
     ("end_reason", "string"),
     ("orig_enclave", "string"),
     ("resp_enclave", "string"),
+    ("orig_host_group", "string"),
+    ("resp_host_group", "string"),
 ];
 
 /// Zeek's TSV conn.log. The header is written with the first record (or at
@@ -207,10 +209,14 @@ impl<W: Write> RecordWriter for ZeekTsvWriter<W> {
             None => l.push('-'),
         }
         l.push('\t');
-        match &r.resp_enclave {
-            Some(s) => push_str_field(l, s),
-            None => l.push('-'),
+        for v in [&r.resp_enclave, &r.orig_host_group, &r.resp_host_group] {
+            match v {
+                Some(s) => push_str_field(l, s),
+                None => l.push('-'),
+            }
+            l.push('\t');
         }
+        l.pop();
         l.push('\n');
         self.out.write_all(self.line.as_bytes())
     }

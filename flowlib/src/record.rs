@@ -268,4 +268,10 @@ pub struct ConnRecord {
     /// Enclave of the responder, when an enclave map is applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resp_enclave: Option<String>,
+    /// Host group of the originator (jump hosts, backup servers, ...), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orig_host_group: Option<String>,
+    /// Host group of the responder, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resp_host_group: Option<String>,
 }

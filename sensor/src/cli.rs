@@ -1,6 +1,7 @@
 //! Command-line arguments, validated into configurations, and the
 //! `main -> run -> exit code` wiring.
 
+use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::output::{Format, Output};
@@ -33,6 +34,11 @@ pub enum Command {
     Live(LiveArgs),
     /// List the interfaces live capture can use.
     Interfaces,
+    /// Validate a rule file: print a summary, or every error with file, line and field.
+    CheckRules {
+        /// The rule file (TOML).
+        file: PathBuf,
+    },
 }
 
 /// Arguments of `sensor live`.
@@ -62,6 +68,10 @@ pub struct LiveArgs {
     /// Write records to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Rule file (enclaves, host groups, relationships): records gain the
+    /// enclave and host group of each side. Validated before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// Seconds between statistics log lines (shown with RUST_LOG=info).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stats_interval: u64,
@@ -82,6 +92,10 @@ pub struct ReplayArgs {
     /// Write records to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Rule file (enclaves, host groups, relationships): records gain the
+    /// enclave and host group of each side. Validated before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
@@ -156,6 +170,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             print!("{}", list_interfaces()?);
             Ok(EXIT_OK)
         }
+        Command::CheckRules { file } => {
+            let rules = enclaves::load(&file)?;
+            println!("{}", rules.summary());
+            Ok(EXIT_OK)
+        }
         Command::Live(args) => {
             register_signals(&shutdown);
             let cfg = LiveConfig {
@@ -169,8 +188,9 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 stats_interval: Duration::from_secs(args.stats_interval.max(1)),
                 shutdown: shutdown.clone(),
             };
+            let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
             let cap = live::open(&cfg)?;
-            let mut out = Output::open(args.output.as_deref(), args.format)?;
+            let mut out = Output::open(args.output.as_deref(), args.format)?.with_rules(rules);
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -201,7 +221,8 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
                 progress: !args.no_progress,
             };
-            let mut out = Output::open(args.output.as_deref(), args.format)?;
+            let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
+            let mut out = Output::open(args.output.as_deref(), args.format)?.with_rules(rules);
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);

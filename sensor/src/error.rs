@@ -70,6 +70,14 @@ pub enum SensorError {
         /// libpcap's description.
         message: String,
     },
+    /// A rule file failed validation; every error is listed.
+    #[error("{} is not a valid rule file:\n{errors}", path.display())]
+    Rules {
+        /// The file.
+        path: PathBuf,
+        /// One error per line, each naming file, line and field.
+        errors: String,
+    },
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -83,7 +91,8 @@ impl SensorError {
             | SensorError::UnsupportedLink { .. }
             | SensorError::Filter { .. }
             | SensorError::NoInterface { .. }
-            | SensorError::Permission { .. } => EXIT_USAGE,
+            | SensorError::Permission { .. }
+            | SensorError::Rules { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) => EXIT_FAILURE,
         }

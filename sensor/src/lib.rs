@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod enclaves;
 pub mod error;
 pub mod live;
 pub mod order;

@@ -21,6 +21,7 @@ pub struct Output {
     writer: Box<dyn RecordWriter>,
     closed: bool,
     written: u64,
+    rules: Option<rules::Rules>,
 }
 
 impl Output {
@@ -41,15 +42,25 @@ impl Output {
             writer,
             closed: false,
             written: 0,
+            rules: None,
         })
+    }
+
+    /// Annotates every record with the enclave and host group of each side.
+    pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
+        self.rules = rules;
+        self
     }
 
     /// Writes records; after the reader went away (broken pipe) records are
     /// dropped silently and [`Output::is_closed`] turns true.
     pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
-        for r in records.drain(..) {
+        for mut r in records.drain(..) {
             if self.closed {
                 continue;
+            }
+            if let Some(rules) = &self.rules {
+                crate::enclaves::annotate(rules, &mut r);
             }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,

@@ -428,6 +428,8 @@ impl Conn {
             emitted,
             orig_enclave: None,
             resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
         }
     }
 }
