@@ -32,6 +32,9 @@ pub struct TableConfig {
     pub max_fragment_trains: usize,
     /// How long a fragment train is remembered.
     pub fragment_timeout: Duration,
+    /// Also emit a record with end reason `start` when a connection's first
+    /// packet is seen (for detectors that act at once).
+    pub report_starts: bool,
 }
 
 impl Default for TableConfig {
@@ -48,6 +51,7 @@ impl Default for TableConfig {
             max_flows: 1_000_000,
             max_fragment_trains: 65_536,
             fragment_timeout: Duration::from_secs(30),
+            report_starts: false,
         }
     }
 }

@@ -119,6 +119,10 @@ pub enum EndReason {
     Eof,
     /// The process was asked to stop.
     Shutdown,
+    /// Not an end: the connection's first packet was just seen (only with
+    /// [`crate::TableConfig::report_starts`]), so policy checks can act at
+    /// once. Start records are for detectors, not for connection logs.
+    Start,
 }
 
 impl EndReason {
@@ -133,11 +137,12 @@ impl EndReason {
             EndReason::Reuse => "reuse",
             EndReason::Eof => "eof",
             EndReason::Shutdown => "shutdown",
+            EndReason::Start => "start",
         }
     }
 
     /// Every reason, in declaration order.
-    pub const ALL: [EndReason; 8] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::Fin,
         EndReason::Rst,
         EndReason::Idle,
@@ -146,6 +151,7 @@ impl EndReason {
         EndReason::Reuse,
         EndReason::Eof,
         EndReason::Shutdown,
+        EndReason::Start,
     ];
 }
 

@@ -135,9 +135,11 @@ impl FlowTable {
             }
         }
         let cfg = &self.cfg;
+        let mut created = false;
         let conn = match self.flows.get_mut(&key) {
             Some(conn) => conn,
             None => {
+                created = true;
                 if self.flows.len() >= cfg.max_flows {
                     self.evict_one(ts, out);
                 }
@@ -149,6 +151,10 @@ impl FlowTable {
             }
         };
         conn.update(p, src_is_lo, ts, complete, &self.cfg);
+        if created && self.cfg.report_starts {
+            out.push(conn.record(&key, EndReason::Start, ts));
+            self.stats.ended[EndReason::Start as usize] += 1;
+        }
         let slot = conn.deadline(&self.cfg).0.secs();
         if slot < conn.timer_slot || conn.timer_slot == i64::MIN {
             conn.timer_slot = slot;
@@ -484,5 +490,23 @@ mod tests {
             (ConnState::S0, "S")
         );
         assert_eq!(out[0].orig_pkts, 2);
+    }
+
+    #[test]
+    fn start_records_report_the_first_packet_when_asked() {
+        let cfg = TableConfig {
+            report_starts: true,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Start);
+        assert_eq!((out[0].orig_pkts, out[0].history.as_str()), (1, "S"));
+        feed(&mut t, &tcp(S, C, 500, Some(101), "SA", 0), 0.1, &mut out);
+        assert_eq!(out.len(), 1, "one start per connection");
+        t.flush(EndReason::Eof, &mut out);
+        assert_eq!(out[1].uid, out[0].uid);
     }
 }
