@@ -1,21 +1,32 @@
-//! The flow table: connections keyed by [`FlowKey`] in a hashbrown map,
-//! driven only by capture time.
+//! The flow table: connections in slabs, found through a hash index of
+//! [`FlowKey`]s, driven only by capture time.
+//!
+//! Connections live in two slabs (`Vec`s recycled through free lists): TCP
+//! connections with their state machine in one, UDP / ICMP / other
+//! protocols in a smaller one, so those do not pay for TCP state. A
+//! hashbrown table holds only a `u32` slab reference per connection; the
+//! key itself is stored once, in the slab, and the hash is recomputed from
+//! it when the index grows. Rare state (out-of-order TCP blocks, tunnel
+//! parents) lives in side slabs, allocated only for connections that need it.
 //!
 //! Each connection files itself in a one-second timer wheel under the time
 //! it is due to end (idle timeout, close delay, unanswered attempt) or to
-//! report an interim record. Firing is lazy: a connection whose deadline
+//! report an interim record; a timer entry is a slab reference and the
+//! slot's generation, so an entry left behind by an ended connection is
+//! recognised and skipped. Firing is lazy: a connection whose deadline
 //! moved later is simply re-filed. A packet for a connection whose deadline
 //! has passed ends the old connection first, so results do not depend on
 //! how often timers are run. One table per shard: no global state.
 
 use crate::config::TableConfig;
-use crate::conn::{packet_endpoints, Conn};
+use crate::conn::{packet_endpoints, Conn, NewState, OooSlab, StateMut, StateRef, TunnelSlab};
 use crate::decode::FlowPacket;
 use crate::key::FlowKey;
 use crate::record::{ConnRecord, EndReason};
 use crate::time::Timestamp;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// Counters of a [`FlowTable`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -44,13 +55,195 @@ impl TableStats {
     }
 }
 
+/// Slab reference bit: the connection is in the TCP slab.
+const TCP_BIT: u32 = 1 << 31;
+
+/// A TCP connection in its slab. `gen` is odd while the slot is live.
+struct TcpEntry {
+    key: FlowKey,
+    gen: u32,
+    conn: Conn,
+    tcp: crate::conn::TcpState,
+}
+
+/// A UDP / ICMP / other connection in its slab. `gen` is odd while live.
+struct SmallEntry {
+    key: FlowKey,
+    gen: u32,
+    conn: Conn,
+    small: crate::conn::Small,
+}
+
+/// A timer-wheel entry: a slab reference and the slot's generation when filed.
+#[derive(Copy, Clone, Debug)]
+struct Timer {
+    flow: u32,
+    gen: u32,
+}
+
+/// The connections, in slabs.
+#[derive(Default)]
+struct Flows {
+    tcp: Vec<TcpEntry>,
+    tcp_free: Vec<u32>,
+    small: Vec<SmallEntry>,
+    small_free: Vec<u32>,
+    ooo: OooSlab,
+    tunnels: TunnelSlab,
+}
+
+impl Flows {
+    fn key(&self, r: u32) -> &FlowKey {
+        if r & TCP_BIT != 0 {
+            &self.tcp[(r & !TCP_BIT) as usize].key
+        } else {
+            &self.small[r as usize].key
+        }
+    }
+
+    /// The slot's generation (odd while live).
+    fn gen(&self, r: u32) -> u32 {
+        if r & TCP_BIT != 0 {
+            self.tcp.get((r & !TCP_BIT) as usize).map_or(0, |e| e.gen)
+        } else {
+            self.small.get(r as usize).map_or(0, |e| e.gen)
+        }
+    }
+
+    fn get(&self, r: u32) -> (&Conn, StateRef<'_>) {
+        if r & TCP_BIT != 0 {
+            let e = &self.tcp[(r & !TCP_BIT) as usize];
+            (&e.conn, e.tcp.as_ref())
+        } else {
+            let e = &self.small[r as usize];
+            (&e.conn, StateRef::Small(&e.small))
+        }
+    }
+
+    fn get_mut(&mut self, r: u32) -> (&mut Conn, StateMut<'_>, &mut TunnelSlab) {
+        if r & TCP_BIT != 0 {
+            let e = &mut self.tcp[(r & !TCP_BIT) as usize];
+            (&mut e.conn, e.tcp.as_mut(&mut self.ooo), &mut self.tunnels)
+        } else {
+            let e = &mut self.small[r as usize];
+            (
+                &mut e.conn,
+                StateMut::Small(&mut e.small),
+                &mut self.tunnels,
+            )
+        }
+    }
+
+    fn record(&self, r: u32, reason: EndReason, at: Timestamp) -> ConnRecord {
+        let (conn, state) = self.get(r);
+        conn.record(state, &self.tunnels, self.key(r), reason, at)
+    }
+
+    fn insert(&mut self, key: FlowKey, conn: Conn, state: NewState) -> u32 {
+        match state {
+            NewState::Tcp(tcp, history) => {
+                let tcp = crate::conn::TcpState::new(tcp, history);
+                match self.tcp_free.pop() {
+                    Some(i) => {
+                        let e = &mut self.tcp[i as usize];
+                        *e = TcpEntry {
+                            key,
+                            gen: e.gen.wrapping_add(1),
+                            conn,
+                            tcp,
+                        };
+                        i | TCP_BIT
+                    }
+                    None => {
+                        self.tcp.push(TcpEntry {
+                            key,
+                            gen: 1,
+                            conn,
+                            tcp,
+                        });
+                        (self.tcp.len() as u32 - 1) | TCP_BIT
+                    }
+                }
+            }
+            NewState::Small(small) => match self.small_free.pop() {
+                Some(i) => {
+                    let e = &mut self.small[i as usize];
+                    *e = SmallEntry {
+                        key,
+                        gen: e.gen.wrapping_add(1),
+                        conn,
+                        small,
+                    };
+                    i
+                }
+                None => {
+                    self.small.push(SmallEntry {
+                        key,
+                        gen: 1,
+                        conn,
+                        small,
+                    });
+                    self.small.len() as u32 - 1
+                }
+            },
+        }
+    }
+
+    /// Frees a slot (its generation becomes even) and the side state it held.
+    fn remove(&mut self, r: u32) {
+        if r & TCP_BIT != 0 {
+            let i = r & !TCP_BIT;
+            let e = &mut self.tcp[i as usize];
+            e.gen = e.gen.wrapping_add(1);
+            e.tcp.release(&mut self.ooo);
+            self.tunnels.release(&mut e.conn.tunnels);
+            self.tcp_free.push(i);
+        } else {
+            let e = &mut self.small[r as usize];
+            e.gen = e.gen.wrapping_add(1);
+            self.tunnels.release(&mut e.conn.tunnels);
+            self.small_free.push(r);
+        }
+    }
+
+    /// References of every live connection.
+    fn live(&self) -> impl Iterator<Item = u32> + '_ {
+        let tcp = self
+            .tcp
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.gen % 2 == 1)
+            .map(|(i, _)| i as u32 | TCP_BIT);
+        let small = self
+            .small
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.gen % 2 == 1)
+            .map(|(i, _)| i as u32);
+        tcp.chain(small)
+    }
+
+    fn clear(&mut self) {
+        self.tcp.clear();
+        self.tcp_free.clear();
+        self.small.clear();
+        self.small_free.clear();
+        self.ooo = OooSlab::default();
+        self.tunnels = TunnelSlab::default();
+    }
+}
+
 /// A bidirectional flow table.
 pub struct FlowTable {
     cfg: TableConfig,
-    flows: HashMap<FlowKey, Conn>,
-    /// Second -> keys due in that second (lazily validated).
-    timers: BTreeMap<i64, Vec<FlowKey>>,
-    spare: Vec<Vec<FlowKey>>,
+    /// Slab references, hashed by the key stored in the slab.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    flows: Flows,
+    live: usize,
+    /// Second -> connections due in that second (lazily validated).
+    timers: BTreeMap<i64, Vec<Timer>>,
+    spare: Vec<Vec<Timer>>,
     stats: TableStats,
     /// Latest capture time seen.
     now: Timestamp,
@@ -60,7 +253,10 @@ impl FlowTable {
     /// An empty table.
     pub fn new(cfg: TableConfig) -> FlowTable {
         FlowTable {
-            flows: HashMap::with_capacity(cfg.max_flows.min(1 << 16)),
+            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            hasher: DefaultHashBuilder::default(),
+            flows: Flows::default(),
+            live: 0,
             cfg,
             timers: BTreeMap::new(),
             spare: Vec::new(),
@@ -76,17 +272,35 @@ impl FlowTable {
 
     /// Live connections.
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.live
     }
 
     /// Whether no connection is live.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.live == 0
     }
 
     /// Counters so far.
     pub fn stats(&self) -> &TableStats {
         &self.stats
+    }
+
+    /// Bytes the table holds right now (slabs, index, timer wheel), by
+    /// capacity: what it costs, not what it uses.
+    pub fn memory_bytes(&self) -> usize {
+        let f = &self.flows;
+        f.tcp.capacity() * std::mem::size_of::<TcpEntry>()
+            + f.small.capacity() * std::mem::size_of::<SmallEntry>()
+            + (f.tcp_free.capacity() + f.small_free.capacity()) * 4
+            + f.ooo.capacity_bytes()
+            + f.tunnels.capacity_bytes()
+            + self.index.capacity() * 8 / 7 * (std::mem::size_of::<u32>() + 1)
+            + self
+                .timers
+                .values()
+                .chain(self.spare.iter())
+                .map(|v| v.capacity() * std::mem::size_of::<Timer>())
+                .sum::<usize>()
     }
 
     /// The key a packet belongs to, and whether its sender is the key's `lo`
@@ -109,6 +323,11 @@ impl FlowTable {
         }
     }
 
+    fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let flows = &self.flows;
+        self.index.find(hash, |&r| flows.key(r) == key).copied()
+    }
+
     /// Applies one flow-bearing packet at capture time `ts`; records of
     /// connections that end on the way are appended to `out`. `complete`
     /// says the payload was fully captured. Returns the packet's key and
@@ -122,43 +341,52 @@ impl FlowTable {
     ) -> (FlowKey, bool) {
         self.advance(ts, out);
         let (key, src_is_lo) = Self::key_of(p);
-        if let Some(conn) = self.flows.get_mut(&key) {
-            let (deadline, reason) = conn.deadline(&self.cfg);
+        let hash = self.hasher.hash_one(key);
+        let mut found = self.find(&key, hash);
+        if let Some(r) = found {
+            let (conn, state) = self.flows.get(r);
+            let (deadline, reason) = conn.deadline(state, &self.cfg);
             if deadline <= ts && reason == EndReason::Active {
-                out.push(conn.record(&key, EndReason::Active, deadline));
+                out.push(self.flows.record(r, EndReason::Active, deadline));
                 self.stats.ended[EndReason::Active as usize] += 1;
-                conn.interim_emitted(deadline, &self.cfg);
+                self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
             } else if deadline <= ts {
-                self.end(&key, reason, deadline, out);
-            } else if conn.is_reuse(p) {
-                self.end(&key, EndReason::Reuse, ts, out);
+                self.end(r, reason, deadline, out);
+                found = None;
+            } else if conn.is_reuse(state, p) {
+                self.end(r, EndReason::Reuse, ts, out);
+                found = None;
             }
         }
-        let cfg = &self.cfg;
-        let mut created = false;
-        let conn = match self.flows.get_mut(&key) {
-            Some(conn) => conn,
+        let created = found.is_none();
+        let r = match found {
+            Some(r) => r,
             None => {
-                created = true;
-                if self.flows.len() >= cfg.max_flows {
+                if self.live >= self.cfg.max_flows {
                     self.evict_one(ts, out);
                 }
                 self.stats.created += 1;
-                let conn = Conn::new(p, src_is_lo, ts, &self.cfg);
-                self.flows.insert(key, conn);
-                self.stats.peak_live = self.stats.peak_live.max(self.flows.len() as u64);
-                self.flows.get_mut(&key).expect("just inserted")
+                let (conn, state) = Conn::new(p, src_is_lo, ts, &self.cfg);
+                let r = self.flows.insert(key, conn, state);
+                let (flows, hasher) = (&self.flows, &self.hasher);
+                self.index
+                    .insert_unique(hash, r, |&r| hasher.hash_one(flows.key(r)));
+                self.live += 1;
+                self.stats.peak_live = self.stats.peak_live.max(self.live as u64);
+                r
             }
         };
-        conn.update(p, src_is_lo, ts, complete, &self.cfg);
+        let (conn, state, tunnels) = self.flows.get_mut(r);
+        conn.update(state, tunnels, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
-            out.push(conn.record(&key, EndReason::Start, ts));
+            out.push(self.flows.record(r, EndReason::Start, ts));
             self.stats.ended[EndReason::Start as usize] += 1;
         }
-        let slot = conn.deadline(&self.cfg).0.secs();
+        let (conn, state) = self.flows.get(r);
+        let slot = conn.deadline(state, &self.cfg).0.secs();
         if slot < conn.timer_slot || conn.timer_slot == i64::MIN {
-            conn.timer_slot = slot;
-            self.file(slot, key);
+            self.flows.get_mut(r).0.timer_slot = slot;
+            self.file(slot, r);
         }
         (key, src_is_lo)
     }
@@ -172,9 +400,10 @@ impl FlowTable {
         ip_len: u32,
         ts: Timestamp,
     ) -> bool {
-        match self.flows.get_mut(key) {
-            Some(conn) => {
-                conn.add_fragment(src_is_lo, ip_len, ts);
+        let hash = self.hasher.hash_one(key);
+        match self.find(key, hash) {
+            Some(r) => {
+                self.flows.get_mut(r).0.add_fragment(src_is_lo, ip_len, ts);
                 true
             }
             None => false,
@@ -191,66 +420,81 @@ impl FlowTable {
             if slot >= now_sec {
                 break;
             }
-            let mut keys = entry.remove();
-            for key in keys.drain(..) {
-                self.fire(slot, key, now, out);
+            let mut due = entry.remove();
+            for t in due.drain(..) {
+                self.fire(slot, t, now, out);
             }
-            self.spare.push(keys);
+            self.spare.push(due);
         }
     }
 
-    fn fire(&mut self, slot: i64, key: FlowKey, now: Timestamp, out: &mut Vec<ConnRecord>) {
-        let Some(conn) = self.flows.get_mut(&key) else {
-            return;
-        };
-        if conn.timer_slot != slot {
-            return; // filed again under an earlier second since
+    /// Whether timer entry `t` filed under `slot` still stands for its
+    /// connection.
+    fn current(&self, slot: i64, t: Timer) -> bool {
+        self.flows.gen(t.flow) == t.gen && self.flows.get(t.flow).0.timer_slot == slot
+    }
+
+    fn fire(&mut self, slot: i64, t: Timer, now: Timestamp, out: &mut Vec<ConnRecord>) {
+        if !self.current(slot, t) {
+            return; // ended, or filed again under an earlier second since
         }
-        let (deadline, reason) = conn.deadline(&self.cfg);
+        let r = t.flow;
+        let (conn, state) = self.flows.get(r);
+        let (deadline, reason) = conn.deadline(state, &self.cfg);
         if deadline > now {
-            conn.timer_slot = deadline.secs();
-            self.file(deadline.secs(), key);
+            self.flows.get_mut(r).0.timer_slot = deadline.secs();
+            self.file(deadline.secs(), r);
         } else if reason == EndReason::Active {
-            out.push(conn.record(&key, EndReason::Active, deadline));
+            out.push(self.flows.record(r, EndReason::Active, deadline));
             self.stats.ended[EndReason::Active as usize] += 1;
-            conn.interim_emitted(deadline, &self.cfg);
-            let next = conn.deadline(&self.cfg).0.secs();
-            conn.timer_slot = next;
-            self.file(next, key);
+            self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
+            let (conn, state) = self.flows.get(r);
+            let next = conn.deadline(state, &self.cfg).0.secs();
+            self.flows.get_mut(r).0.timer_slot = next;
+            self.file(next, r);
         } else {
-            self.end(&key, reason, deadline, out);
+            self.end(r, reason, deadline, out);
         }
     }
 
-    fn file(&mut self, slot: i64, key: FlowKey) {
+    fn file(&mut self, slot: i64, r: u32) {
+        let t = Timer {
+            flow: r,
+            gen: self.flows.gen(r),
+        };
         let spare = &mut self.spare;
         self.timers
             .entry(slot)
             .or_insert_with(|| spare.pop().unwrap_or_default())
-            .push(key);
+            .push(t);
     }
 
     /// Removes a connection and emits its record, ended at capture time `at`.
-    fn end(&mut self, key: &FlowKey, reason: EndReason, at: Timestamp, out: &mut Vec<ConnRecord>) {
-        if let Some(conn) = self.flows.remove(key) {
-            out.push(conn.record(key, reason, at));
-            self.stats.ended[reason as usize] += 1;
+    fn end(&mut self, r: u32, reason: EndReason, at: Timestamp, out: &mut Vec<ConnRecord>) {
+        out.push(self.flows.record(r, reason, at));
+        self.stats.ended[reason as usize] += 1;
+        let key = *self.flows.key(r);
+        let hash = self.hasher.hash_one(key);
+        if let Ok(e) = self.index.find_entry(hash, |&x| x == r) {
+            e.remove();
         }
+        self.flows.remove(r);
+        self.live -= 1;
     }
 
     /// Evicts the live connection nearest to its deadline.
     fn evict_one(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
         while let Some(mut entry) = self.timers.first_entry() {
             let slot = *entry.key();
-            let keys = entry.get_mut();
-            while let Some(key) = keys.pop() {
-                if self.flows.get(&key).is_some_and(|c| c.timer_slot == slot) {
-                    self.end(&key, EndReason::Evicted, now, out);
+            let due = entry.get_mut();
+            while let Some(t) = due.pop() {
+                if self.flows.gen(t.flow) == t.gen && self.flows.get(t.flow).0.timer_slot == slot {
+                    self.end(t.flow, EndReason::Evicted, now, out);
                     return;
                 }
             }
-            let keys = entry.remove();
-            self.spare.push(keys);
+            let due = entry.remove();
+            self.spare.push(due);
         }
     }
 
@@ -258,21 +502,40 @@ impl FlowTable {
     /// in a deterministic order: by start time, then key. Their records are
     /// stamped with the table's latest capture time.
     pub fn flush(&mut self, reason: EndReason, out: &mut Vec<ConnRecord>) {
-        let mut all: Vec<(FlowKey, Conn)> = self.flows.drain().collect();
-        all.sort_by(|a, b| a.1.start().cmp(&b.1.start()).then(a.0.cmp(&b.0)));
-        for (key, conn) in all {
-            let reason = conn.flush_reason(reason);
-            out.push(conn.record(&key, reason, self.now));
+        let flows = &self.flows;
+        let mut all: Vec<u32> = flows.live().collect();
+        all.sort_by(|&a, &b| {
+            (flows.get(a).0.start())
+                .cmp(&flows.get(b).0.start())
+                .then(flows.key(a).cmp(flows.key(b)))
+        });
+        for r in all {
+            let (conn, state) = self.flows.get(r);
+            let reason = conn.flush_reason(state, reason);
+            out.push(self.flows.record(r, reason, self.now));
             self.stats.ended[reason as usize] += 1;
         }
+        self.flows.clear();
+        self.index.clear();
+        self.live = 0;
         self.timers.clear();
     }
 }
 
-/// Bytes of table memory per live connection, excluding the hash map's
-/// spare capacity: the key, the connection state, one timer-wheel entry.
+/// Bytes of table memory per live TCP connection (the largest kind): its
+/// slab entry (key, common counters and times, TCP state machine and
+/// history), one timer-wheel entry, and its share of the hash index just
+/// after the index has doubled (half full: two 4-byte slots plus two
+/// control bytes). Slab growth slack, out-of-order blocks and tunnel
+/// parents (allocated only for connections that have them) are not
+/// included; see [`bytes_per_flow_non_tcp`] for UDP / ICMP / other.
 pub fn bytes_per_flow() -> usize {
-    std::mem::size_of::<FlowKey>() * 2 + std::mem::size_of::<Conn>() + 1
+    std::mem::size_of::<TcpEntry>() + std::mem::size_of::<Timer>() + 2 * 5
+}
+
+/// [`bytes_per_flow`] for a UDP, ICMP or other-protocol connection.
+pub fn bytes_per_flow_non_tcp() -> usize {
+    std::mem::size_of::<SmallEntry>() + std::mem::size_of::<Timer>() + 2 * 5
 }
 
 #[cfg(test)]

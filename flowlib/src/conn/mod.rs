@@ -10,9 +10,10 @@ use crate::decode::{FlowPacket, Transport, Tunnel};
 use crate::key::{community_id, icmp_ports, Endpoint, FlowKey};
 use crate::record::{ConnRecord, ConnState, EndReason, Proto};
 use crate::time::Timestamp;
-use history::{bit, History};
+use history::History;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+pub(crate) use tcp::OooSlab;
 use tcp::{EpState, TcpConn};
 
 pub use ports::is_likely_server_port;
@@ -24,56 +25,172 @@ const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
 /// Most tunnel parents remembered per connection.
 const MAX_TUNNEL_PARENTS: usize = 4;
 
-/// Counters of one direction.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-struct SideCounters {
-    pkts: u64,
-    ip_bytes: u64,
-    /// Payload bytes for UDP / ICMP (TCP's come from sequence numbers).
-    payload: u64,
-    /// At least one packet seen (UDP_ACTIVE).
-    active: bool,
-}
-
-/// Protocol-specific state. TCP's is the largest and the most common, so it
-/// is kept inline rather than boxed: no allocation per connection.
-#[allow(clippy::large_enum_variant)]
+/// How a non-TCP connection is metered.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum ProtoState {
-    Tcp(TcpConn),
-    /// `dns`: a port Zeek's DNS analyzer claims, which ends the connection
+enum SmallKind {
+    Udp,
+    /// UDP on a port Zeek's DNS analyzer claims, which ends the connection
     /// after `dns_session_timeout` of silence.
-    Udp {
-        dns: bool,
-    },
-    Icmp {
-        one_way: bool,
-    },
+    UdpDns,
+    Icmp,
+    /// An ICMP message without a reply type (errors, redirects, ...).
+    IcmpOneWay,
     Other,
 }
 
-/// A live connection.
+/// State of a UDP, ICMP or other-protocol connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Small {
+    kind: SmallKind,
+    /// Payload bytes per key side (TCP's come from sequence numbers).
+    payload: [u64; 2],
+}
+
+/// Protocol state of a connection, as it is stored: TCP's out of line in
+/// the table's TCP slab, everything else next to the common part.
+pub(crate) enum NewState {
+    /// A TCP connection and its history.
+    Tcp(TcpConn, History),
+    /// Any other protocol.
+    Small(Small),
+}
+
+/// Mutable access to a connection's protocol state.
+pub(crate) enum StateMut<'a> {
+    /// TCP: state machine, history, and the table's out-of-order blocks.
+    Tcp(&'a mut TcpConn, &'a mut History, &'a mut OooSlab),
+    /// Any other protocol.
+    Small(&'a mut Small),
+}
+
+/// Read access to a connection's protocol state.
+#[derive(Copy, Clone)]
+pub(crate) enum StateRef<'a> {
+    /// TCP: state machine and history.
+    Tcp(&'a TcpConn, &'a History),
+    /// Any other protocol.
+    Small(&'a Small),
+}
+
+/// A TCP connection's protocol state as the table stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TcpState {
+    tcp: TcpConn,
+    history: History,
+}
+
+impl TcpState {
+    /// Wraps a new connection's state.
+    pub(crate) fn new(tcp: TcpConn, history: History) -> TcpState {
+        TcpState { tcp, history }
+    }
+
+    /// Read access.
+    pub(crate) fn as_ref(&self) -> StateRef<'_> {
+        StateRef::Tcp(&self.tcp, &self.history)
+    }
+
+    /// Write access, with the table's out-of-order block slab.
+    pub(crate) fn as_mut<'a>(&'a mut self, ooo: &'a mut OooSlab) -> StateMut<'a> {
+        StateMut::Tcp(&mut self.tcp, &mut self.history, ooo)
+    }
+
+    /// Gives side state back when the connection ends.
+    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
+        self.tcp.release(ooo);
+    }
+}
+
+/// Bits of [`Conn::hist`] (the history of a non-TCP connection, which only
+/// ever holds `^`, `D` and `d`).
+mod small_hist {
+    /// Roles were flipped at the start (`^` first).
+    pub const FLIPPED: u8 = 1;
+    /// The originator sent (`D`).
+    pub const ORIG: u8 = 2;
+    /// The responder sent (`d`).
+    pub const RESP: u8 = 4;
+    /// The responder's `d` came before the originator's `D`.
+    pub const RESP_FIRST: u8 = 8;
+}
+
+/// The part of a live connection every protocol has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conn {
-    /// Side (0 = key.lo, 1 = key.hi) of the originator.
-    orig: usize,
     start: Timestamp,
     last: Timestamp,
-    /// Time of the last packet of any kind (for eviction choice).
-    pub(crate) last_packet: Timestamp,
-    sides: [SideCounters; 2],
-    history: History,
-    proto: ProtoState,
-    /// Removal time after a complete close (FIN exchange or RST).
-    close_at: Option<(Timestamp, EndReason)>,
-    /// When an unanswered attempt is given up.
-    attempt_at: Option<Timestamp>,
-    /// When the next interim record is due.
-    interim_at: Option<Timestamp>,
-    /// Ids of the tunnels that carried this connection ([`Tunnel::id`]), 0 = free slot.
-    tunnel_parents: [u64; MAX_TUNNEL_PARENTS],
+    /// When the next interim record is due; `Timestamp(i64::MAX)` = never.
+    interim_at: Timestamp,
     /// The timer-wheel slot this connection is currently filed under.
     pub(crate) timer_slot: i64,
+    /// Packets per key side (0 = key.lo, 1 = key.hi).
+    pkts: [u64; 2],
+    /// IP bytes per key side.
+    ip_bytes: [u64; 2],
+    /// Tunnel parents in the table's [`TunnelSlab`] (slot + 1), 0 = none.
+    pub(crate) tunnels: u32,
+    /// Side (0 = key.lo, 1 = key.hi) of the originator.
+    orig: u8,
+    /// History of a non-TCP connection ([`small_hist`] bits).
+    hist: u8,
+}
+
+/// Ids of the tunnels that carried each connection ([`Tunnel`] ids, 0 =
+/// free slot), for the few connections that came through tunnels.
+#[derive(Debug, Default)]
+pub(crate) struct TunnelSlab {
+    sets: Vec<[u64; MAX_TUNNEL_PARENTS]>,
+    free: Vec<u32>,
+}
+
+impl TunnelSlab {
+    /// Bytes held, for accounting.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.sets.capacity() * std::mem::size_of::<[u64; MAX_TUNNEL_PARENTS]>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
+    fn add(&mut self, set: &mut u32, id: u64) {
+        if *set == 0 {
+            *set = match self.free.pop() {
+                Some(i) => {
+                    self.sets[i as usize] = [0; MAX_TUNNEL_PARENTS];
+                    i + 1
+                }
+                None => {
+                    self.sets.push([0; MAX_TUNNEL_PARENTS]);
+                    self.sets.len() as u32
+                }
+            };
+        }
+        let Some(ids) = self.sets.get_mut(*set as usize - 1) else {
+            return;
+        };
+        for slot in ids {
+            if *slot == id {
+                return;
+            }
+            if *slot == 0 {
+                *slot = id;
+                return;
+            }
+        }
+    }
+
+    fn get(&self, set: u32) -> &[u64] {
+        match set.checked_sub(1).and_then(|i| self.sets.get(i as usize)) {
+            Some(ids) => ids,
+            None => &[],
+        }
+    }
+
+    /// Frees a connection's set (when it ends).
+    pub(crate) fn release(&mut self, set: &mut u32) {
+        if *set != 0 {
+            self.free.push(*set - 1);
+            *set = 0;
+        }
+    }
 }
 
 /// Whether the packet's sender is the key's `lo` side.
@@ -120,12 +237,17 @@ impl Conn {
         src_is_lo: bool,
         ts: Timestamp,
         cfg: &TableConfig,
-    ) -> Conn {
+    ) -> (Conn, NewState) {
         let sender = side_of(src_is_lo);
-        let mut history = History::default();
         let (src, dst, one_way) = packet_endpoints(p);
         let mut flip = false;
-        let proto = match p.transport {
+        let small = |kind| {
+            NewState::Small(Small {
+                kind,
+                payload: [0; 2],
+            })
+        };
+        let mut state = match p.transport {
             Transport::Tcp(ref seg) => {
                 if seg.flags.syn() {
                     // A SYN-ACK seen first comes from the responder.
@@ -135,38 +257,51 @@ impl Conn {
                     let ld = is_likely_server_port(6, dst.port);
                     flip = ls && (!ld || src.port < dst.port);
                 }
-                ProtoState::Tcp(TcpConn::default())
+                NewState::Tcp(TcpConn::default(), History::default())
             }
             Transport::Udp { .. } => {
                 flip = is_likely_server_port(17, src.port)
                     && !is_likely_server_port(17, dst.port)
                     && dst.addr != IpAddr::V4(Ipv4Addr::BROADCAST);
                 let dns = [src.port, dst.port].iter().any(|p| DNS_PORTS.contains(p));
-                ProtoState::Udp { dns }
+                small(if dns {
+                    SmallKind::UdpDns
+                } else {
+                    SmallKind::Udp
+                })
             }
             // ICMP never flips: the first sender is the originator, as in Zeek.
-            Transport::Icmp { .. } => ProtoState::Icmp { one_way },
-            _ => ProtoState::Other,
+            Transport::Icmp { .. } => small(if one_way {
+                SmallKind::IcmpOneWay
+            } else {
+                SmallKind::Icmp
+            }),
+            _ => small(SmallKind::Other),
         };
         let orig = if flip { 1 - sender } else { sender };
+        let mut hist = 0;
         if flip {
-            history.flip();
+            match &mut state {
+                NewState::Tcp(_, history) => history.flip(),
+                NewState::Small(_) => hist |= small_hist::FLIPPED,
+            }
         }
-        let interim_at = cfg.active_timeout.map(|d| ts.plus(d));
-        Conn {
-            orig,
+        let interim_at = match cfg.active_timeout {
+            Some(d) => ts.plus(d),
+            None => Timestamp(i64::MAX),
+        };
+        let conn = Conn {
             start: ts,
             last: ts,
-            last_packet: ts,
-            sides: [SideCounters::default(); 2],
-            history,
-            proto,
-            close_at: None,
-            attempt_at: None,
             interim_at,
-            tunnel_parents: [0; MAX_TUNNEL_PARENTS],
             timer_slot: i64::MIN,
-        }
+            pkts: [0; 2],
+            ip_bytes: [0; 2],
+            tunnels: 0,
+            orig: orig as u8,
+            hist,
+        };
+        (conn, state)
     }
 
     /// Time of the first packet.
@@ -174,19 +309,26 @@ impl Conn {
         self.start
     }
 
+    fn orig(&self) -> usize {
+        usize::from(self.orig)
+    }
+
     /// Whether this packet starts a new connection on the same key (Zeek's
     /// TCP connection reuse: a SYN with a new initial sequence number).
-    pub(crate) fn is_reuse(&self, p: &FlowPacket<'_>) -> bool {
-        match (&self.proto, &p.transport) {
-            (ProtoState::Tcp(t), Transport::Tcp(seg)) => t.is_reuse(seg, self.orig),
+    pub(crate) fn is_reuse(&self, state: StateRef<'_>, p: &FlowPacket<'_>) -> bool {
+        match (state, &p.transport) {
+            (StateRef::Tcp(t, _), Transport::Tcp(seg)) => t.is_reuse(seg, self.orig()),
             _ => false,
         }
     }
 
     /// Applies one packet sent by the key side given by `src_is_lo`.
     /// `complete` says its payload was fully captured.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn update(
         &mut self,
+        state: StateMut<'_>,
+        tunnels: &mut TunnelSlab,
         p: &FlowPacket<'_>,
         src_is_lo: bool,
         ts: Timestamp,
@@ -194,48 +336,60 @@ impl Conn {
         cfg: &TableConfig,
     ) {
         let s = side_of(src_is_lo);
-        self.last_packet = self.last_packet.max(ts);
         if let Some(t) = p.tunnel {
-            self.add_tunnel_parent(t);
+            tunnels.add(&mut self.tunnels, tunnel_id(&t));
         }
         let mut touch = true;
-        match (&mut self.proto, &p.transport) {
-            (ProtoState::Tcp(tcp), Transport::Tcp(seg)) => {
-                let out = tcp.segment(seg, s, &mut self.orig, complete, &mut self.history);
+        match (state, &p.transport) {
+            (StateMut::Tcp(tcp, history, ooo), Transport::Tcp(seg)) => {
+                let mut orig = self.orig();
+                let out = tcp.segment(seg, s, &mut orig, complete, history, ooo);
+                self.orig = orig as u8;
                 touch = out.touch;
                 if touch {
                     self.last = self.last.max(ts);
                 }
-                if self.attempt_at.is_none() && tcp.is_attempt(self.orig) {
-                    self.attempt_at = Some(ts.plus(cfg.tcp_attempt_delay));
+                if tcp.attempt_at.0 == i64::MAX && tcp.is_attempt(orig) {
+                    tcp.attempt_at = ts.plus(cfg.tcp_attempt_delay);
                 }
-                if out.close_complete && self.close_at.is_none() {
+                if out.close_complete && tcp.close_reason.is_none() {
                     let reset = tcp.ep.iter().any(|e| e.state == EpState::Reset);
                     let reason = if reset {
                         EndReason::Rst
                     } else {
                         EndReason::Fin
                     };
-                    self.close_at = Some((self.last.plus(cfg.tcp_close_delay), reason));
+                    tcp.close_at = self.last.plus(cfg.tcp_close_delay);
+                    tcp.close_reason = Some(reason);
                 }
             }
-            (ProtoState::Udp { .. }, Transport::Udp { payload_len, .. }) => {
-                let is_orig = s == self.orig;
-                self.history.check(is_orig, bit::DATA, b'D');
-                self.sides[s].payload += u64::from(*payload_len);
+            (StateMut::Small(small), Transport::Udp { payload_len, .. })
+                if matches!(small.kind, SmallKind::Udp | SmallKind::UdpDns) =>
+            {
+                let is_orig = s == self.orig();
+                let bit = if is_orig {
+                    small_hist::ORIG
+                } else {
+                    small_hist::RESP
+                };
+                if self.hist & (small_hist::ORIG | small_hist::RESP) == 0 && !is_orig {
+                    self.hist |= small_hist::RESP_FIRST;
+                }
+                self.hist |= bit;
+                small.payload[s] += u64::from(*payload_len);
             }
-            (ProtoState::Icmp { .. }, Transport::Icmp { payload_len, .. }) => {
-                self.sides[s].payload += u64::from(*payload_len);
+            (StateMut::Small(small), Transport::Icmp { payload_len, .. })
+                if matches!(small.kind, SmallKind::Icmp | SmallKind::IcmpOneWay) =>
+            {
+                small.payload[s] += u64::from(*payload_len);
             }
             _ => {}
         }
         if touch {
             self.last = self.last.max(ts);
         }
-        let side = &mut self.sides[s];
-        side.pkts += 1;
-        side.ip_bytes += u64::from(p.ip.ip_len);
-        side.active = true;
+        self.pkts[s] += 1;
+        self.ip_bytes[s] += u64::from(p.ip.ip_len);
     }
 
     /// Counts a non-first IP fragment attributed to this connection. Like
@@ -243,75 +397,103 @@ impl Conn {
     /// packet (its first fragment) and its IP bytes are the reassembled
     /// length: the first fragment's, plus each later fragment's data.
     pub(crate) fn add_fragment(&mut self, src_is_lo: bool, data_len: u32, ts: Timestamp) {
-        let side = &mut self.sides[side_of(src_is_lo)];
-        side.ip_bytes += u64::from(data_len);
+        self.ip_bytes[side_of(src_is_lo)] += u64::from(data_len);
         self.last = self.last.max(ts);
-        self.last_packet = self.last_packet.max(ts);
-    }
-
-    fn add_tunnel_parent(&mut self, t: Tunnel) {
-        let id = tunnel_id(&t);
-        for slot in &mut self.tunnel_parents {
-            if *slot == id {
-                return;
-            }
-            if *slot == 0 {
-                *slot = id;
-                return;
-            }
-        }
     }
 
     /// Idle timeout in force: TCP uses UDP's until the handshake completes,
     /// as Zeek does.
-    fn idle_timeout(&self, cfg: &TableConfig) -> Duration {
-        match &self.proto {
-            ProtoState::Tcp(t) if t.past_handshake() => cfg.tcp_idle,
-            ProtoState::Udp { dns: true } => cfg.udp_idle.min(cfg.dns_idle),
-            ProtoState::Tcp(_) | ProtoState::Udp { .. } => cfg.udp_idle,
-            ProtoState::Icmp { .. } => cfg.icmp_idle,
-            ProtoState::Other => cfg.other_idle,
+    fn idle_timeout(&self, state: StateRef<'_>, cfg: &TableConfig) -> Duration {
+        match state {
+            StateRef::Tcp(t, _) if t.past_handshake() => cfg.tcp_idle,
+            StateRef::Tcp(..) => cfg.udp_idle,
+            StateRef::Small(s) => match s.kind {
+                SmallKind::UdpDns => cfg.udp_idle.min(cfg.dns_idle),
+                SmallKind::Udp => cfg.udp_idle,
+                SmallKind::Icmp | SmallKind::IcmpOneWay => cfg.icmp_idle,
+                SmallKind::Other => cfg.other_idle,
+            },
         }
     }
 
     /// When the connection is due to end (or to report an interim record)
     /// if no further packet arrives, and why.
-    pub(crate) fn deadline(&self, cfg: &TableConfig) -> (Timestamp, EndReason) {
-        let mut best = (self.last.plus(self.idle_timeout(cfg)), EndReason::Idle);
-        if let Some(c) = self.close_at {
-            if c.0 < best.0 {
-                best = c;
+    pub(crate) fn deadline(
+        &self,
+        state: StateRef<'_>,
+        cfg: &TableConfig,
+    ) -> (Timestamp, EndReason) {
+        let mut best = (
+            self.last.plus(self.idle_timeout(state, cfg)),
+            EndReason::Idle,
+        );
+        if let StateRef::Tcp(t, _) = state {
+            if let Some(r) = t.close_reason {
+                if t.close_at < best.0 {
+                    best = (t.close_at, r);
+                }
+            }
+            if t.attempt_at.0 != i64::MAX && t.is_attempt(self.orig()) && t.attempt_at < best.0 {
+                best = (t.attempt_at, EndReason::Idle);
             }
         }
-        if let (Some(a), ProtoState::Tcp(t)) = (self.attempt_at, &self.proto) {
-            if t.is_attempt(self.orig) && a < best.0 {
-                best = (a, EndReason::Idle);
-            }
-        }
-        if let Some(i) = self.interim_at {
-            if i < best.0 {
-                best = (i, EndReason::Active);
-            }
+        if self.interim_at < best.0 {
+            best = (self.interim_at, EndReason::Active);
         }
         best
     }
 
     /// The end reason for a connection ended from outside (end of input,
     /// shutdown): a connection already closed by FIN or RST says so.
-    pub(crate) fn flush_reason(&self, reason: EndReason) -> EndReason {
-        self.close_at.map_or(reason, |(_, r)| r)
+    pub(crate) fn flush_reason(&self, state: StateRef<'_>, reason: EndReason) -> EndReason {
+        match state {
+            StateRef::Tcp(t, _) => t.close_reason.unwrap_or(reason),
+            StateRef::Small(_) => reason,
+        }
     }
 
     /// Schedules the next interim record after one was emitted at `now`.
     pub(crate) fn interim_emitted(&mut self, now: Timestamp, cfg: &TableConfig) {
-        self.interim_at = cfg.active_timeout.map(|d| now.plus(d));
+        self.interim_at = match cfg.active_timeout {
+            Some(d) => now.plus(d),
+            None => Timestamp(i64::MAX),
+        };
+    }
+
+    /// The history string.
+    fn history(&self, state: StateRef<'_>) -> String {
+        match state {
+            StateRef::Tcp(_, h) => h.render(),
+            StateRef::Small(_) => {
+                let mut s = String::new();
+                let h = self.hist;
+                if h & small_hist::FLIPPED != 0 {
+                    s.push('^');
+                }
+                let (o, r) = (h & small_hist::ORIG != 0, h & small_hist::RESP != 0);
+                if h & small_hist::RESP_FIRST != 0 {
+                    s.push('d');
+                    if o {
+                        s.push('D');
+                    }
+                } else if o {
+                    s.push('D');
+                    if r {
+                        s.push('d');
+                    }
+                } else if r {
+                    s.push('d');
+                }
+                s
+            }
+        }
     }
 
     /// Zeek's conn_state.
-    fn conn_state(&self) -> ConnState {
-        let (o, r) = (self.orig, 1 - self.orig);
-        match &self.proto {
-            ProtoState::Tcp(t) => {
+    fn conn_state(&self, state: StateRef<'_>, history: &str) -> ConnState {
+        let (o, r) = (self.orig(), 1 - self.orig());
+        match state {
+            StateRef::Tcp(t, _) => {
                 use EpState::*;
                 let os = t.ep[o].state;
                 let rs = t.ep[r].state;
@@ -329,7 +511,7 @@ impl Conn {
                     }
                 } else if os == Reset {
                     if r_inactive {
-                        if rstos0_history(self.history.as_str()) {
+                        if rstos0_history(history) {
                             ConnState::RSTOS0
                         } else {
                             ConnState::OTH
@@ -359,36 +541,41 @@ impl Conn {
                     ConnState::OTH
                 }
             }
-            ProtoState::Udp { .. } => match (self.sides[o].active, self.sides[r].active) {
-                (true, true) => ConnState::SF,
-                (true, false) => ConnState::S0,
-                (false, true) => ConnState::SHR,
-                (false, false) => ConnState::OTH,
-            },
-            _ => ConnState::OTH,
+            StateRef::Small(s) if matches!(s.kind, SmallKind::Udp | SmallKind::UdpDns) => {
+                match (self.pkts[o] > 0, self.pkts[r] > 0) {
+                    (true, true) => ConnState::SF,
+                    (true, false) => ConnState::S0,
+                    (false, true) => ConnState::SHR,
+                    (false, false) => ConnState::OTH,
+                }
+            }
+            StateRef::Small(_) => ConnState::OTH,
         }
     }
 
     /// Builds the record for this connection as it stands.
     pub(crate) fn record(
         &self,
+        state: StateRef<'_>,
+        tunnels: &TunnelSlab,
         key: &FlowKey,
         reason: EndReason,
         emitted: Timestamp,
     ) -> ConnRecord {
-        let (o, r) = (self.orig, 1 - self.orig);
+        let (o, r) = (self.orig(), 1 - self.orig());
         let ends = [key.lo, key.hi];
         let (orig_ep, resp_ep) = (ends[o], ends[r]);
         let duration = self.last.since(self.start);
         let has_duration = duration > Duration::ZERO;
-        let (ob, rb, missed) = match &self.proto {
-            ProtoState::Tcp(t) => (t.size(o), t.size(r), t.missed_bytes),
-            ProtoState::Other => (0, 0, 0),
-            _ => (self.sides[o].payload, self.sides[r].payload, 0),
+        let (ob, rb, missed, one_way) = match state {
+            StateRef::Tcp(t, _) => (t.size(o), t.size(r), t.missed_bytes, false),
+            StateRef::Small(s) => match s.kind {
+                SmallKind::Other => (0, 0, 0, false),
+                k => (s.payload[o], s.payload[r], 0, k == SmallKind::IcmpOneWay),
+            },
         };
-        let one_way = matches!(self.proto, ProtoState::Icmp { one_way: true });
-        let tunnel_parents = self
-            .tunnel_parents
+        let tunnel_parents = tunnels
+            .get(self.tunnels)
             .iter()
             .filter(|id| **id != 0)
             .map(|id| tunnel_uid_of_id(*id))
@@ -398,6 +585,7 @@ impl Conn {
             Proto::Unknown => (0, 0),
             _ => (orig_ep.port, resp_ep.port),
         };
+        let history = self.history(state);
         ConnRecord {
             ts: self.start,
             uid: conn_uid(key, self.start),
@@ -410,15 +598,15 @@ impl Conn {
             duration: has_duration.then_some(duration),
             orig_bytes: has_duration.then_some(ob),
             resp_bytes: has_duration.then_some(rb),
-            conn_state: self.conn_state(),
+            conn_state: self.conn_state(state, &history),
             local_orig: None,
             local_resp: None,
             missed_bytes: missed,
-            history: self.history.as_str().to_owned(),
-            orig_pkts: self.sides[o].pkts,
-            orig_ip_bytes: self.sides[o].ip_bytes,
-            resp_pkts: self.sides[r].pkts,
-            resp_ip_bytes: self.sides[r].ip_bytes,
+            history,
+            orig_pkts: self.pkts[o],
+            orig_ip_bytes: self.ip_bytes[o],
+            resp_pkts: self.pkts[r],
+            resp_ip_bytes: self.ip_bytes[r],
             tunnel_parents,
             vlan: key.vlan,
             inner_vlan: key.inner_vlan,

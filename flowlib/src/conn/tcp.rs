@@ -36,56 +36,107 @@ impl EpState {
 }
 
 /// Received-data bookkeeping, enough to find the holes an ACK reveals.
+/// Out-of-order blocks live out of line, in an [`OooSlab`], and only while
+/// there are any.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Reassembly {
     /// Next relative sequence number not yet received in order.
     next: u64,
     /// Highest relative sequence number acknowledged so far.
     trim: u64,
-    /// Out-of-order blocks `[start, end)` above `next`.
-    blocks: [(u64, u64); MAX_BLOCKS],
-    n_blocks: u8,
 }
 
 impl Default for Reassembly {
     fn default() -> Self {
-        Reassembly {
-            next: 1,
-            trim: 0,
-            blocks: [(0, 0); MAX_BLOCKS],
-            n_blocks: 0,
+        Reassembly { next: 1, trim: 0 }
+    }
+}
+
+/// Where new data went.
+enum Data {
+    /// It extends (or repeats) the in-order data.
+    InOrder,
+    /// It is above the in-order data: a block `[start, end)` to remember.
+    OutOfOrder(u64, u64),
+}
+
+/// Out-of-order data blocks `[start, end)` above an endpoint's `next`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Blocks {
+    start: [u64; MAX_BLOCKS],
+    end: [u64; MAX_BLOCKS],
+    n: u8,
+}
+
+impl Blocks {
+    fn remove(&mut self, i: usize) {
+        let n = usize::from(self.n);
+        self.start[i] = self.start[n - 1];
+        self.end[i] = self.end[n - 1];
+        self.n -= 1;
+    }
+}
+
+/// Out-of-order blocks of the connections that have any: both endpoints'
+/// in one slot, slots recycled through a free list.
+#[derive(Debug, Default)]
+pub(crate) struct OooSlab {
+    slots: Vec<[Blocks; 2]>,
+    free: Vec<u32>,
+}
+
+impl OooSlab {
+    /// Bytes held, for accounting.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<[Blocks; 2]>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
+    fn alloc(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Default::default();
+                i + 1
+            }
+            None => {
+                self.slots.push(Default::default());
+                self.slots.len() as u32
+            }
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        if id != 0 {
+            self.free.push(id - 1);
         }
     }
 }
 
 impl Reassembly {
-    /// Records data `[start, end)` as received.
-    fn data(&mut self, start: u64, end: u64) {
+    /// Records data `[start, end)` as received in order, if it is; else
+    /// returns the block to remember out of order. `None`: nothing new.
+    fn data(&mut self, start: u64, end: u64) -> Option<Data> {
         let start = start.max(self.trim.min(end));
         if start >= end {
-            return;
+            return None;
         }
         if start <= self.next {
             self.next = self.next.max(end);
-            self.absorb_blocks();
-        } else if usize::from(self.n_blocks) < MAX_BLOCKS {
-            self.blocks[usize::from(self.n_blocks)] = (start, end);
-            self.n_blocks += 1;
+            Some(Data::InOrder)
+        } else {
+            Some(Data::OutOfOrder(start, end))
         }
-        // With every slot taken the block is forgotten; if it is ever
-        // acknowledged it is counted as missed, the conservative error.
     }
 
     /// Moves `next` over blocks that have become contiguous.
-    fn absorb_blocks(&mut self) {
+    fn absorb_blocks(&mut self, b: &mut Blocks) {
         loop {
             let mut advanced = false;
             let mut i = 0;
-            while i < usize::from(self.n_blocks) {
-                let (s, e) = self.blocks[i];
-                if s <= self.next {
-                    self.next = self.next.max(e);
-                    self.remove_block(i);
+            while i < usize::from(b.n) {
+                if b.start[i] <= self.next {
+                    self.next = self.next.max(b.end[i]);
+                    b.remove(i);
                     advanced = true;
                 } else {
                     i += 1;
@@ -97,31 +148,27 @@ impl Reassembly {
         }
     }
 
-    fn remove_block(&mut self, i: usize) {
-        let n = usize::from(self.n_blocks);
-        self.blocks[i] = self.blocks[n - 1];
-        self.n_blocks -= 1;
-    }
-
     /// The peer acknowledged everything below `up_to`: returns the bytes
     /// that were never received (the gaps), advancing past them.
-    fn undelivered(&mut self, up_to: u64, mut gap: impl FnMut(u64)) {
-        // Blocks in sequence order between next and up_to.
-        loop {
-            let mut best: Option<usize> = None;
-            for i in 0..usize::from(self.n_blocks) {
-                let (s, _) = self.blocks[i];
-                if s < up_to && best.is_none_or(|b| s < self.blocks[b].0) {
-                    best = Some(i);
+    fn undelivered(&mut self, up_to: u64, blocks: Option<&mut Blocks>, mut gap: impl FnMut(u64)) {
+        if let Some(b) = blocks {
+            // Blocks in sequence order between next and up_to.
+            loop {
+                let mut best: Option<usize> = None;
+                for i in 0..usize::from(b.n) {
+                    let s = b.start[i];
+                    if s < up_to && best.is_none_or(|j| s < b.start[j]) {
+                        best = Some(i);
+                    }
                 }
+                let Some(i) = best else { break };
+                let (s, e) = (b.start[i], b.end[i]);
+                if s > self.next {
+                    gap(s - self.next);
+                }
+                self.next = self.next.max(e);
+                b.remove(i);
             }
-            let Some(i) = best else { break };
-            let (s, e) = self.blocks[i];
-            if s > self.next {
-                gap(s - self.next);
-            }
-            self.next = self.next.max(e);
-            self.remove_block(i);
         }
         if up_to > self.next {
             gap(up_to - self.next);
@@ -135,18 +182,21 @@ impl Reassembly {
 pub(crate) struct TcpEndpoint {
     pub(crate) state: EpState,
     pub(crate) prev_state: EpState,
+    pub(crate) did_close: bool,
+    seen: bool,
+    /// At least one FIN sent (Zeek counts them; only "any" matters).
+    fin_seen: bool,
     start_seq: u32,
     last_seq: u32,
     ack_seq: u32,
     seq_wraps: u32,
     ack_wraps: u32,
-    fin_cnt: u32,
     fin_seq: u64,
-    pub(crate) did_close: bool,
-    seen: bool,
-    hist_last_syn: i64,
-    hist_last_fin: i64,
-    hist_last_rst: i64,
+    /// Relative sequence numbers (low 32 bits) of the last SYN, FIN and RST,
+    /// for telling repeats from retransmissions in the history.
+    hist_last_syn: u32,
+    hist_last_fin: u32,
+    hist_last_rst: u32,
     rxmit: ScaledCounter,
     zero_window: ScaledCounter,
     gaps: ScaledCounter,
@@ -198,7 +248,7 @@ impl TcpEndpoint {
             .max(ack)
             .saturating_sub(u64::from(self.start_seq))
             .saturating_sub(1);
-        if self.fin_cnt > 0 && size > 0 {
+        if self.fin_seen && size > 0 {
             size -= 1;
         }
         size
@@ -223,11 +273,40 @@ pub(crate) struct SegmentOutcome {
 }
 
 /// TCP state of one connection.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct TcpConn {
     pub(crate) ep: [TcpEndpoint; 2],
     is_partial: bool,
+    /// Why the connection closed completely (FIN exchange or RST), if it has.
+    pub(crate) close_reason: Option<crate::record::EndReason>,
+    /// Removal time after the complete close (valid with `close_reason`).
+    pub(crate) close_at: crate::time::Timestamp,
+    /// When an unanswered attempt is given up; `Timestamp(i64::MAX)` = not
+    /// an attempt (yet).
+    pub(crate) attempt_at: crate::time::Timestamp,
     pub(crate) missed_bytes: u64,
+    /// Out-of-order blocks in the [`OooSlab`] (slot + 1), 0 = none.
+    ooo: u32,
+}
+
+impl Default for TcpConn {
+    fn default() -> Self {
+        TcpConn {
+            ep: Default::default(),
+            is_partial: false,
+            close_reason: None,
+            close_at: crate::time::Timestamp(0),
+            attempt_at: crate::time::Timestamp(i64::MAX),
+            missed_bytes: 0,
+            ooo: 0,
+        }
+    }
+}
+
+/// Side `s`'s out-of-order blocks in slot `id` (+ 1) of `ooo`.
+fn side_blocks(ooo: &mut OooSlab, id: u32, s: usize) -> Option<&mut Blocks> {
+    let slot = ooo.slots.get_mut(id.checked_sub(1)? as usize)?;
+    Some(&mut slot[s])
 }
 
 fn seq_delta(a: u32, b: u32) -> i32 {
@@ -315,6 +394,7 @@ impl TcpConn {
         orig: &mut usize,
         complete: bool,
         hist: &mut History,
+        ooo: &mut OooSlab,
     ) -> SegmentOutcome {
         let p = 1 - s;
         let mut out = SegmentOutcome::default();
@@ -361,7 +441,7 @@ impl TcpConn {
 
         if fin {
             let e = &mut self.ep[s];
-            e.fin_cnt += 1;
+            e.fin_seen = true;
             e.fin_seq = (rel_seq.max(0) as u64).wrapping_add(u64::from(seg_len));
         }
 
@@ -399,13 +479,36 @@ impl TcpConn {
         }
 
         if let Some(rel_ack) = rel_ack {
-            self.ack_received(p, rel_ack, *orig, hist);
+            self.ack_received(p, rel_ack, *orig, hist, ooo);
         }
 
         let rel_data_seq = if syn { rel_seq + 1 } else { rel_seq };
         if len > 0 && complete && !rst && !underflow {
             let start = rel_data_seq.max(0) as u64;
-            self.ep[s].reasm.data(start, start + u64::from(len));
+            let reasm = &mut self.ep[s].reasm;
+            match reasm.data(start, start + u64::from(len)) {
+                Some(Data::InOrder) => {
+                    if let Some(b) = side_blocks(ooo, self.ooo, s) {
+                        reasm.absorb_blocks(b);
+                    }
+                }
+                None => {}
+                Some(Data::OutOfOrder(start, end)) => {
+                    if self.ooo == 0 {
+                        self.ooo = ooo.alloc();
+                    }
+                    if let Some(b) = side_blocks(ooo, self.ooo, s) {
+                        // With every slot taken the block is forgotten; if
+                        // it is ever acknowledged it is counted as missed,
+                        // the conservative error.
+                        if usize::from(b.n) < MAX_BLOCKS {
+                            b.start[usize::from(b.n)] = start;
+                            b.end[usize::from(b.n)] = end;
+                            b.n += 1;
+                        }
+                    }
+                }
+            }
         }
 
         if do_close && !self.ep[s].did_close {
@@ -415,7 +518,22 @@ impl TcpConn {
                 || self.ep[p].state == EpState::Inactive;
         }
         self.ep[s].seen = true;
+        if self.ooo != 0 {
+            let both = self
+                .ooo
+                .checked_sub(1)
+                .and_then(|i| ooo.slots.get(i as usize));
+            if both.is_none_or(|[b0, b1]| b0.n == 0 && b1.n == 0) {
+                self.release(ooo);
+            }
+        }
         out
+    }
+
+    /// Gives the connection's out-of-order blocks back (when it ends).
+    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
+        ooo.release(self.ooo);
+        self.ooo = 0;
     }
 
     /// Zeek's `init_endpoint`: (re)initialises the sender's sequence space.
@@ -463,6 +581,8 @@ impl TcpConn {
     ) {
         let bits = u32::from(syn) + u32::from(fin) + u32::from(rst);
         let e = &mut self.ep[s];
+        // Compared in 32 bits: a repeat 4 GiB away is not told apart.
+        let rel = rel_seq as u32;
         if bits >= 2 {
             if fin && rst {
                 hist.check(is_orig, bit::FIN_RST, b'I');
@@ -472,23 +592,23 @@ impl TcpConn {
         } else if bits == 1 {
             if syn {
                 let letter = if ack { b'H' } else { b'S' };
-                if hist.check(is_orig, bit::SYN, letter) && rel_seq != e.hist_last_syn {
+                if hist.check(is_orig, bit::SYN, letter) && rel != e.hist_last_syn {
                     hist.add(is_orig, letter);
                 }
-                e.hist_last_syn = rel_seq;
+                e.hist_last_syn = rel;
             }
             if fin {
-                let key = rel_seq + i64::from(len);
+                let key = (rel_seq + i64::from(len)) as u32;
                 if hist.check(is_orig, bit::FIN, b'F') && key != e.hist_last_fin {
                     hist.add(is_orig, b'F');
                 }
                 e.hist_last_fin = key;
             }
             if rst {
-                if hist.check(is_orig, bit::RST, b'R') && rel_seq != e.hist_last_rst {
+                if hist.check(is_orig, bit::RST, b'R') && rel != e.hist_last_rst {
                     hist.add(is_orig, b'R');
                 }
-                e.hist_last_rst = rel_seq;
+                e.hist_last_rst = rel;
             }
         } else if len > 0 {
             hist.check(is_orig, bit::DATA, b'D');
@@ -634,12 +754,19 @@ impl TcpConn {
 
     /// The peer acknowledged up to `rel_ack` of side `e`'s data: trims, and
     /// counts never-received bytes below it as gaps.
-    fn ack_received(&mut self, e: usize, rel_ack: u64, orig: usize, hist: &mut History) {
+    fn ack_received(
+        &mut self,
+        e: usize,
+        rel_ack: u64,
+        orig: usize,
+        hist: &mut History,
+        ooo: &mut OooSlab,
+    ) {
         let clean = self.ep[0].is_clean() && self.ep[1].is_clean();
         let is_partial = self.is_partial;
         let ep = &mut self.ep[e];
         let mut seq = rel_ack;
-        if ep.fin_cnt > 0 && seq >= ep.fin_seq {
+        if ep.fin_seen && seq >= ep.fin_seq {
             seq = ep.fin_seq.saturating_sub(1);
         }
         if seq <= ep.reasm.trim {
@@ -654,7 +781,8 @@ impl TcpConn {
         }
         let mut missed = 0;
         let mut gaps = 0;
-        ep.reasm.undelivered(seq, |n| {
+        let blocks = side_blocks(ooo, self.ooo, e);
+        ep.reasm.undelivered(seq, blocks, |n| {
             missed += n;
             gaps += 1;
         });
