@@ -398,3 +398,168 @@ fn rules_put_the_enclave_and_host_group_of_each_side_on_records() {
     // Internet hosts fall in the implicit external enclave.
     assert!(records.iter().any(|r| r["resp_enclave"] == "internet"));
 }
+
+/// Replays the demo with its rule file and the detector; returns the alerts.
+fn demo_alerts(name: &str) -> Vec<Value> {
+    demo_records_and_alerts(name).1
+}
+
+/// Replays the demo with its rule file and the detector.
+/// `name` keeps the alert files of tests running in parallel apart.
+fn demo_records_and_alerts(name: &str) -> (Vec<Value>, Vec<Value>) {
+    let alerts = tmp(&format!("{name}-alerts.json"));
+    let rules = repo().join("rules/examples/demo.toml");
+    let o = run(&[
+        "replay",
+        "--no-progress",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("alerts: "), "{}", stderr(&o));
+    // Start records feed the detector only; the connection log is unchanged.
+    let records = json_records(&o);
+    assert_eq!(records.len(), 633);
+    let alerts = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (records, alerts)
+}
+
+fn reasons(a: &Value) -> Vec<String> {
+    a["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn detector_alerts_on_every_demo_story_with_reasons_and_techniques() {
+    let alerts = demo_alerts("stories");
+    let find = |orig: &str, resp: &str, port: u64| {
+        alerts
+            .iter()
+            .find(|a| {
+                a["event"] == "alert"
+                    && a["id.orig_h"] == orig
+                    && a["id.resp_h"] == resp
+                    && a["id.resp_p"] == port
+            })
+            .unwrap_or_else(|| panic!("no alert for {orig} -> {resp}:{port}"))
+    };
+    // 1. Cloud Hopper: customer A into customer B over SMB and RDP.
+    for (resp, port, technique) in [
+        ("10.30.10.20", 445, "T1021.002"),
+        ("10.30.10.5", 3389, "T1021.001"),
+    ] {
+        let a = find("10.20.10.5", resp, port);
+        assert_eq!(a["severity"], "critical");
+        let r = reasons(a);
+        assert!(
+            r.contains(&"cross_customer".to_owned()) && r.contains(&"no_relationship".to_owned()),
+            "{r:?}"
+        );
+        let t: Vec<&str> = a["techniques"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(t.contains(&"T1199") && t.contains(&technique), "{t:?}");
+        assert_eq!(
+            (a["orig_enclave"].as_str(), a["resp_enclave"].as_str()),
+            (Some("customer-a"), Some("customer-b"))
+        );
+        // Every reason carries its weight, and the score is their sum (capped).
+        let sum: u64 = a["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["weight"].as_u64().unwrap())
+            .sum();
+        assert_eq!(a["score"].as_u64().unwrap(), sum.min(100));
+    }
+    // 2. Off-hours RDP from a jump host: allowed pair, outside the window.
+    let a = find("10.10.1.11", "10.20.10.5", 3389);
+    assert!(reasons(a).contains(&"outside_window".to_owned()));
+    assert_eq!(a["relationship"], "maintenance-a");
+    // 3. The scan: fan-out.
+    assert!(alerts.iter().any(|a| a["id.orig_h"] == "10.20.30.44"
+        && reasons(a).contains(&"fan_out".to_owned())
+        && a["techniques"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "T1046")));
+    // 4. The beacon to the internet.
+    let b = find("10.20.30.77", "203.0.113.66", 443);
+    assert!(reasons(b).contains(&"beacon".to_owned()));
+    assert!(b["techniques"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "T1071"));
+    // Alerts join to connection records by uid and community_id.
+    assert!(alerts
+        .iter()
+        .all(|a| a["uid"].as_str().unwrap().starts_with('C')
+            && a["community_id"].as_str().unwrap().starts_with("1:")));
+}
+
+#[test]
+fn detector_stays_quiet_on_allowed_look_alikes() {
+    let (records, alerts) = demo_records_and_alerts("look-alikes");
+    // The look-alikes are there: an RDP and an SSH session from the jump
+    // hosts inside the maintenance window, and nightly SMB backups.
+    let present = |orig: &str, port: u64| {
+        records
+            .iter()
+            .any(|r| r["id.orig_h"] == orig && r["id.resp_p"] == port)
+    };
+    assert!(present("10.10.1.10", 3389) && present("10.10.1.11", 22) && present("10.10.3.30", 445));
+    for a in &alerts {
+        let r = reasons(a);
+        let policy = [
+            "no_relationship",
+            "cross_customer",
+            "outside_window",
+            "unapproved_host",
+        ];
+        if !r.iter().any(|x| policy.contains(&x.as_str())) {
+            continue;
+        }
+        // Jump-host sessions inside the maintenance window, nightly backups
+        // in their window and DNS through the shared resolver are allowed.
+        let orig = a["id.orig_h"].as_str().unwrap();
+        let port = a["id.resp_p"].as_u64().unwrap();
+        assert!(
+            !(orig == "10.10.1.10" && (port == 3389 || port == 22))
+                && !(orig == "10.10.1.11" && port == 22),
+            "maintenance session flagged: {a}"
+        );
+        assert!(
+            !(orig == "10.10.3.30" && port == 445),
+            "backup flagged: {a}"
+        );
+        assert_ne!(a["id.resp_h"], "10.40.0.53", "DNS flagged: {a}");
+    }
+    // Repeats are folded: the port scan of one host is one alert plus an update.
+    let scan: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["id.orig_h"] == "10.20.30.44" && a["id.resp_h"] == "10.30.10.9")
+        .collect();
+    assert!(
+        scan.iter().filter(|a| a["event"] == "alert").count() <= 2,
+        "{scan:#?}"
+    );
+    assert!(scan
+        .iter()
+        .any(|a| a["event"] == "update" && a["count"].as_u64().unwrap() > 1));
+}

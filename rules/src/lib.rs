@@ -66,6 +66,7 @@
 //! time ([`flowlib::Timestamp`]). Nothing here prints.
 
 pub mod config;
+pub mod detector;
 pub mod enclave;
 pub mod error;
 pub mod hostgroup;

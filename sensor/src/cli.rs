@@ -72,6 +72,10 @@ pub struct LiveArgs {
     /// enclave and host group of each side. Validated before anything runs.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// Run the detector and write its alerts to FILE as JSON lines
+    /// (connection records keep going to the output). Needs --rules.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    pub alerts: Option<PathBuf>,
     /// Seconds between statistics log lines (shown with RUST_LOG=info).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stats_interval: u64,
@@ -96,6 +100,10 @@ pub struct ReplayArgs {
     /// enclave and host group of each side. Validated before anything runs.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// Run the detector and write its alerts to FILE as JSON lines
+    /// (connection records keep going to the output). Needs --rules.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    pub alerts: Option<PathBuf>,
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
@@ -189,8 +197,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 shutdown: shutdown.clone(),
             };
             let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
+            let mut cfg = cfg;
+            cfg.table.report_starts = args.alerts.is_some();
             let cap = live::open(&cfg)?;
-            let mut out = Output::open(args.output.as_deref(), args.format)?.with_rules(rules);
+            let out = Output::open(args.output.as_deref(), args.format)?;
+            let mut out = attach_rules(out, rules, args.alerts.as_deref())?;
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -200,6 +211,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 o.elapsed,
             );
             eprintln!("{summary}\n{}", o.drops);
+            print_alert_summary(&out);
             eprintln!(
                 "sensor: {} on {}; every open flow flushed",
                 if o.interrupted {
@@ -222,10 +234,14 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 progress: !args.no_progress,
             };
             let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
-            let mut out = Output::open(args.output.as_deref(), args.format)?.with_rules(rules);
+            let mut cfg = cfg;
+            cfg.table.report_starts = args.alerts.is_some();
+            let out = Output::open(args.output.as_deref(), args.format)?;
+            let mut out = attach_rules(out, rules, args.alerts.as_deref())?;
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
+                print_alert_summary(&out);
             }
             match outcome.input_error {
                 Some(e) => {
@@ -235,6 +251,44 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 None => Ok(EXIT_OK),
             }
         }
+    }
+}
+
+/// Adds enclave annotation and, with an alerts file, the detector.
+fn attach_rules(
+    out: Output,
+    rules: Option<rules::Rules>,
+    alerts: Option<&std::path::Path>,
+) -> Result<Output, SensorError> {
+    match (rules, alerts) {
+        (Some(rules), Some(path)) => out.with_detector(rules, path),
+        (rules, _) => Ok(out.with_rules(rules)),
+    }
+}
+
+/// One line of alert counts on stderr, when the detector ran.
+fn print_alert_summary(out: &Output) {
+    if let Some((stats, written)) = out.detector_stats() {
+        let mut by: Vec<String> = stats
+            .alerts
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        by.sort();
+        let mut sev: Vec<String> = stats
+            .severities
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect();
+        sev.sort();
+        eprintln!(
+            "alerts: {} raised ({}), severities ({}), {} repeats folded, {} lines written",
+            stats.alerts.values().sum::<u64>(),
+            by.join(", "),
+            sev.join(", "),
+            stats.suppressed,
+            written
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 
 use crate::error::SensorError;
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
-use flowlib::ConnRecord;
+use flowlib::{ConnRecord, EndReason};
+use rules::detector::{Alert, Detector, DetectorStats};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -22,6 +23,15 @@ pub struct Output {
     closed: bool,
     written: u64,
     rules: Option<rules::Rules>,
+    alerts: Option<AlertSink>,
+}
+
+/// The detector and where its alerts go (JSON lines).
+struct AlertSink {
+    detector: Detector,
+    out: BufWriter<File>,
+    pending: Vec<Alert>,
+    written: u64,
 }
 
 impl Output {
@@ -43,7 +53,35 @@ impl Output {
             closed: false,
             written: 0,
             rules: None,
+            alerts: None,
         })
+    }
+
+    /// Runs the detector over every record, writing alerts as JSON lines
+    /// to `path`. The flow table must report start records
+    /// ([`flowlib::TableConfig::report_starts`]) for policy alerts to be
+    /// raised on a connection's first packet.
+    pub fn with_detector(
+        mut self,
+        rules: rules::Rules,
+        path: &Path,
+    ) -> Result<Output, SensorError> {
+        let f = File::create(path).map_err(SensorError::Output)?;
+        self.rules = Some(rules.clone());
+        self.alerts = Some(AlertSink {
+            detector: Detector::new(rules),
+            out: BufWriter::new(f),
+            pending: Vec::new(),
+            written: 0,
+        });
+        Ok(self)
+    }
+
+    /// The detector's counters and alerts written, when it runs.
+    pub fn detector_stats(&self) -> Option<(&DetectorStats, u64)> {
+        self.alerts
+            .as_ref()
+            .map(|a| (a.detector.stats(), a.written))
     }
 
     /// Annotates every record with the enclave and host group of each side.
@@ -62,6 +100,13 @@ impl Output {
             if let Some(rules) = &self.rules {
                 crate::enclaves::annotate(rules, &mut r);
             }
+            if let Some(sink) = &mut self.alerts {
+                sink.detector.observe(&r, &mut sink.pending);
+                sink.flush()?;
+            }
+            if r.end_reason == EndReason::Start {
+                continue; // for the detector only
+            }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
@@ -73,6 +118,11 @@ impl Output {
 
     /// Flushes and writes any trailer.
     pub fn finish(&mut self) -> Result<(), SensorError> {
+        if let Some(sink) = &mut self.alerts {
+            sink.detector.finish(&mut sink.pending);
+            sink.flush()?;
+            sink.out.flush().map_err(SensorError::Output)?;
+        }
         if self.closed {
             return Ok(());
         }
@@ -93,5 +143,16 @@ impl Output {
     /// Records written.
     pub fn written(&self) -> u64 {
         self.written
+    }
+}
+
+impl AlertSink {
+    fn flush(&mut self) -> Result<(), SensorError> {
+        for a in self.pending.drain(..) {
+            serde_json::to_writer(&mut self.out, &a).map_err(|e| SensorError::Output(e.into()))?;
+            self.out.write_all(b"\n").map_err(SensorError::Output)?;
+            self.written += 1;
+        }
+        Ok(())
     }
 }

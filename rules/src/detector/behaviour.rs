@@ -1,0 +1,338 @@
+//! Behavioural reasons: evidence that builds up over many connections
+//! (fan-out, beaconing, staging then upload, volume ceilings, long
+//! sessions). Each tracker keeps bounded state keyed by host or pair.
+
+use crate::config::detector::{Beacon, FanOut, Reason, Staging};
+use flowlib::{ConnRecord, Timestamp};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+/// Most hosts (sources, pairs) a tracker remembers; beyond it the stalest
+/// are forgotten.
+const MAX_KEYS: usize = 200_000;
+
+fn secs(ts: Timestamp) -> f64 {
+    ts.0 as f64 / 1e9
+}
+
+/// One source reaching many hosts, or many ports on one host, in a window.
+#[derive(Default)]
+pub(crate) struct FanOutTracker {
+    sources: HashMap<IpAddr, FanState>,
+}
+
+struct FanState {
+    window_start: Timestamp,
+    hosts: HashSet<IpAddr>,
+    ports: HashMap<IpAddr, HashSet<u16>>,
+    alerted_hosts: bool,
+    alerted_ports: HashSet<IpAddr>,
+}
+
+impl FanOutTracker {
+    /// Notes a new connection; returns a reason when it completes a fan-out.
+    pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
+        if self.sources.len() >= MAX_KEYS && !self.sources.contains_key(&r.orig_h) {
+            let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
+            self.sources.retain(|_, s| s.window_start.0 >= horizon);
+            if self.sources.len() >= MAX_KEYS {
+                return None;
+            }
+        }
+        let s = self.sources.entry(r.orig_h).or_insert_with(|| FanState {
+            window_start: r.ts,
+            hosts: HashSet::new(),
+            ports: HashMap::new(),
+            alerted_hosts: false,
+            alerted_ports: HashSet::new(),
+        });
+        if r.ts.since(s.window_start) > cfg.window {
+            s.window_start = r.ts;
+            s.hosts.clear();
+            s.ports.clear();
+            s.alerted_hosts = false;
+            s.alerted_ports.clear();
+        }
+        s.hosts.insert(r.resp_h);
+        let ports = s.ports.entry(r.resp_h).or_default();
+        ports.insert(r.resp_p);
+        let minutes = cfg.window.as_secs() / 60;
+        if ports.len() as u32 >= cfg.min_ports && s.alerted_ports.insert(r.resp_h) {
+            return Some((
+                Reason::FanOut,
+                format!(
+                    "{} tried {} ports on {} within {} min",
+                    r.orig_h,
+                    ports.len(),
+                    r.resp_h,
+                    minutes
+                ),
+            ));
+        }
+        if s.hosts.len() as u32 >= cfg.min_hosts && !s.alerted_hosts {
+            s.alerted_hosts = true;
+            return Some((
+                Reason::FanOut,
+                format!(
+                    "{} reached {} hosts within {} min",
+                    r.orig_h,
+                    s.hosts.len(),
+                    minutes
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// RITA-style beacon scoring per (source, destination, port, protocol).
+#[derive(Default)]
+pub(crate) struct BeaconTracker {
+    pairs: HashMap<(IpAddr, IpAddr, u16, u8), PairHistory>,
+}
+
+#[derive(Default)]
+struct PairHistory {
+    starts: VecDeque<(f64, u64)>,
+    alerted: bool,
+}
+
+/// Longest history kept per pair.
+const MAX_BEACON_POINTS: usize = 1024;
+
+fn quartiles(sorted: &[f64]) -> (f64, f64, f64) {
+    let q = |p: f64| {
+        let idx = p * (sorted.len() - 1) as f64;
+        let (lo, hi) = (idx.floor() as usize, idx.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (idx - lo as f64)
+    };
+    (q(0.25), q(0.5), q(0.75))
+}
+
+/// Bowley skew and median absolute deviation of `values`.
+fn skew_and_madm(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let (q1, q2, q3) = quartiles(values);
+    let bowley = if q3 - q1 > f64::EPSILON {
+        (q3 + q1 - 2.0 * q2) / (q3 - q1)
+    } else {
+        0.0
+    };
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - q2).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let (_, madm, _) = quartiles(&dev);
+    (bowley, madm)
+}
+
+/// The beacon score (0-1) of connection start times and sizes: timing and
+/// size regularity, as RITA scores them (skew and dispersion of the
+/// intervals; skew, dispersion and smallness of the sizes).
+pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
+    if starts.len() < 4 {
+        return 0.0;
+    }
+    let mut intervals: Vec<f64> = starts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let (ts_skew, ts_madm) = skew_and_madm(&mut intervals);
+    let ts_score = ((1.0 - ts_skew.abs()) + (1.0 - ts_madm / 30.0).max(0.0)) / 2.0;
+    let mut sizes: Vec<f64> = starts.iter().map(|s| s.1 as f64).collect();
+    let (ds_skew, ds_madm) = skew_and_madm(&mut sizes);
+    let (_, median_size, _) = quartiles(&sizes);
+    let smallness = (1.0 - median_size / 65_535.0).max(0.0);
+    let ds_score = ((1.0 - ds_skew.abs()) + (1.0 - ds_madm / 32.0).max(0.0) + smallness) / 3.0;
+    (ts_score + ds_score) / 2.0
+}
+
+impl BeaconTracker {
+    /// Notes a finished connection; returns a reason when its pair beacons.
+    pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
+        let key = (r.orig_h, r.resp_h, r.resp_p, r.ip_proto);
+        if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
+            let horizon = secs(r.ts) - cfg.window.as_secs_f64();
+            self.pairs
+                .retain(|_, p| p.starts.back().is_some_and(|s| s.0 >= horizon));
+            if self.pairs.len() >= MAX_KEYS {
+                return None;
+            }
+        }
+        let p = self.pairs.entry(key).or_default();
+        let now = secs(r.ts);
+        let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        p.starts.push_back((now, bytes));
+        while p.starts.len() > MAX_BEACON_POINTS
+            || p.starts
+                .front()
+                .is_some_and(|s| now - s.0 > cfg.window.as_secs_f64())
+        {
+            p.starts.pop_front();
+        }
+        if p.alerted || (p.starts.len() as u32) < cfg.min_connections {
+            return None;
+        }
+        let points: Vec<(f64, u64)> = p.starts.iter().copied().collect();
+        let score = beacon_score(&points);
+        if score < cfg.min_score {
+            return None;
+        }
+        p.alerted = true;
+        let span = points.last().map_or(0.0, |l| l.0) - points[0].0;
+        let every = span / (points.len() - 1) as f64;
+        Some((
+            Reason::Beacon,
+            format!(
+                "{} connections to {}:{} about every {:.0} s (beacon score {:.2})",
+                points.len(),
+                r.resp_h,
+                r.resp_p,
+                every,
+                score
+            ),
+        ))
+    }
+}
+
+/// A host that pulls large volumes from internal hosts, then uploads a
+/// comparable amount out of its enclave.
+#[derive(Default)]
+pub(crate) struct StagingTracker {
+    hosts: HashMap<IpAddr, Pulled>,
+}
+
+struct Pulled {
+    first: Timestamp,
+    last: Timestamp,
+    bytes: u64,
+    sources: HashSet<IpAddr>,
+}
+
+impl StagingTracker {
+    /// `host` received `bytes` from internal host `from` (a download it
+    /// made, or a push to it).
+    pub(crate) fn pulled(
+        &mut self,
+        host: IpAddr,
+        from: IpAddr,
+        bytes: u64,
+        ts: Timestamp,
+        cfg: &Staging,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        if self.hosts.len() >= MAX_KEYS && !self.hosts.contains_key(&host) {
+            self.hosts.retain(|_, p| ts.since(p.last) <= cfg.window);
+            if self.hosts.len() >= MAX_KEYS {
+                return;
+            }
+        }
+        let p = self.hosts.entry(host).or_insert(Pulled {
+            first: ts,
+            last: ts,
+            bytes: 0,
+            sources: HashSet::new(),
+        });
+        if ts.since(p.last) > cfg.window {
+            *p = Pulled {
+                first: ts,
+                last: ts,
+                bytes: 0,
+                sources: HashSet::new(),
+            };
+        }
+        p.bytes += bytes;
+        p.last = ts;
+        p.sources.insert(from);
+    }
+
+    /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
+    /// pulled at least the threshold recently and the upload is comparable.
+    pub(crate) fn uploaded(
+        &mut self,
+        host: IpAddr,
+        bytes: u64,
+        ts: Timestamp,
+        cfg: &Staging,
+    ) -> Option<(Reason, String)> {
+        let p = self.hosts.get(&host)?;
+        if ts.since(p.last) > cfg.window || p.bytes < cfg.min_bytes {
+            return None;
+        }
+        if (bytes as f64) < cfg.upload_ratio * p.bytes as f64 {
+            return None;
+        }
+        let detail = format!(
+            "{} pulled {} bytes from {} internal host(s) in {} s, then uploaded {} bytes",
+            host,
+            p.bytes,
+            p.sources.len(),
+            p.last.since(p.first).as_secs(),
+            bytes
+        );
+        self.hosts.remove(&host);
+        Some((Reason::Staging, detail))
+    }
+}
+
+/// Bytes per relationship per day, against its ceiling.
+#[derive(Default)]
+pub(crate) struct VolumeLedger {
+    days: HashMap<(usize, i64), (u64, bool)>,
+}
+
+impl VolumeLedger {
+    /// Adds a finished connection's bytes to relationship `rel`; returns a
+    /// reason the first time the day's total passes `ceiling`.
+    pub(crate) fn add(
+        &mut self,
+        rel: usize,
+        name: &str,
+        ceiling: u64,
+        r: &ConnRecord,
+    ) -> Option<(Reason, String)> {
+        let day = r.ts.secs().div_euclid(86_400);
+        if self.days.len() > MAX_KEYS {
+            self.days.retain(|k, _| k.1 >= day - 1);
+        }
+        let e = self.days.entry((rel, day)).or_insert((0, false));
+        e.0 += r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        if e.0 > ceiling && !e.1 {
+            e.1 = true;
+            return Some((
+                Reason::OverVolume,
+                format!(
+                    "{} carried {} bytes today, above its ceiling of {}",
+                    name, e.0, ceiling
+                ),
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_small_connections_score_as_beacons_and_irregular_ones_do_not() {
+        let regular: Vec<(f64, u64)> = (0..60)
+            .map(|i| (i as f64 * 60.0 + (i % 3) as f64 * 0.4, 512))
+            .collect();
+        assert!(beacon_score(&regular) > 0.9, "{}", beacon_score(&regular));
+        let mut x = 7u64;
+        let mut t = 0.0;
+        let irregular: Vec<(f64, u64)> = (0..60)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                t += (x >> 33) as f64 % 3600.0;
+                (t, (x >> 20) % 200_000)
+            })
+            .collect();
+        assert!(
+            beacon_score(&irregular) < 0.7,
+            "{}",
+            beacon_score(&irregular)
+        );
+    }
+}

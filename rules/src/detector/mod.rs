@@ -1,0 +1,297 @@
+//! The detector: scores every connection that crosses a trust boundary
+//! (or touches a host group) from 0 to 100 and explains the score.
+//!
+//! Feed it connection records in order ([`Detector::observe`]): start
+//! records (end reason `start`, the connection's first packet) get the
+//! policy reasons at once — no relationship, cross-customer, outside the
+//! window, unapproved host, administrative protocol — and feed the fan-out
+//! tracker; finished records get the behavioural reasons — beaconing
+//! (RITA-style timing and size regularity), staging then upload, the
+//! relationship's volume ceiling, very long sessions. An alert is raised
+//! when the score reaches the threshold; repeats of the same (source,
+//! destination, reason) within the dedup window are counted and reported
+//! once as an `update` rather than repeated.
+
+mod alert;
+mod behaviour;
+mod policy;
+
+pub use alert::{Alert, ReasonHit};
+pub use behaviour::beacon_score;
+
+use crate::config::detector::Reason;
+use crate::enclave::{EnclaveKind, Location};
+use crate::Rules;
+use behaviour::{BeaconTracker, FanOutTracker, StagingTracker, VolumeLedger};
+use flowlib::{ConnRecord, EndReason, Timestamp};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Counters of a detector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DetectorStats {
+    /// Records looked at.
+    pub records: u64,
+    /// Alerts raised, by primary reason.
+    pub alerts: HashMap<&'static str, u64>,
+    /// Alerts raised, by severity.
+    pub severities: HashMap<&'static str, u64>,
+    /// Repeats folded into an earlier alert.
+    pub suppressed: u64,
+}
+
+struct Dedup {
+    alert: Alert,
+    first: Timestamp,
+}
+
+/// Scores connections against a rule set.
+pub struct Detector {
+    rules: Rules,
+    fan_out: FanOutTracker,
+    beacons: BeaconTracker,
+    staging: StagingTracker,
+    volume: VolumeLedger,
+    dedup: HashMap<(IpAddr, IpAddr, Reason), Dedup>,
+    stats: DetectorStats,
+}
+
+impl Detector {
+    /// A detector for `rules` (its `[detector]` table holds the settings).
+    pub fn new(rules: Rules) -> Detector {
+        Detector {
+            rules,
+            fan_out: FanOutTracker::default(),
+            beacons: BeaconTracker::default(),
+            staging: StagingTracker::default(),
+            volume: VolumeLedger::default(),
+            dedup: HashMap::new(),
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &DetectorStats {
+        &self.stats
+    }
+
+    /// Looks at one connection record; alerts go to `out`.
+    pub fn observe(&mut self, r: &ConnRecord, out: &mut Vec<Alert>) {
+        self.stats.records += 1;
+        let (o, d) = (
+            self.rules.locate(r.orig_h, r.vlan),
+            self.rules.locate(r.resp_h, r.vlan),
+        );
+        if policy::ignored(&self.rules, r, o, d) {
+            return;
+        }
+        let settings = self.rules.detector().clone();
+        let verdict = policy::check(&self.rules, r, o, d);
+        let mut found: Vec<(Reason, String)> = Vec::new();
+        let primary;
+        match r.end_reason {
+            EndReason::Start => {
+                found.extend(verdict.reasons.iter().cloned());
+                if let Some(f) = self.fan_out.observe(r, &settings.fan_out) {
+                    found.push(f);
+                }
+                // The strongest reason names the alert.
+                primary = found
+                    .iter()
+                    .map(|(reason, _)| *reason)
+                    .max_by_key(|reason| settings.weights.get(*reason));
+            }
+            reason => {
+                let mut behaviour = Vec::new();
+                if verdict.crosses
+                    && r.duration
+                        .is_some_and(|dur| dur >= settings.long_session.min_duration)
+                {
+                    behaviour.push((
+                        Reason::LongSession,
+                        format!(
+                            "session across the boundary running {} min",
+                            r.duration.map_or(0, |d| d.as_secs() / 60)
+                        ),
+                    ));
+                }
+                if reason != EndReason::Active {
+                    if let (true, Some(i)) = (verdict.allowed, verdict.relationship) {
+                        let rel = &self.rules.relationships()[i];
+                        if let Some(ceiling) = rel.max_bytes_per_day() {
+                            behaviour.extend(self.volume.add(i, rel.name(), ceiling, r));
+                        }
+                    }
+                    behaviour.extend(self.beacons.observe(r, &settings.beacon));
+                    behaviour.extend(self.staging_step(r, o, d));
+                }
+                primary = behaviour.first().map(|(reason, _)| *reason);
+                if primary.is_some() {
+                    // The policy context explains the score too.
+                    found.extend(verdict.reasons.iter().cloned());
+                    found.extend(behaviour);
+                }
+            }
+        }
+        let Some(primary) = primary else { return };
+        let hits = policy::weigh(&self.rules, found);
+        let score = hits
+            .iter()
+            .map(|h| u32::from(h.weight))
+            .sum::<u32>()
+            .min(100) as u8;
+        if score < settings.alert_threshold || hits.is_empty() {
+            return;
+        }
+        let alert = self.build(r, o, d, &verdict, hits, score);
+        self.emit(primary, alert, out);
+    }
+
+    /// Staging bookkeeping for a finished connection.
+    fn staging_step(
+        &mut self,
+        r: &ConnRecord,
+        o: Location,
+        d: Location,
+    ) -> Option<(Reason, String)> {
+        let cfg = self.rules.detector().staging;
+        let kind = |l: Location| self.rules.enclave(l.enclave).kind();
+        let (ok, dk) = (kind(o), kind(d));
+        let internal = |k: EnclaveKind| k != EnclaveKind::External;
+        if internal(ok) && internal(dk) {
+            // Both ends inside: whatever either end received counts as pulled.
+            let (down, up) = (r.resp_bytes.unwrap_or(0), r.orig_bytes.unwrap_or(0));
+            self.staging.pulled(r.orig_h, r.resp_h, down, r.ts, &cfg);
+            self.staging.pulled(r.resp_h, r.orig_h, up, r.ts, &cfg);
+            None
+        } else if internal(ok) && !internal(dk) {
+            self.staging
+                .uploaded(r.orig_h, r.orig_bytes.unwrap_or(0), r.ts, &cfg)
+        } else {
+            None
+        }
+    }
+
+    fn build(
+        &self,
+        r: &ConnRecord,
+        o: Location,
+        d: Location,
+        verdict: &policy::PolicyVerdict,
+        hits: Vec<ReasonHit>,
+        score: u8,
+    ) -> Alert {
+        let rules = &self.rules;
+        let group = |l: Location| l.host_group.map(|g| rules.host_group(g).name().to_owned());
+        let techniques = alert::techniques(&hits, r, verdict.provider_side);
+        Alert {
+            event: "alert",
+            ts: r.emitted.max(r.ts),
+            alert_id: String::new(),
+            uid: r.uid.clone(),
+            community_id: r.community_id.clone(),
+            orig_h: r.orig_h,
+            orig_p: r.orig_p,
+            resp_h: r.resp_h,
+            resp_p: r.resp_p,
+            proto: r.proto.name().to_owned(),
+            score,
+            severity: alert::severity(score, &rules.detector().severity),
+            reasons: hits,
+            relationship: verdict
+                .relationship
+                .map(|i| rules.relationships()[i].name().to_owned()),
+            orig_enclave: rules.enclave(o.enclave).name().to_owned(),
+            resp_enclave: rules.enclave(d.enclave).name().to_owned(),
+            orig_host_group: group(o),
+            resp_host_group: group(d),
+            techniques,
+            count: 1,
+            last_ts: r.ts,
+        }
+    }
+
+    /// Raises an alert, or folds it into the same (source, destination,
+    /// reason) alert raised within the dedup window.
+    fn emit(&mut self, primary: Reason, mut alert: Alert, out: &mut Vec<Alert>) {
+        let key = (alert.orig_h, alert.resp_h, primary);
+        let window = self.rules.detector().dedup_window;
+        if let Some(prev) = self.dedup.get_mut(&key) {
+            if alert.ts.since(prev.first) <= window {
+                prev.alert.count += 1;
+                prev.alert.last_ts = prev.alert.last_ts.max(alert.ts);
+                self.stats.suppressed += 1;
+                return;
+            }
+            if let Some(prev) = self.dedup.remove(&key) {
+                push_update(prev, out);
+            }
+        }
+        if self.dedup.len() > 100_000 {
+            let expired: Vec<_> = self
+                .dedup
+                .iter()
+                .filter(|(_, v)| alert.ts.since(v.first) > window)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in expired {
+                if let Some(prev) = self.dedup.remove(&k) {
+                    push_update(prev, out);
+                }
+            }
+        }
+        alert.alert_id = alert_id(&key, alert.ts);
+        *self.stats.alerts.entry(primary.as_str()).or_default() += 1;
+        *self.stats.severities.entry(alert.severity).or_default() += 1;
+        out.push(alert.clone());
+        self.dedup.insert(
+            key,
+            Dedup {
+                alert,
+                first: out.last().map_or(Timestamp::default(), |a| a.ts),
+            },
+        );
+    }
+
+    /// End of input: reports the final counts of deduplicated alerts.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let mut rest: Vec<Dedup> = self.dedup.drain().map(|(_, v)| v).collect();
+        rest.sort_by(|a, b| {
+            a.first
+                .cmp(&b.first)
+                .then(a.alert.alert_id.cmp(&b.alert.alert_id))
+        });
+        for d in rest {
+            push_update(d, out);
+        }
+    }
+}
+
+fn push_update(d: Dedup, out: &mut Vec<Alert>) {
+    if d.alert.count > 1 {
+        let mut a = d.alert;
+        a.event = "update";
+        a.ts = a.last_ts;
+        out.push(a);
+    }
+}
+
+/// A stable id: hex of a hash of the alert's key and first time.
+fn alert_id(key: &(IpAddr, IpAddr, Reason), ts: Timestamp) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    eat(key.0.to_string().as_bytes());
+    eat(key.1.to_string().as_bytes());
+    eat(key.2.as_str().as_bytes());
+    eat(&ts.0.to_le_bytes());
+    format!("{h:016x}")
+}

@@ -1,0 +1,160 @@
+//! Policy reasons: the connection checked against the relationships. These
+//! are decided on the connection's first packet.
+
+use super::alert::ReasonHit;
+use crate::config::detector::Reason;
+use crate::enclave::{EnclaveKind, Location};
+use crate::relationship::Endpoint;
+use crate::Rules;
+use flowlib::ConnRecord;
+
+/// What the relationships say about one connection.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyVerdict {
+    /// Policy reasons found (before weighting and ignore lists).
+    pub(crate) reasons: Vec<(Reason, String)>,
+    /// Index of the relationship the connection was checked against.
+    pub(crate) relationship: Option<usize>,
+    /// The relationship allows the connection (service, host and time).
+    pub(crate) allowed: bool,
+    /// The two ends are in different enclaves.
+    pub(crate) crosses: bool,
+    /// One end is in a provider enclave.
+    pub(crate) provider_side: bool,
+}
+
+fn is_customer(kind: EnclaveKind) -> bool {
+    matches!(kind, EnclaveKind::Customer | EnclaveKind::Client)
+}
+
+/// The service as a rule file writes it, for messages.
+pub(crate) fn service_name(r: &ConnRecord) -> String {
+    match r.proto {
+        flowlib::Proto::Icmp => "icmp".to_owned(),
+        p => format!("{}/{}", p.name(), r.resp_p),
+    }
+}
+
+/// Checks `r` (originator in `o`, responder in `d`) against every relationship.
+pub(crate) fn check(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> PolicyVerdict {
+    let mut v = PolicyVerdict {
+        crosses: o.enclave != d.enclave,
+        ..PolicyVerdict::default()
+    };
+    let (oe, de) = (rules.enclave(o.enclave), rules.enclave(d.enclave));
+    v.provider_side = oe.kind() == EnclaveKind::Provider || de.kind() == EnclaveKind::Provider;
+    let touches_group = o.host_group.is_some() || d.host_group.is_some();
+    if !v.crosses && !touches_group {
+        return v;
+    }
+    let (mut outside, mut unapproved) = (None, None);
+    for (i, rel) in rules.relationships().iter().enumerate() {
+        let from_ok = rules.endpoint_contains(rel.from(), r.orig_h, o);
+        let to_ok = rules.endpoint_contains(rel.to(), r.resp_h, d);
+        if !to_ok || !rel.allows_service(r.ip_proto, r.resp_p) {
+            continue;
+        }
+        if from_ok {
+            if rel.allows_time(r.ts) {
+                v.allowed = true;
+                v.relationship = Some(i);
+                break;
+            }
+            outside.get_or_insert(i);
+        } else if let Endpoint::HostGroup(g) = rel.from() {
+            // The pair of enclaves is allowed, but only from approved hosts.
+            if rules.host_group(g).enclave == o.enclave {
+                unapproved.get_or_insert(i);
+            }
+        }
+    }
+    let svc = service_name(r);
+    if v.allowed {
+        // Allowed: only the administrative-protocol note below applies.
+    } else if let Some(i) = outside {
+        let rel = &rules.relationships()[i];
+        v.relationship = Some(i);
+        v.reasons.push((
+            Reason::OutsideWindow,
+            format!(
+                "{svc} allowed by {} only inside its time windows",
+                rel.name()
+            ),
+        ));
+    } else if let Some(i) = unapproved {
+        let rel = &rules.relationships()[i];
+        v.relationship = Some(i);
+        v.reasons.push((
+            Reason::UnapprovedHost,
+            format!(
+                "{} is not in {}, the only hosts {} allows",
+                r.orig_h,
+                rules.endpoint_name(rel.from()),
+                rel.name()
+            ),
+        ));
+    } else if v.crosses {
+        v.reasons.push((
+            Reason::NoRelationship,
+            format!(
+                "no relationship allows {} -> {} on {svc}",
+                oe.name(),
+                de.name()
+            ),
+        ));
+        if is_customer(oe.kind()) && is_customer(de.kind()) {
+            v.reasons.push((
+                Reason::CrossCustomer,
+                format!(
+                    "between two customers' enclaves ({} -> {})",
+                    oe.name(),
+                    de.name()
+                ),
+            ));
+        }
+    }
+    if v.crosses
+        && rules
+            .detector()
+            .admin_services
+            .iter()
+            .any(|s| s.matches(r.ip_proto, r.resp_p))
+    {
+        v.reasons.push((
+            Reason::AdminProtocol,
+            format!("administrative protocol {svc} across the boundary"),
+        ));
+    }
+    v
+}
+
+/// Whether the ignore lists exclude this connection.
+pub(crate) fn ignored(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> bool {
+    let ig = &rules.detector().ignore;
+    ig.hosts
+        .iter()
+        .any(|n| n.contains(&r.orig_h) || n.contains(&r.resp_h))
+        || ig
+            .enclaves
+            .iter()
+            .any(|e| *e == o.enclave || *e == d.enclave)
+        || ig
+            .host_groups
+            .iter()
+            .any(|g| Some(*g) == o.host_group || Some(*g) == d.host_group)
+        || ig.services.iter().any(|s| s.matches(r.ip_proto, r.resp_p))
+}
+
+/// Weighs reasons, dropping ignored ones.
+pub(crate) fn weigh(rules: &Rules, reasons: Vec<(Reason, String)>) -> Vec<ReasonHit> {
+    let s = rules.detector();
+    reasons
+        .into_iter()
+        .filter(|(r, _)| !s.ignore.reasons.contains(r))
+        .map(|(reason, detail)| ReasonHit {
+            reason,
+            weight: s.weights.get(reason),
+            detail,
+        })
+        .collect()
+}

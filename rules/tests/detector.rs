@@ -1,0 +1,231 @@
+//! The detector's reasons, one at a time, on a small rule set and
+//! hand-built connection records.
+
+use flowlib::{ConnRecord, ConnState, EndReason, Proto, Timestamp};
+use rules::detector::{Alert, Detector};
+use rules::Rules;
+use std::time::Duration;
+
+const RULES: &str = r#"
+[defaults]
+tz = "UTC"
+
+[[enclaves]]
+name = "provider"
+kind = "provider"
+networks = ["10.10.0.0/16"]
+
+[[enclaves]]
+name = "cust-a"
+kind = "customer"
+networks = ["10.20.0.0/16"]
+
+[[enclaves]]
+name = "cust-b"
+kind = "customer"
+networks = ["10.30.0.0/16"]
+
+[[host_groups]]
+name = "jump"
+enclave = "provider"
+hosts = ["10.10.1.10"]
+
+[[relationships]]
+name = "maint"
+from = "jump"
+to = "cust-a"
+services = ["tcp/3389"]
+windows = [{ days = "weekdays", start = "20:00", end = "22:00" }]
+
+[[relationships]]
+name = "backup"
+from = "provider"
+to = "cust-a"
+services = ["tcp/445"]
+max_bytes_per_day = 1000
+
+[detector]
+long_session = { min_duration = "1h" }
+fan_out = { window = "5m", min_hosts = 5, min_ports = 100 }
+"#;
+
+/// 2026-03-02 is a Monday.
+fn at(hour: u32, minute: u32) -> Timestamp {
+    Timestamp::from_micros(
+        1_772_409_600 + i64::from(hour) * 3600 + i64::from(minute) * 60,
+        0,
+    )
+}
+
+fn record(orig: &str, resp: &str, port: u16, ts: Timestamp, reason: EndReason) -> ConnRecord {
+    ConnRecord {
+        ts,
+        uid: format!("C{}{}", orig.len(), port),
+        orig_h: orig.parse().unwrap(),
+        orig_p: 50000,
+        resp_h: resp.parse().unwrap(),
+        resp_p: port,
+        proto: Proto::Tcp,
+        service: None,
+        duration: Some(Duration::from_secs(1)),
+        orig_bytes: Some(100),
+        resp_bytes: Some(100),
+        conn_state: ConnState::SF,
+        local_orig: None,
+        local_resp: None,
+        missed_bytes: 0,
+        history: "ShADadFf".into(),
+        orig_pkts: 5,
+        orig_ip_bytes: 300,
+        resp_pkts: 5,
+        resp_ip_bytes: 300,
+        tunnel_parents: vec![],
+        vlan: None,
+        inner_vlan: None,
+        ip_proto: 6,
+        community_id: "1:x".into(),
+        end_reason: reason,
+        emitted: ts,
+        orig_enclave: None,
+        resp_enclave: None,
+        orig_host_group: None,
+        resp_host_group: None,
+    }
+}
+
+fn detector() -> Detector {
+    Detector::new(Rules::from_str(RULES, "test.toml").expect("valid rules"))
+}
+
+fn reasons(a: &Alert) -> Vec<&'static str> {
+    a.reasons.iter().map(|r| r.reason.as_str()).collect()
+}
+
+fn observe(d: &mut Detector, r: &ConnRecord) -> Vec<Alert> {
+    let mut out = Vec::new();
+    d.observe(r, &mut out);
+    out
+}
+
+#[test]
+fn jump_host_inside_its_window_is_allowed() {
+    let mut d = detector();
+    let a = observe(
+        &mut d,
+        &record(
+            "10.10.1.10",
+            "10.20.0.5",
+            3389,
+            at(20, 30),
+            EndReason::Start,
+        ),
+    );
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn allowed_pair_outside_its_window_alerts_on_the_first_packet() {
+    let mut d = detector();
+    let a = observe(
+        &mut d,
+        &record("10.10.1.10", "10.20.0.5", 3389, at(3, 0), EndReason::Start),
+    );
+    assert_eq!(a.len(), 1);
+    assert_eq!(reasons(&a[0]), ["outside_window", "admin_protocol"]);
+    assert_eq!(a[0].relationship.as_deref(), Some("maint"));
+    assert!(a[0].techniques.contains(&"T1199") && a[0].techniques.contains(&"T1021.001"));
+}
+
+#[test]
+fn host_outside_the_approved_group_is_flagged() {
+    let mut d = detector();
+    let a = observe(
+        &mut d,
+        &record("10.10.9.9", "10.20.0.5", 3389, at(20, 30), EndReason::Start),
+    );
+    assert_eq!(reasons(&a[0]), ["unapproved_host", "admin_protocol"]);
+    assert_eq!(a[0].orig_enclave, "provider");
+}
+
+#[test]
+fn cross_customer_traffic_is_the_sharpest_case() {
+    let mut d = detector();
+    let a = observe(
+        &mut d,
+        &record("10.20.0.5", "10.30.0.7", 445, at(12, 0), EndReason::Start),
+    );
+    assert_eq!(
+        reasons(&a[0]),
+        ["no_relationship", "cross_customer", "admin_protocol"]
+    );
+    assert_eq!((a[0].score, a[0].severity), (100, "critical"));
+}
+
+#[test]
+fn repeats_are_folded_into_one_alert_and_reported_as_an_update() {
+    let mut d = detector();
+    let mut out = Vec::new();
+    for i in 0..5 {
+        d.observe(
+            &record("10.20.0.5", "10.30.0.7", 445, at(12, i), EndReason::Start),
+            &mut out,
+        );
+    }
+    assert_eq!(out.len(), 1);
+    d.finish(&mut out);
+    assert_eq!(
+        (out[1].event, out[1].count, &out[1].alert_id),
+        ("update", 5, &out[0].alert_id)
+    );
+}
+
+#[test]
+fn volume_ceiling_of_a_relationship_is_checked_per_day() {
+    let mut d = detector();
+    let mut r = record("10.10.5.5", "10.20.0.5", 445, at(1, 0), EndReason::Fin);
+    assert!(observe(&mut d, &r).is_empty(), "600 bytes so far");
+    r.ts = at(2, 0);
+    r.orig_bytes = Some(900);
+    let a = observe(&mut d, &r);
+    assert_eq!(reasons(&a[0]), ["admin_protocol", "over_volume"]);
+    assert!(a[0].techniques.contains(&"T1048"));
+}
+
+#[test]
+fn fan_out_to_many_hosts_is_a_scan() {
+    let mut d = detector();
+    let mut fired = Vec::new();
+    for i in 1..=5 {
+        let r = record(
+            "10.20.0.5",
+            &format!("10.20.1.{i}"),
+            22,
+            at(12, 0),
+            EndReason::Start,
+        );
+        fired.extend(observe(&mut d, &r));
+    }
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(reasons(&fired[0]), ["fan_out"]);
+    assert!(fired[0].techniques.contains(&"T1046"));
+}
+
+#[test]
+fn long_sessions_across_the_boundary_are_reported() {
+    let mut d = detector();
+    let mut r = record("10.10.1.10", "10.20.0.5", 3389, at(20, 0), EndReason::Fin);
+    r.duration = Some(Duration::from_secs(2 * 3600));
+    // Allowed and long: 20 (admin) + 20 (long session) reaches the threshold of 40.
+    let a = observe(&mut d, &r);
+    assert!(reasons(&a[0]).contains(&"long_session"), "{a:#?}");
+}
+
+#[test]
+fn internal_traffic_in_one_enclave_is_not_scored() {
+    let mut d = detector();
+    assert!(observe(
+        &mut d,
+        &record("10.20.0.5", "10.20.0.6", 445, at(12, 0), EndReason::Start)
+    )
+    .is_empty());
+}
