@@ -21,12 +21,13 @@
 use crate::config::TableConfig;
 use crate::conn::{packet_endpoints, Conn, NewState, OooSlab, StateMut, StateRef, TunnelSlab};
 use crate::decode::FlowPacket;
-use crate::key::FlowKey;
+use crate::key::{Endpoint, FlowKey};
 use crate::record::{ConnRecord, EndReason};
 use crate::time::Timestamp;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Counters of a [`FlowTable`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -58,9 +59,141 @@ impl TableStats {
 /// Slab reference bit: the connection is in the TCP slab.
 const TCP_BIT: u32 = 1 << 31;
 
+/// A [`FlowKey`] as the slabs store it: IPv4 addresses inline, IPv6 ones
+/// (or a mix of families) in the [`V6Slab`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct SlimKey {
+    /// The IPv4 addresses (lo, hi), or `[slot, 0]` in the IPv6 slab.
+    addrs: [u32; 2],
+    ports: [u16; 2],
+    vlan: u16,
+    inner_vlan: u16,
+    proto: u8,
+    /// [`slim`] bits.
+    flags: u8,
+}
+
+/// Bits of [`SlimKey::flags`].
+mod slim {
+    /// The addresses are in the IPv6 slab.
+    pub const IN_SLAB: u8 = 1;
+    /// `lo` is an IPv6 address.
+    pub const LO_V6: u8 = 2;
+    /// `hi` is an IPv6 address.
+    pub const HI_V6: u8 = 4;
+    /// The outer VLAN id is present.
+    pub const VLAN: u8 = 8;
+    /// The inner VLAN id is present.
+    pub const INNER_VLAN: u8 = 16;
+}
+
+/// Addresses of the connections that are not IPv4 on both sides: 16 bytes
+/// per address (IPv4 ones mapped), slots recycled through a free list.
+#[derive(Debug, Default)]
+struct V6Slab {
+    addrs: Vec<[[u8; 16]; 2]>,
+    free: Vec<u32>,
+}
+
+fn addr_bytes(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn addr_from(bytes: [u8; 16], v6: bool) -> IpAddr {
+    let v6addr = Ipv6Addr::from(bytes);
+    match (v6, v6addr.to_ipv4_mapped()) {
+        (false, Some(v4)) => IpAddr::V4(v4),
+        _ => IpAddr::V6(v6addr),
+    }
+}
+
+impl SlimKey {
+    /// Stores `key`, its addresses in `v6` unless both are IPv4.
+    fn new(key: &FlowKey, v6: &mut V6Slab) -> SlimKey {
+        let mut flags = 0;
+        if key.vlan.is_some() {
+            flags |= slim::VLAN;
+        }
+        if key.inner_vlan.is_some() {
+            flags |= slim::INNER_VLAN;
+        }
+        let addrs = match (key.lo.addr, key.hi.addr) {
+            (IpAddr::V4(lo), IpAddr::V4(hi)) => [u32::from(lo), u32::from(hi)],
+            (lo, hi) => {
+                flags |= slim::IN_SLAB;
+                if lo.is_ipv6() {
+                    flags |= slim::LO_V6;
+                }
+                if hi.is_ipv6() {
+                    flags |= slim::HI_V6;
+                }
+                let pair = [addr_bytes(lo), addr_bytes(hi)];
+                let slot = match v6.free.pop() {
+                    Some(i) => {
+                        v6.addrs[i as usize] = pair;
+                        i
+                    }
+                    None => {
+                        v6.addrs.push(pair);
+                        v6.addrs.len() as u32 - 1
+                    }
+                };
+                [slot, 0]
+            }
+        };
+        SlimKey {
+            addrs,
+            ports: [key.lo.port, key.hi.port],
+            vlan: key.vlan.unwrap_or(0),
+            inner_vlan: key.inner_vlan.unwrap_or(0),
+            proto: key.proto,
+            flags,
+        }
+    }
+
+    /// The full key back.
+    fn get(&self, v6: &V6Slab) -> FlowKey {
+        let (lo, hi) = if self.flags & slim::IN_SLAB != 0 {
+            let [lo, hi] = v6.addrs[self.addrs[0] as usize];
+            (
+                addr_from(lo, self.flags & slim::LO_V6 != 0),
+                addr_from(hi, self.flags & slim::HI_V6 != 0),
+            )
+        } else {
+            (
+                IpAddr::V4(Ipv4Addr::from(self.addrs[0])),
+                IpAddr::V4(Ipv4Addr::from(self.addrs[1])),
+            )
+        };
+        FlowKey {
+            lo: Endpoint {
+                addr: lo,
+                port: self.ports[0],
+            },
+            hi: Endpoint {
+                addr: hi,
+                port: self.ports[1],
+            },
+            proto: self.proto,
+            vlan: (self.flags & slim::VLAN != 0).then_some(self.vlan),
+            inner_vlan: (self.flags & slim::INNER_VLAN != 0).then_some(self.inner_vlan),
+        }
+    }
+
+    /// Frees the key's IPv6 slab slot, if it has one.
+    fn release(&self, v6: &mut V6Slab) {
+        if self.flags & slim::IN_SLAB != 0 {
+            v6.free.push(self.addrs[0]);
+        }
+    }
+}
+
 /// A TCP connection in its slab. `gen` is odd while the slot is live.
 struct TcpEntry {
-    key: FlowKey,
+    key: SlimKey,
     gen: u32,
     conn: Conn,
     tcp: crate::conn::TcpState,
@@ -68,7 +201,7 @@ struct TcpEntry {
 
 /// A UDP / ICMP / other connection in its slab. `gen` is odd while live.
 struct SmallEntry {
-    key: FlowKey,
+    key: SlimKey,
     gen: u32,
     conn: Conn,
     small: crate::conn::Small,
@@ -90,15 +223,17 @@ struct Flows {
     small_free: Vec<u32>,
     ooo: OooSlab,
     tunnels: TunnelSlab,
+    v6: V6Slab,
 }
 
 impl Flows {
-    fn key(&self, r: u32) -> &FlowKey {
-        if r & TCP_BIT != 0 {
+    fn key(&self, r: u32) -> FlowKey {
+        let slim = if r & TCP_BIT != 0 {
             &self.tcp[(r & !TCP_BIT) as usize].key
         } else {
             &self.small[r as usize].key
-        }
+        };
+        slim.get(&self.v6)
     }
 
     /// The slot's generation (odd while live).
@@ -136,10 +271,11 @@ impl Flows {
 
     fn record(&self, r: u32, reason: EndReason, at: Timestamp) -> ConnRecord {
         let (conn, state) = self.get(r);
-        conn.record(state, &self.tunnels, self.key(r), reason, at)
+        conn.record(state, &self.tunnels, &self.key(r), reason, at)
     }
 
-    fn insert(&mut self, key: FlowKey, conn: Conn, state: NewState) -> u32 {
+    fn insert(&mut self, key: &FlowKey, conn: Conn, state: NewState) -> u32 {
+        let key = SlimKey::new(key, &mut self.v6);
         match state {
             NewState::Tcp(tcp, history) => {
                 let tcp = crate::conn::TcpState::new(tcp, history);
@@ -195,12 +331,14 @@ impl Flows {
             let i = r & !TCP_BIT;
             let e = &mut self.tcp[i as usize];
             e.gen = e.gen.wrapping_add(1);
+            e.key.release(&mut self.v6);
             e.tcp.release(&mut self.ooo);
             self.tunnels.release(&mut e.conn.tunnels);
             self.tcp_free.push(i);
         } else {
             let e = &mut self.small[r as usize];
             e.gen = e.gen.wrapping_add(1);
+            e.key.release(&mut self.v6);
             self.tunnels.release(&mut e.conn.tunnels);
             self.small_free.push(r);
         }
@@ -230,6 +368,7 @@ impl Flows {
         self.small_free.clear();
         self.ooo = OooSlab::default();
         self.tunnels = TunnelSlab::default();
+        self.v6 = V6Slab::default();
     }
 }
 
@@ -294,6 +433,8 @@ impl FlowTable {
             + (f.tcp_free.capacity() + f.small_free.capacity()) * 4
             + f.ooo.capacity_bytes()
             + f.tunnels.capacity_bytes()
+            + f.v6.addrs.capacity() * 32
+            + f.v6.free.capacity() * 4
             + self.index.capacity() * 8 / 7 * (std::mem::size_of::<u32>() + 1)
             + self
                 .timers
@@ -325,7 +466,7 @@ impl FlowTable {
 
     fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let flows = &self.flows;
-        self.index.find(hash, |&r| flows.key(r) == key).copied()
+        self.index.find(hash, |&r| flows.key(r) == *key).copied()
     }
 
     /// Applies one flow-bearing packet at capture time `ts`; records of
@@ -367,7 +508,7 @@ impl FlowTable {
                 }
                 self.stats.created += 1;
                 let (conn, state) = Conn::new(p, src_is_lo, ts, &self.cfg);
-                let r = self.flows.insert(key, conn, state);
+                let r = self.flows.insert(&key, conn, state);
                 let (flows, hasher) = (&self.flows, &self.hasher);
                 self.index
                     .insert_unique(hash, r, |&r| hasher.hash_one(flows.key(r)));
@@ -473,7 +614,7 @@ impl FlowTable {
     fn end(&mut self, r: u32, reason: EndReason, at: Timestamp, out: &mut Vec<ConnRecord>) {
         out.push(self.flows.record(r, reason, at));
         self.stats.ended[reason as usize] += 1;
-        let key = *self.flows.key(r);
+        let key = self.flows.key(r);
         let hash = self.hasher.hash_one(key);
         if let Ok(e) = self.index.find_entry(hash, |&x| x == r) {
             e.remove();
@@ -507,7 +648,7 @@ impl FlowTable {
         all.sort_by(|&a, &b| {
             (flows.get(a).0.start())
                 .cmp(&flows.get(b).0.start())
-                .then(flows.key(a).cmp(flows.key(b)))
+                .then(flows.key(a).cmp(&flows.key(b)))
         });
         for r in all {
             let (conn, state) = self.flows.get(r);
@@ -594,6 +735,41 @@ mod tests {
 
     const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
     const S: ([u8; 4], u16) = ([10, 0, 0, 2], 22);
+
+    #[test]
+    fn slim_keys_give_back_every_family_and_vlan_combination() {
+        let mut v6 = V6Slab::default();
+        let ep = |a: &str, port| Endpoint {
+            addr: a.parse().unwrap(),
+            port,
+        };
+        let keys = [
+            ("10.0.0.1", "10.0.0.2", None, None),
+            ("10.0.0.1", "255.255.255.255", Some(0), None),
+            ("2001:db8::1", "2001:db8::2", Some(100), Some(7)),
+            ("::ffff:10.0.0.1", "2001:db8::2", None, Some(0)),
+            ("10.0.0.1", "::1", None, None),
+        ];
+        let mut slims = Vec::new();
+        for (lo, hi, vlan, inner_vlan) in keys {
+            let key = FlowKey {
+                lo: ep(lo, 1),
+                hi: ep(hi, 65535),
+                proto: 17,
+                vlan,
+                inner_vlan,
+            };
+            let slim = SlimKey::new(&key, &mut v6);
+            assert_eq!(slim.get(&v6), key);
+            slims.push((slim, key));
+        }
+        for (slim, key) in &slims {
+            assert_eq!(slim.get(&v6), *key, "slab slots stay apart");
+        }
+        assert_eq!(v6.addrs.len(), 3);
+        slims[2].0.release(&mut v6);
+        assert_eq!(v6.free, vec![0], "the first key in the slab");
+    }
 
     #[test]
     fn long_flow_reports_interim_records_then_its_final_record() {
