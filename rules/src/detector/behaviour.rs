@@ -109,11 +109,13 @@ fn quartiles(sorted: &[f64]) -> (f64, f64, f64) {
     (q(0.25), q(0.5), q(0.75))
 }
 
-/// Bowley skew and median absolute deviation of `values`.
+/// Bowley skew and median absolute deviation of `values`. A spread within
+/// 5% of the median has no meaningful skew (a few discrete jitter values
+/// would otherwise give the extreme skew of +-1).
 fn skew_and_madm(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
     let (q1, q2, q3) = quartiles(values);
-    let bowley = if q3 - q1 > f64::EPSILON {
+    let bowley = if q3 - q1 > (0.05 * q2.abs()).max(f64::EPSILON) {
         (q3 + q1 - 2.0 * q2) / (q3 - q1)
     } else {
         0.0
@@ -133,7 +135,12 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
     }
     let mut intervals: Vec<f64> = starts.windows(2).map(|w| w[1].0 - w[0].0).collect();
     let (ts_skew, ts_madm) = skew_and_madm(&mut intervals);
-    let ts_score = ((1.0 - ts_skew.abs()) + (1.0 - ts_madm / 30.0).max(0.0)) / 2.0;
+    let (_, median_interval, _) = quartiles(&intervals);
+    // Dispersion relative to the period (RITA uses an absolute 30 s, which
+    // rates any slow, jittery series as regular); a symmetric but wide
+    // spread of intervals is not a beacon, so dispersion weighs most.
+    let dispersion = (1.0 - ts_madm / (median_interval * 0.5).max(1.0)).max(0.0);
+    let ts_score = 0.25 * (1.0 - ts_skew.abs()) + 0.75 * dispersion;
     let mut sizes: Vec<f64> = starts.iter().map(|s| s.1 as f64).collect();
     let (ds_skew, ds_madm) = skew_and_madm(&mut sizes);
     let (_, median_size, _) = quartiles(&sizes);
