@@ -111,8 +111,9 @@ fn addr_from(bytes: [u8; 16], v6: bool) -> IpAddr {
 }
 
 impl SlimKey {
-    /// Stores `key`, its addresses in `v6` unless both are IPv4.
-    fn new(key: &FlowKey, v6: &mut V6Slab) -> SlimKey {
+    /// The stored form `key` would have, and its addresses when they would
+    /// go to the IPv6 slab (whose slot is left 0).
+    fn probe(key: &FlowKey) -> (SlimKey, Option<[[u8; 16]; 2]>) {
         let mut flags = 0;
         if key.vlan.is_some() {
             flags |= slim::VLAN;
@@ -120,8 +121,8 @@ impl SlimKey {
         if key.inner_vlan.is_some() {
             flags |= slim::INNER_VLAN;
         }
-        let addrs = match (key.lo.addr, key.hi.addr) {
-            (IpAddr::V4(lo), IpAddr::V4(hi)) => [u32::from(lo), u32::from(hi)],
+        let (addrs, pair) = match (key.lo.addr, key.hi.addr) {
+            (IpAddr::V4(lo), IpAddr::V4(hi)) => ([u32::from(lo), u32::from(hi)], None),
             (lo, hi) => {
                 flags |= slim::IN_SLAB;
                 if lo.is_ipv6() {
@@ -130,28 +131,58 @@ impl SlimKey {
                 if hi.is_ipv6() {
                     flags |= slim::HI_V6;
                 }
-                let pair = [addr_bytes(lo), addr_bytes(hi)];
-                let slot = match v6.free.pop() {
-                    Some(i) => {
-                        v6.addrs[i as usize] = pair;
-                        i
-                    }
-                    None => {
-                        v6.addrs.push(pair);
-                        v6.addrs.len() as u32 - 1
-                    }
-                };
-                [slot, 0]
+                ([0, 0], Some([addr_bytes(lo), addr_bytes(hi)]))
             }
         };
-        SlimKey {
+        let slim = SlimKey {
             addrs,
             ports: [key.lo.port, key.hi.port],
             vlan: key.vlan.unwrap_or(0),
             inner_vlan: key.inner_vlan.unwrap_or(0),
             proto: key.proto,
             flags,
+        };
+        (slim, pair)
+    }
+
+    /// Whether this stored key is the probed one (see [`SlimKey::probe`]).
+    fn matches(&self, probe: &(SlimKey, Option<[[u8; 16]; 2]>), v6: &V6Slab) -> bool {
+        match probe {
+            (p, None) => self == p,
+            (p, Some(pair)) => {
+                self.flags == p.flags
+                    && self.ports == p.ports
+                    && self.proto == p.proto
+                    && self.vlan == p.vlan
+                    && self.inner_vlan == p.inner_vlan
+                    && v6.addrs.get(self.addrs[0] as usize) == Some(pair)
+            }
         }
+    }
+
+    /// Stores `key`, its addresses in `v6` unless both are IPv4.
+    #[cfg(test)]
+    fn new(key: &FlowKey, v6: &mut V6Slab) -> SlimKey {
+        Self::store(Self::probe(key), v6)
+    }
+
+    /// Stores a probed key, its addresses in `v6` if they go there.
+    fn store(probe: (SlimKey, Option<[[u8; 16]; 2]>), v6: &mut V6Slab) -> SlimKey {
+        let (mut slim, pair) = probe;
+        if let Some(pair) = pair {
+            let slot = match v6.free.pop() {
+                Some(i) => {
+                    v6.addrs[i as usize] = pair;
+                    i
+                }
+                None => {
+                    v6.addrs.push(pair);
+                    v6.addrs.len() as u32 - 1
+                }
+            };
+            slim.addrs = [slot, 0];
+        }
+        slim
     }
 
     /// The full key back.
@@ -227,13 +258,16 @@ struct Flows {
 }
 
 impl Flows {
-    fn key(&self, r: u32) -> FlowKey {
-        let slim = if r & TCP_BIT != 0 {
+    fn slim(&self, r: u32) -> &SlimKey {
+        if r & TCP_BIT != 0 {
             &self.tcp[(r & !TCP_BIT) as usize].key
         } else {
             &self.small[r as usize].key
-        };
-        slim.get(&self.v6)
+        }
+    }
+
+    fn key(&self, r: u32) -> FlowKey {
+        self.slim(r).get(&self.v6)
     }
 
     /// The slot's generation (odd while live).
@@ -274,8 +308,13 @@ impl Flows {
         conn.record(state, &self.tunnels, &self.key(r), reason, at)
     }
 
-    fn insert(&mut self, key: &FlowKey, conn: Conn, state: NewState) -> u32 {
-        let key = SlimKey::new(key, &mut self.v6);
+    fn insert(
+        &mut self,
+        probe: (SlimKey, Option<[[u8; 16]; 2]>),
+        conn: Conn,
+        state: NewState,
+    ) -> u32 {
+        let key = SlimKey::store(probe, &mut self.v6);
         match state {
             NewState::Tcp(tcp, history) => {
                 let tcp = crate::conn::TcpState::new(tcp, history);
@@ -464,9 +503,11 @@ impl FlowTable {
         }
     }
 
-    fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+    fn find(&self, probe: &(SlimKey, Option<[[u8; 16]; 2]>), hash: u64) -> Option<u32> {
         let flows = &self.flows;
-        self.index.find(hash, |&r| flows.key(r) == *key).copied()
+        self.index
+            .find(hash, |&r| flows.slim(r).matches(probe, &flows.v6))
+            .copied()
     }
 
     /// Applies one flow-bearing packet at capture time `ts`; records of
@@ -483,7 +524,8 @@ impl FlowTable {
         self.advance(ts, out);
         let (key, src_is_lo) = Self::key_of(p);
         let hash = self.hasher.hash_one(key);
-        let mut found = self.find(&key, hash);
+        let probe = SlimKey::probe(&key);
+        let mut found = self.find(&probe, hash);
         if let Some(r) = found {
             let (conn, state) = self.flows.get(r);
             let (deadline, reason) = conn.deadline(state, &self.cfg);
@@ -508,7 +550,7 @@ impl FlowTable {
                 }
                 self.stats.created += 1;
                 let (conn, state) = Conn::new(p, src_is_lo, ts, &self.cfg);
-                let r = self.flows.insert(&key, conn, state);
+                let r = self.flows.insert(probe, conn, state);
                 let (flows, hasher) = (&self.flows, &self.hasher);
                 self.index
                     .insert_unique(hash, r, |&r| hasher.hash_one(flows.key(r)));
@@ -542,7 +584,7 @@ impl FlowTable {
         ts: Timestamp,
     ) -> bool {
         let hash = self.hasher.hash_one(key);
-        match self.find(key, hash) {
+        match self.find(&SlimKey::probe(key), hash) {
             Some(r) => {
                 self.flows.get_mut(r).0.add_fragment(src_is_lo, ip_len, ts);
                 true
