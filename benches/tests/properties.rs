@@ -267,24 +267,30 @@ fn feed(
         assert_eq!(decoded + weird, 1, "each packet counted exactly once");
         let unattributed = after.weirds.get(Weird::UnattributedFragment)
             - before.weirds.get(Weird::UnattributedFragment);
+        let no_next =
+            after.weirds.get(Weird::NoNextHeader) - before.weirds.get(Weird::NoNextHeader);
         if let Ok(view) = PacketView::parse(data, LinkType::ETHERNET, *ts, *wire_len) {
-            let all = view.flow_packets().count() as u64;
+            // Flow updates that add a packet to a record: a non-first
+            // fragment adds its bytes to its datagram's packet (Zeek counts
+            // a fragmented datagram once), and an IPv6 packet with no next
+            // header makes no connection.
             let whole = view
                 .flow_packets()
-                .filter(|p| !matches!(p.transport, Transport::NonFirstFragment { .. }))
+                .filter(|p| {
+                    !matches!(p.transport, Transport::NonFirstFragment { .. }) && p.ip.proto != 59
+                })
                 .count() as u64;
-            if decoded == 1 {
-                tally.updates += all;
-            } else {
-                // Only an unattributed fragment is a decodable weird; the
-                // whole packets around it still updated their flows.
+            if decoded == 0 {
+                // Only an unattributed fragment or an empty IPv6 packet is a
+                // decodable weird; whole packets around it still count.
                 assert_eq!(
-                    unattributed, 1,
+                    unattributed + no_next,
+                    1,
                     "decodable packet counted as {:?}",
                     after.weirds
                 );
-                tally.updates += whole;
             }
+            tally.updates += whole;
         } else {
             assert_eq!(decoded, 0, "undecodable packet counted as decoded");
         }
