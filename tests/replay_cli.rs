@@ -563,3 +563,101 @@ fn detector_stays_quiet_on_allowed_look_alikes() {
         .iter()
         .any(|a| a["event"] == "update" && a["count"].as_u64().unwrap() > 1));
 }
+
+#[test]
+fn baseline_learned_on_clean_traffic_recognises_periodic_services_and_flags_new_pairs() {
+    // The learning period: the demo day without the attackers' traffic (the
+    // scanner, the beaconing host, and the hop from 10.20.10.5 into customer B).
+    let attackers = ["10.20.30.44", "10.20.30.77"];
+    let (_, packets) = read_packets(&demo());
+    let clean = tmp("clean-day.pcap");
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    let mut kept = 0;
+    for (ts, data, len) in &packets {
+        let view = flowlib::PacketView::parse(data, LinkType::ETHERNET, *ts, *len).unwrap();
+        let ip = view.inner.ip;
+        let (src, dst) = (ip.src.to_string(), ip.dst.to_string());
+        let hop = (src == "10.20.10.5" && dst.starts_with("10.30."))
+            || (dst == "10.20.10.5" && src.starts_with("10.30."));
+        if hop || attackers.iter().any(|a| src == *a || dst == *a) {
+            continue;
+        }
+        w.write_packet(*ts, data, *len).unwrap();
+        kept += 1;
+    }
+    assert!(kept > 2500, "{kept}");
+    std::fs::write(&clean, w.into_inner().unwrap()).unwrap();
+
+    let rules = repo().join("rules/examples/demo.toml");
+    let baseline = tmp("demo-baseline.json");
+    let o = run(&[
+        "baseline",
+        "learn",
+        "--rules",
+        rules.to_str().unwrap(),
+        "-o",
+        baseline.to_str().unwrap(),
+        clean.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    assert_eq!(
+        (b["format"].as_str(), b["version"].as_u64()),
+        (Some("flowmon-baseline"), Some(1))
+    );
+    let monitoring_periodic = b["pairs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|p| p["orig"] == "10.10.2.20" && p["periodic"] == true);
+    assert!(monitoring_periodic, "the monitoring polls are periodic");
+
+    let alerts_path = tmp("baseline-alerts.json");
+    let o = run(&[
+        "replay",
+        "-q",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--alerts",
+        alerts_path.to_str().unwrap(),
+        "--baseline",
+        baseline.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Known periodic monitoring is no longer reported as beaconing...
+    assert!(!alerts
+        .iter()
+        .any(|a| a["id.orig_h"] == "10.10.2.20" && reasons(a).contains(&"beacon".to_owned())));
+    // ...while the beacon to the internet, absent from the baseline, still is.
+    assert!(alerts
+        .iter()
+        .any(|a| a["id.orig_h"] == "10.20.30.77" && reasons(a).contains(&"beacon".to_owned())));
+    // The hop into customer B is a pair the baseline never saw.
+    let hop = alerts
+        .iter()
+        .find(|a| a["id.orig_h"] == "10.20.10.5" && a["id.resp_p"] == 445)
+        .expect("cross-customer SMB alert");
+    assert!(reasons(hop).contains(&"new_pair".to_owned()), "{hop}");
+
+    // A baseline of another version is refused before anything runs.
+    let old = tmp("old-baseline.json");
+    std::fs::write(&old, r#"{"format":"flowmon-baseline","version":0}"#).unwrap();
+    let o = run(&[
+        "replay",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--alerts",
+        alerts_path.to_str().unwrap(),
+        "--baseline",
+        old.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("version 0"), "{}", stderr(&o));
+}

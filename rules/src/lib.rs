@@ -65,6 +65,7 @@
 //! Nothing here reads the wall clock: windows are checked against capture
 //! time ([`flowlib::Timestamp`]). Nothing here prints.
 
+pub mod baseline;
 pub mod config;
 pub mod detector;
 pub mod enclave;

@@ -39,6 +39,36 @@ pub enum Command {
         /// The rule file (TOML).
         file: PathBuf,
     },
+    /// Baselines of normal traffic across the trust boundaries.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+/// `sensor baseline ...`
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Learn a baseline from captures of a normal period.
+    Learn(LearnArgs),
+}
+
+/// Arguments of `sensor baseline learn`.
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Capture files of the learning period, read as one timeline.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Rule file defining the enclaves (the boundaries to learn).
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// Where to write the baseline (JSON).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Shard workers (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Flow table settings.
+    #[command(flatten)]
+    pub table: TableArgs,
 }
 
 /// Arguments of `sensor live`.
@@ -76,6 +106,10 @@ pub struct LiveArgs {
     /// (connection records keep going to the output). Needs --rules.
     #[arg(long, value_name = "FILE", requires = "rules")]
     pub alerts: Option<PathBuf>,
+    /// Compare with a baseline learned by `sensor baseline learn` (first-seen
+    /// pairs, services and hours; uploads out of line; known periodic pairs).
+    #[arg(long, value_name = "FILE", requires = "alerts")]
+    pub baseline: Option<PathBuf>,
     /// Seconds between statistics log lines (shown with RUST_LOG=info).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stats_interval: u64,
@@ -104,6 +138,10 @@ pub struct ReplayArgs {
     /// (connection records keep going to the output). Needs --rules.
     #[arg(long, value_name = "FILE", requires = "rules")]
     pub alerts: Option<PathBuf>,
+    /// Compare with a baseline learned by `sensor baseline learn` (first-seen
+    /// pairs, services and hours; uploads out of line; known periodic pairs).
+    #[arg(long, value_name = "FILE", requires = "alerts")]
+    pub baseline: Option<PathBuf>,
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
@@ -178,6 +216,28 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             print!("{}", list_interfaces()?);
             Ok(EXIT_OK)
         }
+        Command::Baseline(BaselineCommand::Learn(args)) => {
+            register_signals(&shutdown);
+            let rules = enclaves::load(&args.rules)?;
+            let cfg = ReplayConfig {
+                shutdown: shutdown.clone(),
+                files: args.files,
+                bpf: None,
+                table: args.table.to_config(),
+                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                progress: true,
+            };
+            let mut out = Output::discard().with_learner(rules, &args.output);
+            let outcome = replay(&cfg, &mut out)?;
+            eprintln!("{}", outcome.summary);
+            match outcome.input_error {
+                Some(e) => {
+                    eprintln!("sensor: {}", error_chain(&e));
+                    Ok(EXIT_INPUT_ENDED_EARLY)
+                }
+                None => Ok(EXIT_OK),
+            }
+        }
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());
@@ -201,7 +261,8 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             cfg.table.report_starts = args.alerts.is_some();
             let cap = live::open(&cfg)?;
             let out = Output::open(args.output.as_deref(), args.format)?;
-            let mut out = attach_rules(out, rules, args.alerts.as_deref())?;
+            let baseline = load_baseline(args.baseline.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.alerts.as_deref())?;
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -237,7 +298,8 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let mut cfg = cfg;
             cfg.table.report_starts = args.alerts.is_some();
             let out = Output::open(args.output.as_deref(), args.format)?;
-            let mut out = attach_rules(out, rules, args.alerts.as_deref())?;
+            let baseline = load_baseline(args.baseline.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.alerts.as_deref())?;
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
@@ -258,12 +320,23 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
 fn attach_rules(
     out: Output,
     rules: Option<rules::Rules>,
+    baseline: Option<rules::baseline::Baseline>,
     alerts: Option<&std::path::Path>,
 ) -> Result<Output, SensorError> {
     match (rules, alerts) {
-        (Some(rules), Some(path)) => out.with_detector(rules, path),
+        (Some(rules), Some(path)) => out.with_detector(rules, baseline, path),
         (rules, _) => Ok(out.with_rules(rules)),
     }
+}
+
+/// Loads a baseline before anything runs.
+fn load_baseline(
+    path: Option<&std::path::Path>,
+) -> Result<Option<rules::baseline::Baseline>, SensorError> {
+    path.map(|p| {
+        rules::baseline::Baseline::load(p).map_err(|e| SensorError::Baseline(e.to_string()))
+    })
+    .transpose()
 }
 
 /// One line of alert counts on stderr, when the detector ran.

@@ -78,6 +78,10 @@ pub enum SensorError {
         /// One error per line, each naming file, line and field.
         errors: String,
     },
+    /// A baseline file could not be read, is of another version, or could
+    /// not be written.
+    #[error("baseline: {0}")]
+    Baseline(String),
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -92,7 +96,8 @@ impl SensorError {
             | SensorError::Filter { .. }
             | SensorError::NoInterface { .. }
             | SensorError::Permission { .. }
-            | SensorError::Rules { .. } => EXIT_USAGE,
+            | SensorError::Rules { .. }
+            | SensorError::Baseline(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) => EXIT_FAILURE,
         }

@@ -3,10 +3,12 @@
 use crate::error::SensorError;
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason};
+use rules::baseline::BaselineBuilder;
 use rules::detector::{Alert, Detector, DetectorStats};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::path::PathBuf;
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +26,7 @@ pub struct Output {
     written: u64,
     rules: Option<rules::Rules>,
     alerts: Option<AlertSink>,
+    learner: Option<(BaselineBuilder, PathBuf)>,
 }
 
 /// The detector and where its alerts go (JSON lines).
@@ -54,7 +57,26 @@ impl Output {
             written: 0,
             rules: None,
             alerts: None,
+            learner: None,
         })
+    }
+
+    /// An output that writes no records (e.g. while learning a baseline).
+    pub fn discard() -> Output {
+        Output {
+            writer: Box::new(JsonLinesWriter::new(io::sink())),
+            closed: false,
+            written: 0,
+            rules: None,
+            alerts: None,
+            learner: None,
+        }
+    }
+
+    /// Learns a baseline from every record; written to `path` at the end.
+    pub fn with_learner(mut self, rules: rules::Rules, path: &Path) -> Output {
+        self.learner = Some((BaselineBuilder::new(rules), path.to_owned()));
+        self
     }
 
     /// Runs the detector over every record, writing alerts as JSON lines
@@ -64,12 +86,18 @@ impl Output {
     pub fn with_detector(
         mut self,
         rules: rules::Rules,
+        baseline: Option<rules::baseline::Baseline>,
         path: &Path,
     ) -> Result<Output, SensorError> {
         let f = File::create(path).map_err(SensorError::Output)?;
         self.rules = Some(rules.clone());
+        let detector = Detector::new(rules);
+        let detector = match baseline {
+            Some(b) => detector.with_baseline(b),
+            None => detector,
+        };
         self.alerts = Some(AlertSink {
-            detector: Detector::new(rules),
+            detector,
             out: BufWriter::new(f),
             pending: Vec::new(),
             written: 0,
@@ -104,6 +132,9 @@ impl Output {
                 sink.detector.observe(&r, &mut sink.pending);
                 sink.flush()?;
             }
+            if let Some((learner, _)) = &mut self.learner {
+                learner.observe(&r);
+            }
             if r.end_reason == EndReason::Start {
                 continue; // for the detector only
             }
@@ -118,6 +149,19 @@ impl Output {
 
     /// Flushes and writes any trailer.
     pub fn finish(&mut self) -> Result<(), SensorError> {
+        if let Some((learner, path)) = self.learner.take() {
+            let baseline = learner.finish();
+            baseline
+                .save(&path)
+                .map_err(|e| SensorError::Baseline(e.to_string()))?;
+            eprintln!(
+                "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
+                baseline.connections,
+                baseline.pairs.len(),
+                baseline.pairs.values().filter(|p| p.periodic).count(),
+                path.display()
+            );
+        }
         if let Some(sink) = &mut self.alerts {
             sink.detector.finish(&mut sink.pending);
             sink.flush()?;

@@ -19,6 +19,7 @@ mod policy;
 pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
 
+use crate::baseline::{self, Baseline};
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
@@ -48,6 +49,7 @@ struct Dedup {
 /// Scores connections against a rule set.
 pub struct Detector {
     rules: Rules,
+    baseline: Option<Baseline>,
     fan_out: FanOutTracker,
     beacons: BeaconTracker,
     staging: StagingTracker,
@@ -61,6 +63,7 @@ impl Detector {
     pub fn new(rules: Rules) -> Detector {
         Detector {
             rules,
+            baseline: None,
             fan_out: FanOutTracker::default(),
             beacons: BeaconTracker::default(),
             staging: StagingTracker::default(),
@@ -68,6 +71,14 @@ impl Detector {
             dedup: HashMap::new(),
             stats: DetectorStats::default(),
         }
+    }
+
+    /// Compares connections with a learned baseline: first-seen pairs,
+    /// services and provider hours, uploads out of line, and known
+    /// periodic pairs (not reported as beacons).
+    pub fn with_baseline(mut self, baseline: Baseline) -> Detector {
+        self.baseline = Some(baseline);
+        self
     }
 
     /// The rules in force.
@@ -97,6 +108,9 @@ impl Detector {
         match r.end_reason {
             EndReason::Start => {
                 found.extend(verdict.reasons.iter().cloned());
+                if verdict.scored {
+                    found.extend(self.novelty(r, verdict.provider_side));
+                }
                 if let Some(f) = self.fan_out.observe(r, &settings.fan_out) {
                     found.push(f);
                 }
@@ -127,7 +141,18 @@ impl Detector {
                             behaviour.extend(self.volume.add(i, rel.name(), ceiling, r));
                         }
                     }
-                    behaviour.extend(self.beacons.observe(r, &settings.beacon));
+                    let known_periodic = self
+                        .baseline
+                        .as_ref()
+                        .and_then(|b| b.pair(r.orig_h, r.resp_h))
+                        .is_some_and(|p| p.periodic);
+                    let beacon = self.beacons.observe(r, &settings.beacon);
+                    if !known_periodic {
+                        behaviour.extend(beacon);
+                    }
+                    if verdict.scored {
+                        behaviour.extend(self.volume_vs_baseline(r));
+                    }
                     behaviour.extend(self.staging_step(r, o, d));
                 }
                 primary = behaviour.first().map(|(reason, _)| *reason);
@@ -150,6 +175,60 @@ impl Detector {
         }
         let alert = self.build(r, o, d, &verdict, hits, score);
         self.emit(primary, alert, out);
+    }
+
+    /// First-seen reasons against the baseline.
+    fn novelty(&self, r: &ConnRecord, provider_side: bool) -> Vec<(Reason, String)> {
+        let Some(b) = &self.baseline else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        match b.pair(r.orig_h, r.resp_h) {
+            None => found.push((
+                Reason::NewPair,
+                format!("{} -> {} never seen in the baseline", r.orig_h, r.resp_h),
+            )),
+            Some(p) => {
+                let svc = baseline::service_of(r);
+                if !p.services.contains(&svc) {
+                    found.push((
+                        Reason::NewService,
+                        format!(
+                            "{svc} is new for this pair (baseline: {})",
+                            p.services.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                let hour = baseline::hour_of_week(r.ts);
+                if provider_side && !p.hours.contains(&hour) {
+                    found.push((
+                        Reason::NewHour,
+                        format!("no provider session at this hour of the week in the baseline (hour {hour}, Monday 00:00 UTC = 0)"),
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// An upload far above what the baseline knows for the pair.
+    fn volume_vs_baseline(&self, r: &ConnRecord) -> Option<(Reason, String)> {
+        let cfg = self.rules.detector().volume;
+        let p = self.baseline.as_ref()?.pair(r.orig_h, r.resp_h)?;
+        let sent = r.orig_bytes.unwrap_or(0);
+        let usual = p
+            .orig_bytes
+            .mean()
+            .max(p.orig_bytes.max as f64 / 2.0)
+            .max(1.0);
+        (p.orig_bytes.count >= 3 && sent >= cfg.min_bytes && sent as f64 > cfg.factor * usual).then(
+            || {
+                (
+                    Reason::Volume,
+                    format!("sent {sent} bytes; the baseline's usual for this pair is {usual:.0}"),
+                )
+            },
+        )
     }
 
     /// Staging bookkeeping for a finished connection.

@@ -21,6 +21,8 @@ pub(crate) struct PolicyVerdict {
     pub(crate) crosses: bool,
     /// One end is in a provider enclave.
     pub(crate) provider_side: bool,
+    /// The connection crosses a boundary or touches a host group: it is scored.
+    pub(crate) scored: bool,
 }
 
 fn is_customer(kind: EnclaveKind) -> bool {
@@ -44,7 +46,8 @@ pub(crate) fn check(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> 
     let (oe, de) = (rules.enclave(o.enclave), rules.enclave(d.enclave));
     v.provider_side = oe.kind() == EnclaveKind::Provider || de.kind() == EnclaveKind::Provider;
     let touches_group = o.host_group.is_some() || d.host_group.is_some();
-    if !v.crosses && !touches_group {
+    v.scored = v.crosses || touches_group;
+    if !v.scored {
         return v;
     }
     let (mut outside, mut unapproved) = (None, None);

@@ -1,0 +1,323 @@
+//! Baselines: what normal traffic across the trust boundaries looks like,
+//! learned from a period of traffic, saved to a file and loaded later.
+//!
+//! For every pair of hosts whose connections cross an enclave boundary (or
+//! touch a host group) a baseline records the services used, the hours of
+//! the week they talked, how much the originator sent per connection, and
+//! whether the pair was periodic (beacon-like) while learning, so known
+//! periodic services (monitoring polls, update checks) are recognised
+//! rather than hard-coded.
+//!
+//! The file is JSON with a format name and a version; a file of another
+//! format or version is refused with a clear error.
+
+use crate::detector::beacon_score;
+use crate::enclave::Location;
+use crate::Rules;
+use flowlib::{ConnRecord, EndReason, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+use thiserror::Error;
+
+/// The format name written in every baseline file.
+pub const FORMAT: &str = "flowmon-baseline";
+/// The version this build reads and writes.
+pub const VERSION: u32 = 1;
+
+/// Why a baseline file could not be used.
+#[derive(Debug, Error)]
+pub enum BaselineError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a baseline (or is damaged).
+    #[error("{path}: not a baseline file: {message}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file is a baseline of another version.
+    #[error("{path}: baseline format version {found}, this sensor reads version {expected}; learn it again with `sensor baseline learn`")]
+    Version {
+        /// The file.
+        path: String,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+}
+
+/// Running statistics of bytes per connection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ByteStats {
+    /// Connections counted.
+    pub count: u64,
+    /// Sum of bytes.
+    pub sum: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+impl ByteStats {
+    fn add(&mut self, v: u64) {
+        self.count += 1;
+        self.sum = self.sum.saturating_add(v);
+        self.max = self.max.max(v);
+    }
+
+    /// Mean bytes per connection.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// What was learned about one (originator, responder) pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairProfile {
+    /// Originator.
+    pub orig: IpAddr,
+    /// Responder.
+    pub resp: IpAddr,
+    /// Services used, as `proto/port` (`icmp` for ICMP).
+    pub services: BTreeSet<String>,
+    /// Hours of the week (0 = Monday 00:00 UTC .. 167) with a connection start.
+    pub hours: BTreeSet<u8>,
+    /// Bytes sent by the originator per connection.
+    pub orig_bytes: ByteStats,
+    /// Connections seen.
+    pub connections: u64,
+    /// The pair's connections were periodic (beacon-like) while learning.
+    pub periodic: bool,
+}
+
+/// A learned baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`] when written by this build.
+    pub version: u32,
+    /// The rule file the boundaries came from.
+    pub rules_file: String,
+    /// Capture time of the first connection learned.
+    pub first_ts: f64,
+    /// Capture time of the last connection learned.
+    pub last_ts: f64,
+    /// Connections learned.
+    pub connections: u64,
+    /// Profiles, keyed `"orig resp"`.
+    pub pairs: BTreeMap<String, PairProfile>,
+}
+
+fn pair_key(orig: IpAddr, resp: IpAddr) -> String {
+    format!("{orig} {resp}")
+}
+
+/// The service of a connection as the baseline names it.
+pub fn service_of(r: &ConnRecord) -> String {
+    match r.proto {
+        flowlib::Proto::Icmp => "icmp".to_owned(),
+        p => format!("{}/{}", p.name(), r.resp_p),
+    }
+}
+
+/// Hour of the week (0 = Monday 00:00 UTC) of a capture time.
+pub fn hour_of_week(ts: Timestamp) -> u8 {
+    // 1970-01-01 was a Thursday: day 0 is weekday 3 (Monday = 0).
+    let days = ts.secs().div_euclid(86_400);
+    let weekday = (days + 3).rem_euclid(7);
+    let hour = ts.secs().rem_euclid(86_400) / 3600;
+    (weekday * 24 + hour) as u8
+}
+
+impl Baseline {
+    /// Loads and checks a baseline file.
+    pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let head: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| BaselineError::Format {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
+        if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(BaselineError::Format {
+                path: p,
+                message: format!("no \"format\": \"{FORMAT}\" field"),
+            });
+        }
+        let found = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if found != VERSION {
+            return Err(BaselineError::Version {
+                path: p,
+                found,
+                expected: VERSION,
+            });
+        }
+        serde_json::from_value(head).map_err(|e| BaselineError::Format {
+            path: p,
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the baseline as JSON.
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let text = serde_json::to_string_pretty(self).expect("a baseline serialises");
+        std::fs::write(path, text).map_err(|source| BaselineError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// The profile of a pair, if it was seen.
+    pub fn pair(&self, orig: IpAddr, resp: IpAddr) -> Option<&PairProfile> {
+        self.pairs.get(&pair_key(orig, resp))
+    }
+}
+
+/// Learns a baseline from connection records.
+pub struct BaselineBuilder {
+    rules: Rules,
+    pairs: BTreeMap<String, PairProfile>,
+    starts: BTreeMap<String, Vec<(f64, u64)>>,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    connections: u64,
+}
+
+impl BaselineBuilder {
+    /// A builder whose boundaries come from `rules`.
+    pub fn new(rules: Rules) -> BaselineBuilder {
+        BaselineBuilder {
+            rules,
+            pairs: BTreeMap::new(),
+            starts: BTreeMap::new(),
+            first: None,
+            last: None,
+            connections: 0,
+        }
+    }
+
+    /// Learns from one record (finished connections only; start and interim
+    /// records are skipped).
+    pub fn observe(&mut self, r: &ConnRecord) {
+        if matches!(r.end_reason, EndReason::Start | EndReason::Active) {
+            return;
+        }
+        let (o, d): (Location, Location) = (
+            self.rules.locate(r.orig_h, r.vlan),
+            self.rules.locate(r.resp_h, r.vlan),
+        );
+        if o.enclave == d.enclave && o.host_group.is_none() && d.host_group.is_none() {
+            return;
+        }
+        self.first = Some(self.first.map_or(r.ts, |f| f.min(r.ts)));
+        self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
+        self.connections += 1;
+        let key = pair_key(r.orig_h, r.resp_h);
+        let p = self
+            .pairs
+            .entry(key.clone())
+            .or_insert_with(|| PairProfile {
+                orig: r.orig_h,
+                resp: r.resp_h,
+                services: BTreeSet::new(),
+                hours: BTreeSet::new(),
+                orig_bytes: ByteStats::default(),
+                connections: 0,
+                periodic: false,
+            });
+        p.services.insert(service_of(r));
+        p.hours.insert(hour_of_week(r.ts));
+        p.orig_bytes.add(r.orig_bytes.unwrap_or(0));
+        p.connections += 1;
+        let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        let s = self.starts.entry(key).or_default();
+        if s.len() < 4096 {
+            s.push((r.ts.0 as f64 / 1e9, bytes));
+        }
+    }
+
+    /// The baseline learned so far.
+    pub fn finish(mut self) -> Baseline {
+        let min_connections = self.rules.detector().beacon.min_connections as usize;
+        let min_score = self.rules.detector().beacon.min_score;
+        for (key, mut starts) in std::mem::take(&mut self.starts) {
+            starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if starts.len() >= min_connections && beacon_score(&starts) >= min_score {
+                if let Some(p) = self.pairs.get_mut(&key) {
+                    p.periodic = true;
+                }
+            }
+        }
+        let secs = |t: Option<Timestamp>| t.map_or(0.0, |t| t.0 as f64 / 1e9);
+        Baseline {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            rules_file: self.rules.file_name().to_owned(),
+            first_ts: secs(self.first),
+            last_ts: secs(self.last),
+            connections: self.connections,
+            pairs: self.pairs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_of_week_starts_on_monday_utc() {
+        // 2026-03-02 was a Monday.
+        assert_eq!(hour_of_week(Timestamp::from_micros(1_772_409_600, 0)), 0);
+        assert_eq!(
+            hour_of_week(Timestamp::from_micros(1_772_409_600 + 3 * 3600, 0)),
+            3
+        );
+        assert_eq!(
+            hour_of_week(Timestamp::from_micros(
+                1_772_409_600 + 6 * 86_400 + 23 * 3600,
+                0
+            )),
+            167
+        );
+    }
+
+    #[test]
+    fn files_of_another_format_or_version_are_refused() {
+        let dir = std::env::temp_dir().join(format!("flowmon-baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let other = dir.join("other.json");
+        std::fs::write(&other, r#"{"format":"something-else","version":1}"#).unwrap();
+        assert!(matches!(
+            Baseline::load(&other),
+            Err(BaselineError::Format { .. })
+        ));
+        let old = dir.join("old.json");
+        std::fs::write(&old, r#"{"format":"flowmon-baseline","version":99}"#).unwrap();
+        let e = Baseline::load(&old).unwrap_err();
+        assert!(e.to_string().contains("version 99"), "{e}");
+        assert!(matches!(
+            Baseline::load(&dir.join("missing.json")),
+            Err(BaselineError::Io { .. })
+        ));
+    }
+}
