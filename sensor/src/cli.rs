@@ -71,6 +71,29 @@ pub struct LearnArgs {
     pub table: TableArgs,
 }
 
+/// Output, rules and detector options shared by `replay` and `live`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Write records to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rule file (enclaves, host groups, relationships): records gain the
+    /// enclave and host group of each side. Validated before anything runs.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Run the detector and write its alerts to FILE as JSON lines
+    /// (connection records keep going to the output). Needs --rules.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    pub alerts: Option<PathBuf>,
+    /// Compare with a baseline learned by `sensor baseline learn` (first-seen
+    /// pairs, services and hours; uploads out of line; known periodic pairs).
+    #[arg(long, value_name = "FILE", requires = "alerts")]
+    pub baseline: Option<PathBuf>,
+}
+
 /// Arguments of `sensor live`.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
@@ -92,24 +115,9 @@ pub struct LiveArgs {
     /// Shard workers (default: one per core).
     #[arg(short, long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "json")]
-    pub format: Format,
-    /// Write records to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Rule file (enclaves, host groups, relationships): records gain the
-    /// enclave and host group of each side. Validated before anything runs.
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-    /// Run the detector and write its alerts to FILE as JSON lines
-    /// (connection records keep going to the output). Needs --rules.
-    #[arg(long, value_name = "FILE", requires = "rules")]
-    pub alerts: Option<PathBuf>,
-    /// Compare with a baseline learned by `sensor baseline learn` (first-seen
-    /// pairs, services and hours; uploads out of line; known periodic pairs).
-    #[arg(long, value_name = "FILE", requires = "alerts")]
-    pub baseline: Option<PathBuf>,
+    /// Where records and alerts go.
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Seconds between statistics log lines (shown with RUST_LOG=info).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub stats_interval: u64,
@@ -124,24 +132,9 @@ pub struct ReplayArgs {
     /// Capture files, read as one timeline.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "json")]
-    pub format: Format,
-    /// Write records to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Rule file (enclaves, host groups, relationships): records gain the
-    /// enclave and host group of each side. Validated before anything runs.
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-    /// Run the detector and write its alerts to FILE as JSON lines
-    /// (connection records keep going to the output). Needs --rules.
-    #[arg(long, value_name = "FILE", requires = "rules")]
-    pub alerts: Option<PathBuf>,
-    /// Compare with a baseline learned by `sensor baseline learn` (first-seen
-    /// pairs, services and hours; uploads out of line; known periodic pairs).
-    #[arg(long, value_name = "FILE", requires = "alerts")]
-    pub baseline: Option<PathBuf>,
+    /// Where records and alerts go.
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
@@ -256,13 +249,13 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 stats_interval: Duration::from_secs(args.stats_interval.max(1)),
                 shutdown: shutdown.clone(),
             };
-            let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
+            let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
-            cfg.table.report_starts = args.alerts.is_some();
+            cfg.table.report_starts = args.out.alerts.is_some();
             let cap = live::open(&cfg)?;
-            let out = Output::open(args.output.as_deref(), args.format)?;
-            let baseline = load_baseline(args.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.alerts.as_deref())?;
+            let out = Output::open(args.out.output.as_deref(), args.out.format)?;
+            let baseline = load_baseline(args.out.baseline.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -294,12 +287,12 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
                 progress: !args.no_progress,
             };
-            let rules = args.rules.as_deref().map(enclaves::load).transpose()?;
+            let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
-            cfg.table.report_starts = args.alerts.is_some();
-            let out = Output::open(args.output.as_deref(), args.format)?;
-            let baseline = load_baseline(args.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.alerts.as_deref())?;
+            cfg.table.report_starts = args.out.alerts.is_some();
+            let out = Output::open(args.out.output.as_deref(), args.out.format)?;
+            let baseline = load_baseline(args.out.baseline.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
