@@ -171,7 +171,9 @@ macro_rules! serialize_by_name {
 }
 serialize_by_name!(Proto, ConnState, EndReason);
 
-fn ts_secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+/// Serialises a capture time as seconds with microsecond precision, as Zeek
+/// logs `time` fields (for `#[serde(serialize_with = ...)]`).
+pub fn ts_secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(micros_f64(ts.0))
 }
 

@@ -21,9 +21,6 @@ fn reason_name<S: Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.as_str())
 }
 
-fn ts_secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(ts.0.div_euclid(1_000) as f64 / 1e6)
-}
 
 /// An alert, as one JSON line. Joins to connection records by `uid` and to
 /// Zeek or Suricata data by `community_id`.
@@ -33,7 +30,7 @@ pub struct Alert {
     /// count and last time are reported.
     pub event: &'static str,
     /// Capture time the evidence was complete.
-    #[serde(serialize_with = "ts_secs")]
+    #[serde(serialize_with = "flowlib::record::ts_secs")]
     pub ts: Timestamp,
     /// Stable id of this alert (updates repeat it).
     pub alert_id: String,
@@ -79,7 +76,7 @@ pub struct Alert {
     /// Connections this alert stands for (deduplication).
     pub count: u64,
     /// Capture time of the last of them.
-    #[serde(serialize_with = "ts_secs")]
+    #[serde(serialize_with = "flowlib::record::ts_secs")]
     pub last_ts: Timestamp,
 }
 
