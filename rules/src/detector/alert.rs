@@ -21,7 +21,6 @@ fn reason_name<S: Serializer>(r: &Reason, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.as_str())
 }
 
-
 /// An alert, as one JSON line. Joins to connection records by `uid` and to
 /// Zeek or Suricata data by `community_id`.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -175,6 +175,12 @@ impl BeaconTracker {
         if p.alerted || (p.starts.len() as u32) < cfg.min_connections {
             return None;
         }
+        // Scoring sorts the history: do it when the evidence first suffices
+        // and then every 8 connections, not on every one.
+        let n = p.starts.len() as u32;
+        if n != cfg.min_connections && n % 8 != 0 {
+            return None;
+        }
         let points: Vec<(f64, u64)> = p.starts.iter().copied().collect();
         let score = beacon_score(&points);
         if score < cfg.min_score {

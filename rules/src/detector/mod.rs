@@ -41,6 +41,15 @@ pub struct DetectorStats {
     pub suppressed: u64,
 }
 
+/// Copies of the settings one record needs.
+struct Knobs {
+    fan_out: crate::config::detector::FanOut,
+    beacon: crate::config::detector::Beacon,
+    long_session: crate::config::detector::LongSession,
+    weights: crate::config::detector::Weights,
+    alert_threshold: u8,
+}
+
 struct Dedup {
     alert: Alert,
     first: Timestamp,
@@ -101,7 +110,18 @@ impl Detector {
         if policy::ignored(&self.rules, r, o, d) {
             return;
         }
-        let settings = self.rules.detector().clone();
+        // The small, copyable settings this record needs (no clone of the
+        // lists in the settings per record).
+        let settings = {
+            let d = self.rules.detector();
+            Knobs {
+                fan_out: d.fan_out,
+                beacon: d.beacon,
+                long_session: d.long_session,
+                weights: d.weights,
+                alert_threshold: d.alert_threshold,
+            }
+        };
         let verdict = policy::check(&self.rules, r, o, d);
         let mut found: Vec<(Reason, String)> = Vec::new();
         let primary;
