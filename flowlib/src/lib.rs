@@ -73,6 +73,7 @@ pub mod fragment;
 pub mod key;
 pub mod link;
 pub mod meter;
+pub mod pcap_reader;
 pub mod pcap_writer;
 pub mod pcapng;
 pub mod record;
