@@ -35,6 +35,7 @@
 mod conversation;
 mod mix;
 mod rng;
+pub mod scenario;
 
 pub use conversation::{packets, Close, Conversation, Expected, Frames, Protocol};
 pub use mix::{Interleave, MixConfig, RealisticFlows, TrafficMix, DEFAULT_START};
