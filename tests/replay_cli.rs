@@ -605,11 +605,9 @@ fn baseline_learned_on_clean_traffic_recognises_periodic_services_and_flags_new_
         (b["format"].as_str(), b["version"].as_u64()),
         (Some("flowmon-baseline"), Some(1))
     );
-    let monitoring_periodic = b["pairs"]
-        .as_object()
-        .unwrap()
-        .values()
-        .any(|p| p["orig"] == "10.10.2.20" && p["periodic"] == true);
+    let monitoring_periodic = b["pairs"].as_object().unwrap().values().any(|p| {
+        p["orig"] == "10.10.2.20" && !p["periodic_services"].as_array().unwrap().is_empty()
+    });
     assert!(monitoring_periodic, "the monitoring polls are periodic");
 
     let alerts_path = tmp("baseline-alerts.json");

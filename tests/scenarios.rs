@@ -75,25 +75,7 @@ struct Known {
     why: &'static str,
 }
 
-const KNOWN_DETECTOR_PROBLEMS: &[Known] = &[
-    Known {
-        kind: "monitoring_polls",
-        reason: "beacon",
-        expected_in: &["ten-net-utc+1", "mixed-utc+9"],
-        why: "the baseline decides `periodic` per host pair over all its services, the beacon \
-              tracker scores per (pair, port, protocol): a device the monitoring server both \
-              pings and polls over SNMP is not periodic as a pair (two interleaved series), \
-              so each regular series alone scores as a beacon in detection",
-    },
-    Known {
-        kind: "backup_in_window",
-        reason: "over_volume",
-        expected_in: &["ten-net-utc+1"],
-        why: "max_bytes_per_day is summed per UTC day (VolumeLedger: ts / 86400), not per day \
-              of the rule file's time zone: with the backup window straddling midnight UTC, \
-              two nightly backups, each under the ceiling on its own local day, share a UTC day",
-    },
-];
+const KNOWN_DETECTOR_PROBLEMS: &[Known] = &[];
 
 /// Reasons that are informational on their own: they never make an alert
 /// of a look-alike a known problem's instead of a new one.

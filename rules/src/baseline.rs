@@ -4,7 +4,7 @@
 //! For every pair of hosts whose connections cross an enclave boundary (or
 //! touch a host group) a baseline records the services used, the hours of
 //! the week they talked, how much the originator sent per connection, and
-//! whether the pair was periodic (beacon-like) while learning, so known
+//! on which services the pair was periodic (beacon-like) while learning, so known
 //! periodic services (monitoring polls, update checks) are recognised
 //! rather than hard-coded.
 //!
@@ -25,6 +25,10 @@ use thiserror::Error;
 pub const FORMAT: &str = "flowmon-baseline";
 /// The version this build reads and writes.
 pub const VERSION: u32 = 1;
+
+/// How far below the detector's beacon threshold a service's learning-period
+/// score may be and still count as known periodic.
+const LEARNING_MARGIN: f64 = 0.1;
 
 /// Why a baseline file could not be used.
 #[derive(Debug, Error)]
@@ -100,8 +104,9 @@ pub struct PairProfile {
     pub orig_bytes: ByteStats,
     /// Connections seen.
     pub connections: u64,
-    /// The pair's connections were periodic (beacon-like) while learning.
-    pub periodic: bool,
+    /// Services on which the pair's connections were periodic (beacon-like)
+    /// while learning: known periodic services, not reported as beacons.
+    pub periodic_services: BTreeSet<String>,
 }
 
 /// A learned baseline.
@@ -196,7 +201,7 @@ impl Baseline {
 pub struct BaselineBuilder {
     rules: Rules,
     pairs: BTreeMap<String, PairProfile>,
-    starts: BTreeMap<String, Vec<(f64, u64)>>,
+    starts: BTreeMap<(String, String), Vec<(f64, u64)>>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     connections: u64,
@@ -242,14 +247,17 @@ impl BaselineBuilder {
                 hours: BTreeSet::new(),
                 orig_bytes: ByteStats::default(),
                 connections: 0,
-                periodic: false,
+                periodic_services: BTreeSet::new(),
             });
         p.services.insert(service_of(r));
         p.hours.insert(hour_of_week(r.ts));
         p.orig_bytes.add(r.orig_bytes.unwrap_or(0));
         p.connections += 1;
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
-        let s = self.starts.entry(key).or_default();
+        // Periodicity is judged per service, as the detector's beacon
+        // tracker scores it: a host pinged and polled over SNMP has two
+        // regular series, not one irregular one.
+        let s = self.starts.entry((key, service_of(r))).or_default();
         if s.len() < 4096 {
             s.push((r.ts.0 as f64 / 1e9, bytes));
         }
@@ -259,11 +267,15 @@ impl BaselineBuilder {
     pub fn finish(mut self) -> Baseline {
         let min_connections = self.rules.detector().beacon.min_connections as usize;
         let min_score = self.rules.detector().beacon.min_score;
-        for (key, mut starts) in std::mem::take(&mut self.starts) {
+        for ((key, service), mut starts) in std::mem::take(&mut self.starts) {
             starts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if starts.len() >= min_connections && beacon_score(&starts) >= min_score {
+            // Generous on purpose: a service that was nearly periodic while
+            // learning is normal, even if one day of it scores a little higher.
+            if starts.len() >= min_connections
+                && beacon_score(&starts) >= min_score - LEARNING_MARGIN
+            {
                 if let Some(p) = self.pairs.get_mut(&key) {
-                    p.periodic = true;
+                    p.periodic_services.insert(service);
                 }
             }
         }

@@ -158,7 +158,11 @@ impl Output {
                 "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
                 baseline.connections,
                 baseline.pairs.len(),
-                baseline.pairs.values().filter(|p| p.periodic).count(),
+                baseline
+                    .pairs
+                    .values()
+                    .filter(|p| !p.periodic_services.is_empty())
+                    .count(),
                 path.display()
             );
         }

@@ -294,14 +294,17 @@ pub(crate) struct VolumeLedger {
 impl VolumeLedger {
     /// Adds a finished connection's bytes to relationship `rel`; returns a
     /// reason the first time the day's total passes `ceiling`.
+    /// `utc_offset` is the offset (seconds) of the time zone whose days the
+    /// ceiling counts (the relationship's windows', else the rule file's).
     pub(crate) fn add(
         &mut self,
         rel: usize,
         name: &str,
         ceiling: u64,
+        utc_offset: i64,
         r: &ConnRecord,
     ) -> Option<(Reason, String)> {
-        let day = r.ts.secs().div_euclid(86_400);
+        let day = (r.ts.secs() + utc_offset).div_euclid(86_400);
         if self.days.len() > MAX_KEYS {
             self.days.retain(|k, _| k.1 >= day - 1);
         }

@@ -158,14 +158,19 @@ impl Detector {
                     if let (true, Some(i)) = (verdict.allowed, verdict.relationship) {
                         let rel = &self.rules.relationships()[i];
                         if let Some(ceiling) = rel.max_bytes_per_day() {
-                            behaviour.extend(self.volume.add(i, rel.name(), ceiling, r));
+                            let zone = rel
+                                .windows()
+                                .first()
+                                .map_or(self.rules.default_tz(), |w| w.zone());
+                            let offset = i64::from(zone.offset_at(r.ts.secs()));
+                            behaviour.extend(self.volume.add(i, rel.name(), ceiling, offset, r));
                         }
                     }
                     let known_periodic = self
                         .baseline
                         .as_ref()
                         .and_then(|b| b.pair(r.orig_h, r.resp_h))
-                        .is_some_and(|p| p.periodic);
+                        .is_some_and(|p| p.periodic_services.contains(&baseline::service_of(r)));
                     let beacon = self.beacons.observe(r, &settings.beacon);
                     if !known_periodic {
                         behaviour.extend(beacon);
