@@ -1,22 +1,29 @@
 //! The multi-core pipeline: a dispatcher, N shard workers, an ordered output.
 //!
 //! ```text
-//!  capture loop ──> Dispatcher ──batches──> shard 0: FlowMeter ─┐
-//!  (this thread)    decode, hash  ───────> shard 1: FlowMeter ─┼─records─> RecordOrder ─> Output
-//!                   address pair  ───────> shard N: FlowMeter ─┘            (caller's thread)
+//!  capture loop ──> Dispatcher ─────────> shard 0: FlowMeter ─┐  (replay: on the capture thread)
+//!  (one thread)     shard from  ─batches─> shard 1: FlowMeter ─┼─records─> RecordOrder ─> Output
+//!                   addresses   ─batches─> shard N: FlowMeter ─┘            (caller's thread)
 //! ```
 //!
 //! - Shards are shared-nothing: each worker owns a [`FlowMeter`] (its own
 //!   flow table and fragment tracker); the hot path takes no lock.
 //! - A flow's shard is chosen from a symmetric hash of its addresses,
 //!   protocol and VLANs (not its ports), so both directions and every
-//!   fragment of a datagram meet in one shard. A tunnelled packet whose outer
-//!   UDP flow and inner flow hash to different shards goes to both, each
-//!   applying its own part; exactly one counts the packet.
-//! - Packets travel in batches over bounded crossbeam channels, copied into
-//!   one buffer per batch; batches come back empty and are reused, so there
-//!   is no allocation per packet. Bounded channels give backpressure: replay
-//!   is lossless.
+//!   fragment of a datagram meet in one shard. Plain packets (Ethernet,
+//!   VLANs, IPv4 / IPv6, no tunnel, no fragment) are sharded from a few
+//!   header bytes; the others are decoded fully. A tunnelled packet whose
+//!   outer UDP flow and inner flow hash to different shards goes to both,
+//!   each applying its own part; exactly one counts the packet.
+//! - In replay, shard 0 runs on the capture thread itself: its packets are
+//!   metered straight from the reader's buffer. With one worker there is no
+//!   queue at all: read, decode and meter on one thread, output on another.
+//!   Live capture keeps its capture thread free and runs every shard on a
+//!   thread of its own.
+//! - Packets for shard threads travel in batches over bounded crossbeam
+//!   channels, copied into one buffer per batch; batches come back empty and
+//!   are reused, so there is no allocation per packet. Bounded channels give
+//!   backpressure: replay is lossless.
 //! - The dispatcher owns the clock: capture time never goes backwards and
 //!   every shard hears the time regularly, even without packets, so timers
 //!   fire the same way whatever the worker count and the output order is
@@ -40,12 +47,12 @@ use std::sync::Arc;
 use std::thread;
 
 /// Packets per batch before it is sent.
-const BATCH_PACKETS: usize = 256;
+const BATCH_PACKETS: usize = 1024;
 /// Packet bytes per batch before it is sent.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 1024 * 1024;
 /// After this many packets every shard gets its batch (maybe empty), so
 /// clocks and output keep moving.
-const TICK_PACKETS: usize = 4096;
+const TICK_PACKETS: usize = 8192;
 /// Batches queued per shard.
 const QUEUE_DEPTH: usize = 8;
 
@@ -135,8 +142,64 @@ enum ShardMsg {
     },
 }
 
+/// Shard 0 run on the capture thread itself (replay only): its packets
+/// are metered straight from the reader's buffer, never copied or queued.
+struct LocalShard {
+    meter: FlowMeter,
+    records: Vec<ConnRecord>,
+    out: Sender<ShardMsg>,
+    final_reason: EndReason,
+}
+
+impl LocalShard {
+    fn process(&mut self, p: &Packet<'_>, ts: Timestamp) {
+        match PacketView::parse(p.data, p.link, ts, p.wire_len) {
+            Ok(view) => self
+                .meter
+                .process_view(&view, ALL_PARTS, true, &mut self.records),
+            Err(e) => self
+                .meter
+                .count_undecodable(p.data.len(), p.wire_len, e.weird),
+        }
+    }
+
+    /// Hands the records so far to the output, with the shard's clock.
+    fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
+        self.meter.advance(now, &mut self.records);
+        let msg = ShardMsg::Records {
+            shard: 0,
+            clock: now,
+            records: std::mem::take(&mut self.records),
+        };
+        self.out.send(msg).map_err(|_| Stopped)
+    }
+
+    fn finish(mut self, now: Timestamp, shutdown: bool) {
+        // As a shard thread does with its last batch: catch up with the
+        // clock first, so due timers fire before the flush.
+        self.meter.advance(now, &mut self.records);
+        let reason = if shutdown {
+            EndReason::Shutdown
+        } else {
+            self.final_reason
+        };
+        self.meter.flush(reason, &mut self.records);
+        let _ = self.out.send(ShardMsg::Done {
+            shard: 0,
+            records: self.records,
+            meter: Box::new(self.meter.stats().clone()),
+            table: Box::new(self.meter.table_stats().clone()),
+        });
+    }
+}
+
 /// The dispatching end, driven by the capture loop.
 pub struct Dispatcher<'s> {
+    /// Shards in total (threads plus the local one).
+    shards: usize,
+    /// Shard 0, when it runs on this thread; `senders[i]` then feeds shard
+    /// `i + 1`, else shard `i`.
+    local: Option<LocalShard>,
     senders: Vec<Sender<Batch>>,
     free: Receiver<Batch>,
     pending: Vec<Batch>,
@@ -162,50 +225,89 @@ impl Dispatcher<'_> {
         }
         let ts = p.ts.max(self.now);
         self.now = ts;
-        let n = self.senders.len();
+        let n = self.shards;
         if n == 1 {
             // One shard: it decodes and counts everything itself.
-            self.push(0, &p, ts, ALL_PARTS, true)?;
+            self.deliver(0, &p, ts)?;
+        } else if let Some(shard) = quick_shard(p.data, p.link, n) {
+            self.deliver(shard, &p, ts)?;
         } else {
-            match PacketView::parse(p.data, p.link, ts, p.wire_len) {
-                Err(e) => {
-                    self.stats.packets += 1;
-                    self.stats.wire_bytes += u64::from(p.wire_len.max(p.data.len() as u32));
-                    self.stats.weirds.add(e.weird);
-                }
-                Ok(view) => {
-                    // (shard, parts) pairs; a packet has at most 4 flow parts.
-                    let mut targets: [(usize, u8); 4] = [(usize::MAX, 0); 4];
-                    let mut counter = usize::MAX;
-                    let last = view.encapsulations().count();
-                    for (i, fp) in view.flow_packets().enumerate() {
-                        let shard =
-                            shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n);
-                        if i == last {
-                            counter = shard;
-                        }
-                        if let Some(t) = targets
-                            .iter_mut()
-                            .find(|t| t.0 == shard || t.0 == usize::MAX)
-                        {
-                            t.0 = shard;
-                            t.1 |= 1 << i;
-                        }
-                    }
-                    for (shard, mask) in targets {
-                        if shard != usize::MAX {
-                            self.push(shard, &p, ts, mask, shard == counter)?;
-                        }
-                    }
-                }
-            }
+            self.dispatch_parsed(&p, ts)?;
         }
         self.since_tick += 1;
         if self.since_tick >= TICK_PACKETS {
             self.since_tick = 0;
-            for shard in 0..n {
-                self.send(shard)?;
+            self.send_all()?;
+        }
+        Ok(())
+    }
+
+    /// A whole packet (every flow part, counted) for one shard.
+    fn deliver(&mut self, shard: usize, p: &Packet<'_>, ts: Timestamp) -> Result<(), Stopped> {
+        match &mut self.local {
+            Some(local) if shard == 0 => {
+                local.process(p, ts);
+                Ok(())
             }
+            _ => self.push(shard, p, ts, ALL_PARTS, true),
+        }
+    }
+
+    /// The general case: decode fully, send each flow part to its shard.
+    fn dispatch_parsed(&mut self, p: &Packet<'_>, ts: Timestamp) -> Result<(), Stopped> {
+        let n = self.shards;
+        match PacketView::parse(p.data, p.link, ts, p.wire_len) {
+            Err(e) => {
+                self.stats.packets += 1;
+                self.stats.wire_bytes += u64::from(p.wire_len.max(p.data.len() as u32));
+                self.stats.weirds.add(e.weird);
+            }
+            Ok(view) => {
+                // (shard, parts) pairs; a packet has at most 4 flow parts.
+                let mut targets: [(usize, u8); 4] = [(usize::MAX, 0); 4];
+                let mut counter = usize::MAX;
+                let last = view.encapsulations().count();
+                for (i, fp) in view.flow_packets().enumerate() {
+                    let shard =
+                        shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n);
+                    if i == last {
+                        counter = shard;
+                    }
+                    if let Some(t) = targets
+                        .iter_mut()
+                        .find(|t| t.0 == shard || t.0 == usize::MAX)
+                    {
+                        t.0 = shard;
+                        t.1 |= 1 << i;
+                    }
+                }
+                for (shard, mask) in targets {
+                    if shard == usize::MAX {
+                        continue;
+                    }
+                    match &mut self.local {
+                        Some(local) if shard == 0 => local.meter.process_view(
+                            &view,
+                            mask,
+                            shard == counter,
+                            &mut local.records,
+                        ),
+                        _ => self.push(shard, p, ts, mask, shard == counter)?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every shard its pending batch (maybe empty), so clocks and
+    /// output keep moving.
+    fn send_all(&mut self) -> Result<(), Stopped> {
+        if let Some(local) = &mut self.local {
+            local.publish(self.now)?;
+        }
+        for shard in 0..self.senders.len() {
+            self.send(shard)?;
         }
         Ok(())
     }
@@ -218,7 +320,8 @@ impl Dispatcher<'_> {
         parts: u8,
         count: bool,
     ) -> Result<(), Stopped> {
-        let b = &mut self.pending[shard];
+        let queue = shard - usize::from(self.local.is_some());
+        let b = &mut self.pending[queue];
         b.slots.push(Slot {
             start: b.data.len() as u32,
             len: p.data.len() as u32,
@@ -230,27 +333,29 @@ impl Dispatcher<'_> {
         });
         b.data.extend_from_slice(p.data);
         if b.slots.len() >= BATCH_PACKETS || b.data.len() >= BATCH_BYTES {
-            self.send(shard)?;
+            self.send(queue)?;
         }
         Ok(())
     }
 
-    fn send(&mut self, shard: usize) -> Result<(), Stopped> {
+    /// Sends the pending batch of queue `queue` (the shard thread
+    /// `senders[queue]` feeds).
+    fn send(&mut self, queue: usize) -> Result<(), Stopped> {
         let mut fresh = self.free.try_recv().unwrap_or_default();
         fresh.clear();
-        let mut batch = std::mem::replace(&mut self.pending[shard], fresh);
+        let mut batch = std::mem::replace(&mut self.pending[queue], fresh);
         batch.now = self.now;
         if !self.lossy {
-            return self.senders[shard].send(batch).map_err(|_| Stopped);
+            return self.senders[queue].send(batch).map_err(|_| Stopped);
         }
-        match self.senders[shard].try_send(batch) {
+        match self.senders[queue].try_send(batch) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(mut batch)) => {
                 // The shard is behind: drop this batch rather than stall
                 // the capture, and count what was lost.
                 self.queue_drops += batch.slots.iter().filter(|s| s.count).count() as u64;
                 batch.clear();
-                self.pending[shard] = batch;
+                self.pending[queue] = batch;
                 Ok(())
             }
             Err(TrySendError::Disconnected(_)) => Err(Stopped),
@@ -271,20 +376,101 @@ impl Dispatcher<'_> {
     /// Moves the clock forward without a packet (an idle live capture).
     pub fn tick(&mut self, now: Timestamp) -> Result<(), Stopped> {
         self.now = self.now.max(now);
-        for shard in 0..self.senders.len() {
-            self.send(shard)?;
-        }
-        Ok(())
+        self.send_all()
     }
 
     fn finish(mut self) -> (MeterStats, u64) {
         self.lossy = false; // the last batches must arrive
-        for shard in 0..self.senders.len() {
-            let _ = self.send(shard);
+        for queue in 0..self.senders.len() {
+            let _ = self.send(queue);
         }
         self.senders.clear();
+        if let Some(local) = self.local.take() {
+            local.finish(self.now, self.shutdown.load(Ordering::Relaxed));
+        }
         (self.stats, self.queue_drops)
     }
+}
+
+/// The shard of a packet that is certainly a single plain flow (Ethernet
+/// with up to two VLAN tags, or raw IP; unfragmented IPv4 or IPv6 without
+/// extension headers; no tunnel), read from a few header bytes: the same
+/// answer [`shard_of`] gives for its one flow part, without a full decode.
+/// `None` for everything else: the caller decodes fully. A packet that
+/// would not decode at all may get a shard here; that shard then counts it
+/// as undecodable, as the dispatcher would have.
+fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize> {
+    let mut vlan = None;
+    let mut inner = None;
+    let (mut off, mut version) = match link {
+        LinkType::ETHERNET => (14, None),
+        LinkType::RAW => (0, Some(data.first()? >> 4)),
+        LinkType::IPV4 => (0, Some(4)),
+        LinkType::IPV6 => (0, Some(6)),
+        _ => return None,
+    };
+    if version.is_none() {
+        let mut ethertype = be16(data, 12)?;
+        for _ in 0..2 {
+            if !matches!(ethertype, 0x8100 | 0x88a8 | 0x9100 | 0x9200) {
+                break;
+            }
+            let id = Some(be16(data, off)? & 0x0fff);
+            if vlan.is_none() {
+                vlan = id;
+            } else {
+                inner = id;
+            }
+            ethertype = be16(data, off + 2)?;
+            off += 4;
+        }
+        version = match ethertype {
+            0x0800 => Some(4),
+            0x86dd => Some(6),
+            _ => return None,
+        };
+    }
+    let ip = data.get(off..)?;
+    let (src, dst, proto, l4) = match version {
+        Some(4) if ip.len() >= 20 && ip[0] >> 4 == 4 => {
+            // More fragments, or a fragment offset: a fragment.
+            if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+                return None;
+            }
+            let src: [u8; 4] = ip[12..16].try_into().ok()?;
+            let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            (IpAddr::from(src), IpAddr::from(dst), ip[9], ihl)
+        }
+        Some(6) if ip.len() >= 40 && ip[0] >> 4 == 6 => {
+            let src: [u8; 16] = ip[8..24].try_into().ok()?;
+            let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+            (IpAddr::from(src), IpAddr::from(dst), ip[6], 40)
+        }
+        _ => return None,
+    };
+    let plain = match proto {
+        // TCP, ICMP, ICMPv6, SCTP never carry a tunnel.
+        6 | 1 | 58 | 132 => true,
+        17 => {
+            let udp = ip.get(l4..)?;
+            let (sp, dp) = (be16(udp, 0)?, be16(udp, 2)?);
+            let tunnel_port = |p: u16| matches!(p, 4789 | 6081 | 2152 | 3544 | 5072 | 6635);
+            // Teredo is recognised on any port by its payload: an IPv6
+            // header (40 bytes at least), maybe behind an authentication
+            // (0x0001) or origin (0x0000) header.
+            let payload = udp.get(8..).unwrap_or(&[]);
+            let teredo_like =
+                payload.len() >= 40 && (payload[0] >> 4 == 6 || payload[0] == 0 && payload[1] <= 1);
+            !(tunnel_port(sp) || tunnel_port(dp) || teredo_like)
+        }
+        _ => false,
+    };
+    plain.then(|| shard_of(src, dst, proto, vlan, inner, n))
+}
+
+fn be16(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
 }
 
 /// The shard owning a flow: a symmetric hash of its addresses, protocol and
@@ -385,8 +571,17 @@ where
     thread::scope(|s| {
         let (out_tx, out_rx) = bounded::<ShardMsg>(n * QUEUE_DEPTH);
         let (free_tx, free_rx) = bounded::<Batch>(n * (QUEUE_DEPTH + 2));
+        // Replay meters shard 0 on the capture thread; live capture keeps
+        // that thread free for capturing.
+        let local = (!cfg.lossy).then(|| LocalShard {
+            meter: FlowMeter::new(table.clone()),
+            records: Vec::new(),
+            out: out_tx.clone(),
+            final_reason: cfg.final_reason,
+        });
+        let first_thread = usize::from(local.is_some());
         let mut senders = Vec::with_capacity(n);
-        for shard in 0..n {
+        for shard in first_thread..n {
             let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
             senders.push(tx);
             let (out, free, table) = (out_tx.clone(), free_tx.clone(), table.clone());
@@ -408,6 +603,8 @@ where
             .name("dispatch".into())
             .spawn_scoped(s, move || {
                 let mut d = Dispatcher {
+                    shards: n,
+                    local,
                     pending: (0..senders.len()).map(|_| Batch::default()).collect(),
                     senders,
                     free: free_rx,
@@ -469,4 +666,128 @@ where
         stats.records = output.written();
         Ok((stats, fed))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowbench::{Interleave, MixConfig, RealisticFlows};
+    use flowlib::pcap_reader::PcapReader;
+    use std::path::Path;
+
+    /// What the dispatcher decided before the quick path existed: the shard
+    /// of every flow part of the fully decoded packet.
+    fn full_shards(data: &[u8], link: LinkType, n: usize) -> Option<Vec<usize>> {
+        let view = PacketView::parse(data, link, Timestamp(0), data.len() as u32).ok()?;
+        Some(
+            view.flow_packets()
+                .map(|fp| shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n))
+                .collect(),
+        )
+    }
+
+    /// Checks one packet; returns whether the quick path took it.
+    fn check(data: &[u8], link: LinkType, what: &str) -> bool {
+        let mut quick = false;
+        for n in [2, 3, 4, 7] {
+            let Some(shard) = quick_shard(data, link, n) else {
+                continue;
+            };
+            quick = true;
+            if let Some(full) = full_shards(data, link, n) {
+                assert_eq!(full, [shard], "{what}: {n} shards");
+            }
+        }
+        quick
+    }
+
+    #[test]
+    fn quick_shard_agrees_with_the_full_decode_on_generated_traffic() {
+        let mut buf = Vec::new();
+        let (mut seen, mut quick) = (0, 0);
+        for (seed, tag) in [(7, true), (8, false)] {
+            let mut frames = Interleave::new(RealisticFlows::new(MixConfig::new(seed, 3_000)).map(
+                move |c| {
+                    if tag && c.vlan.is_none() {
+                        c.vlan(200)
+                    } else {
+                        c
+                    }
+                },
+            ));
+            for _ in 0..40_000 {
+                if frames.next_into(&mut buf).is_none() {
+                    break;
+                }
+                seen += 1;
+                quick += usize::from(check(&buf, LinkType::ETHERNET, "generated"));
+            }
+        }
+        assert!(
+            quick * 10 > seen * 9,
+            "{quick} of {seen} took the quick path"
+        );
+    }
+
+    #[test]
+    fn quick_shard_agrees_with_the_full_decode_on_every_corpus_and_demo_packet() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("demo/msp-demo.pcap")];
+        let corpus = std::env::var_os("FLOWMON_CORPUS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root.join("../shared/corpus"))
+            .join("pcaps");
+        if let Ok(dir) = std::fs::read_dir(corpus) {
+            files.extend(dir.flatten().map(|e| e.path()));
+        }
+        for path in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        {
+            let Ok(mut r) = std::fs::File::open(path).map(PcapReader::new) else {
+                continue;
+            };
+            let Ok(r) = r.as_mut() else { continue };
+            let link = r.header().link;
+            while let Ok(Some(p)) = r.next_packet() {
+                check(p.data, link, &path.display().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn quick_shard_leaves_tunnels_fragments_and_extension_headers_to_the_full_decode() {
+        // Ethernet / IPv4 / UDP to the VXLAN port.
+        let mut f = vec![0x11u8; 14 + 20 + 8 + 60];
+        f[14..14 + 20].fill(0);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[14 + 9] = 17;
+        f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&4789u16.to_be_bytes());
+        assert_eq!(quick_shard(&f, LinkType::ETHERNET, 2), None);
+        // The same to port 53: plain.
+        f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
+        assert!(quick_shard(&f, LinkType::ETHERNET, 2).is_some());
+        // ... unless the payload starts like an IPv6 packet (Teredo).
+        f[14 + 28] = 0x60;
+        assert_eq!(quick_shard(&f, LinkType::ETHERNET, 2), None);
+        f[14 + 28] = 0x11;
+        // A fragment.
+        f[14 + 6] = 0x20;
+        assert_eq!(quick_shard(&f, LinkType::ETHERNET, 2), None);
+        f[14 + 6] = 0;
+        // GRE and IP-in-IP.
+        for proto in [47, 4, 41] {
+            f[14 + 9] = proto;
+            assert_eq!(quick_shard(&f, LinkType::ETHERNET, 2), None);
+        }
+        // IPv6 with a hop-by-hop header.
+        let mut g = vec![0u8; 14 + 40 + 40];
+        g[12..14].copy_from_slice(&[0x86, 0xdd]);
+        g[14] = 0x60;
+        g[14 + 6] = 0;
+        assert_eq!(quick_shard(&g, LinkType::ETHERNET, 2), None);
+        g[14 + 6] = 6;
+        assert!(quick_shard(&g, LinkType::ETHERNET, 2).is_some());
+    }
 }
