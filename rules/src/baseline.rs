@@ -96,6 +96,9 @@ pub struct PairProfile {
     pub orig: IpAddr,
     /// Responder.
     pub resp: IpAddr,
+    /// Outer VLAN id (tenants may reuse addresses on other VLANs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// Services used, as `proto/port` (`icmp` for ICMP).
     pub services: BTreeSet<String>,
     /// Hours of the week (0 = Monday 00:00 UTC .. 167) with a connection start.
@@ -124,12 +127,15 @@ pub struct Baseline {
     pub last_ts: f64,
     /// Connections learned.
     pub connections: u64,
-    /// Profiles, keyed `"orig resp"`.
+    /// Profiles, keyed `"orig resp"` (plus `" vlan N"` when tagged).
     pub pairs: BTreeMap<String, PairProfile>,
 }
 
-fn pair_key(orig: IpAddr, resp: IpAddr) -> String {
-    format!("{orig} {resp}")
+fn pair_key(orig: IpAddr, resp: IpAddr, vlan: Option<u16>) -> String {
+    match vlan {
+        Some(v) => format!("{orig} {resp} vlan {v}"),
+        None => format!("{orig} {resp}"),
+    }
 }
 
 /// The service of a connection as the baseline names it.
@@ -191,9 +197,9 @@ impl Baseline {
         })
     }
 
-    /// The profile of a pair, if it was seen.
-    pub fn pair(&self, orig: IpAddr, resp: IpAddr) -> Option<&PairProfile> {
-        self.pairs.get(&pair_key(orig, resp))
+    /// The profile of a pair (on a VLAN), if it was seen.
+    pub fn pair(&self, orig: IpAddr, resp: IpAddr, vlan: Option<u16>) -> Option<&PairProfile> {
+        self.pairs.get(&pair_key(orig, resp, vlan))
     }
 }
 
@@ -236,13 +242,14 @@ impl BaselineBuilder {
         self.first = Some(self.first.map_or(r.ts, |f| f.min(r.ts)));
         self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
         self.connections += 1;
-        let key = pair_key(r.orig_h, r.resp_h);
+        let key = pair_key(r.orig_h, r.resp_h, r.vlan);
         let p = self
             .pairs
             .entry(key.clone())
             .or_insert_with(|| PairProfile {
                 orig: r.orig_h,
                 resp: r.resp_h,
+                vlan: r.vlan,
                 services: BTreeSet::new(),
                 hours: BTreeSet::new(),
                 orig_bytes: ByteStats::default(),

@@ -51,6 +51,9 @@ pub struct Alert {
     pub resp_p: u16,
     /// Transport protocol.
     pub proto: String,
+    /// Outer VLAN id of the connection, if tagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// 0-100: the sum of the reasons' weights, capped.
     pub score: u8,
     /// `low`, `medium`, `high` or `critical`, from the score.

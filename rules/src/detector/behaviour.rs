@@ -18,7 +18,8 @@ fn secs(ts: Timestamp) -> f64 {
 /// One source reaching many hosts, or many ports on one host, in a window.
 #[derive(Default)]
 pub(crate) struct FanOutTracker {
-    sources: HashMap<IpAddr, FanState>,
+    /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
+    sources: HashMap<(IpAddr, Option<u16>), FanState>,
 }
 
 struct FanState {
@@ -32,14 +33,15 @@ struct FanState {
 impl FanOutTracker {
     /// Notes a new connection; returns a reason when it completes a fan-out.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
-        if self.sources.len() >= MAX_KEYS && !self.sources.contains_key(&r.orig_h) {
+        let key = (r.orig_h, r.vlan);
+        if self.sources.len() >= MAX_KEYS && !self.sources.contains_key(&key) {
             let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
             self.sources.retain(|_, s| s.window_start.0 >= horizon);
             if self.sources.len() >= MAX_KEYS {
                 return None;
             }
         }
-        let s = self.sources.entry(r.orig_h).or_insert_with(|| FanState {
+        let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
             hosts: HashSet::new(),
             ports: HashMap::new(),
@@ -88,7 +90,7 @@ impl FanOutTracker {
 /// RITA-style beacon scoring per (source, destination, port, protocol).
 #[derive(Default)]
 pub(crate) struct BeaconTracker {
-    pairs: HashMap<(IpAddr, IpAddr, u16, u8), PairHistory>,
+    pairs: HashMap<(IpAddr, IpAddr, u16, u8, Option<u16>), PairHistory>,
 }
 
 #[derive(Default)]
@@ -152,7 +154,7 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
 impl BeaconTracker {
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
-        let key = (r.orig_h, r.resp_h, r.resp_p, r.ip_proto);
+        let key = (r.orig_h, r.resp_h, r.resp_p, r.ip_proto, r.vlan);
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
             let horizon = secs(r.ts) - cfg.window.as_secs_f64();
             self.pairs
@@ -207,7 +209,8 @@ impl BeaconTracker {
 /// comparable amount out of its enclave.
 #[derive(Default)]
 pub(crate) struct StagingTracker {
-    hosts: HashMap<IpAddr, Pulled>,
+    /// Keyed by host and VLAN.
+    hosts: HashMap<(IpAddr, Option<u16>), Pulled>,
 }
 
 struct Pulled {
@@ -222,7 +225,7 @@ impl StagingTracker {
     /// made, or a push to it).
     pub(crate) fn pulled(
         &mut self,
-        host: IpAddr,
+        host: (IpAddr, Option<u16>),
         from: IpAddr,
         bytes: u64,
         ts: Timestamp,
@@ -260,7 +263,7 @@ impl StagingTracker {
     /// pulled at least the threshold recently and the upload is comparable.
     pub(crate) fn uploaded(
         &mut self,
-        host: IpAddr,
+        host: (IpAddr, Option<u16>),
         bytes: u64,
         ts: Timestamp,
         cfg: &Staging,
@@ -274,7 +277,7 @@ impl StagingTracker {
         }
         let detail = format!(
             "{} pulled {} bytes from {} internal host(s) in {} s, then uploaded {} bytes",
-            host,
+            host.0,
             p.bytes,
             p.sources.len(),
             p.last.since(p.first).as_secs(),

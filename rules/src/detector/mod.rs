@@ -63,7 +63,7 @@ pub struct Detector {
     beacons: BeaconTracker,
     staging: StagingTracker,
     volume: VolumeLedger,
-    dedup: HashMap<(IpAddr, IpAddr, Reason), Dedup>,
+    dedup: HashMap<(IpAddr, IpAddr, Option<u16>, Reason), Dedup>,
     stats: DetectorStats,
 }
 
@@ -169,7 +169,7 @@ impl Detector {
                     let known_periodic = self
                         .baseline
                         .as_ref()
-                        .and_then(|b| b.pair(r.orig_h, r.resp_h))
+                        .and_then(|b| b.pair(r.orig_h, r.resp_h, r.vlan))
                         .is_some_and(|p| p.periodic_services.contains(&baseline::service_of(r)));
                     let beacon = self.beacons.observe(r, &settings.beacon);
                     if !known_periodic {
@@ -208,7 +208,7 @@ impl Detector {
             return Vec::new();
         };
         let mut found = Vec::new();
-        match b.pair(r.orig_h, r.resp_h) {
+        match b.pair(r.orig_h, r.resp_h, r.vlan) {
             None => found.push((
                 Reason::NewPair,
                 format!("{} -> {} never seen in the baseline", r.orig_h, r.resp_h),
@@ -239,7 +239,7 @@ impl Detector {
     /// An upload far above what the baseline knows for the pair.
     fn volume_vs_baseline(&self, r: &ConnRecord) -> Option<(Reason, String)> {
         let cfg = self.rules.detector().volume;
-        let p = self.baseline.as_ref()?.pair(r.orig_h, r.resp_h)?;
+        let p = self.baseline.as_ref()?.pair(r.orig_h, r.resp_h, r.vlan)?;
         let sent = r.orig_bytes.unwrap_or(0);
         let usual = p
             .orig_bytes
@@ -270,12 +270,14 @@ impl Detector {
         if internal(ok) && internal(dk) {
             // Both ends inside: whatever either end received counts as pulled.
             let (down, up) = (r.resp_bytes.unwrap_or(0), r.orig_bytes.unwrap_or(0));
-            self.staging.pulled(r.orig_h, r.resp_h, down, r.ts, &cfg);
-            self.staging.pulled(r.resp_h, r.orig_h, up, r.ts, &cfg);
+            self.staging
+                .pulled((r.orig_h, r.vlan), r.resp_h, down, r.ts, &cfg);
+            self.staging
+                .pulled((r.resp_h, r.vlan), r.orig_h, up, r.ts, &cfg);
             None
         } else if internal(ok) && !internal(dk) {
             self.staging
-                .uploaded(r.orig_h, r.orig_bytes.unwrap_or(0), r.ts, &cfg)
+                .uploaded((r.orig_h, r.vlan), r.orig_bytes.unwrap_or(0), r.ts, &cfg)
         } else {
             None
         }
@@ -304,6 +306,7 @@ impl Detector {
             resp_h: r.resp_h,
             resp_p: r.resp_p,
             proto: r.proto.name().to_owned(),
+            vlan: r.vlan,
             score,
             severity: alert::severity(score, &rules.detector().severity),
             reasons: hits,
@@ -323,7 +326,7 @@ impl Detector {
     /// Raises an alert, or folds it into the same (source, destination,
     /// reason) alert raised within the dedup window.
     fn emit(&mut self, primary: Reason, mut alert: Alert, out: &mut Vec<Alert>) {
-        let key = (alert.orig_h, alert.resp_h, primary);
+        let key = (alert.orig_h, alert.resp_h, alert.vlan, primary);
         let window = self.rules.detector().dedup_window;
         if let Some(prev) = self.dedup.get_mut(&key) {
             if alert.ts.since(prev.first) <= window {
@@ -386,7 +389,7 @@ fn push_update(d: Dedup, out: &mut Vec<Alert>) {
 }
 
 /// A stable id: hex of a hash of the alert's key and first time.
-fn alert_id(key: &(IpAddr, IpAddr, Reason), ts: Timestamp) -> String {
+fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> String {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -395,7 +398,8 @@ fn alert_id(key: &(IpAddr, IpAddr, Reason), ts: Timestamp) -> String {
     };
     eat(key.0.to_string().as_bytes());
     eat(key.1.to_string().as_bytes());
-    eat(key.2.as_str().as_bytes());
+    eat(&key.2.map_or([0xff; 3], |v| [0, (v >> 8) as u8, v as u8]));
+    eat(key.3.as_str().as_bytes());
     eat(&ts.0.to_le_bytes());
     format!("{h:016x}")
 }
