@@ -6,42 +6,32 @@
 //! earlier than the start of the second its clock is in (the flow table's
 //! timers fire per second), so that is each shard's watermark. The result
 //! is the same order for any number of shards.
+//!
+//! The heap holds small keys; the records wait in a slab, so reordering
+//! never moves a whole record.
 
-use flowlib::{ConnRecord, Timestamp};
-use std::cmp::{Ordering, Reverse};
+use flowlib::{ConnRecord, EndReason, Timestamp};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-struct Due(ConnRecord);
+/// Uids are "C" + 17 base62 characters; longer ones compare by their first
+/// bytes here and are never equal to a different uid in practice.
+const UID_BYTES: usize = 18;
 
-impl Due {
-    fn key(&self) -> (Timestamp, &str, flowlib::EndReason) {
-        (self.0.emitted, self.0.uid.as_str(), self.0.end_reason)
-    }
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(&other.key())
-    }
+/// What a record is ordered by, and where it waits.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    emitted: Timestamp,
+    uid: [u8; UID_BYTES],
+    reason: EndReason,
+    slot: u32,
 }
 
 /// Holds records until every shard has moved past them.
 pub struct RecordOrder {
-    heap: BinaryHeap<Reverse<Due>>,
+    heap: BinaryHeap<Reverse<Key>>,
+    slab: Vec<Option<ConnRecord>>,
+    free: Vec<u32>,
     clocks: Vec<Timestamp>,
 }
 
@@ -50,6 +40,8 @@ impl RecordOrder {
     pub fn new(shards: usize) -> RecordOrder {
         RecordOrder {
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             clocks: vec![Timestamp(i64::MIN); shards],
         }
     }
@@ -62,7 +54,26 @@ impl RecordOrder {
         records: impl IntoIterator<Item = ConnRecord>,
     ) {
         for r in records {
-            self.heap.push(Reverse(Due(r)));
+            let mut uid = [0u8; UID_BYTES];
+            let n = r.uid.len().min(UID_BYTES);
+            uid[..n].copy_from_slice(&r.uid.as_bytes()[..n]);
+            let key = (r.emitted, r.end_reason);
+            let slot = match self.free.pop() {
+                Some(s) => {
+                    self.slab[s as usize] = Some(r);
+                    s
+                }
+                None => {
+                    self.slab.push(Some(r));
+                    (self.slab.len() - 1) as u32
+                }
+            };
+            self.heap.push(Reverse(Key {
+                emitted: key.0,
+                uid,
+                reason: key.1,
+                slot,
+            }));
         }
         let c = &mut self.clocks[shard];
         *c = (*c).max(clock);
@@ -81,24 +92,107 @@ impl RecordOrder {
             .copied()
             .min()
             .unwrap_or(Timestamp(i64::MAX));
-        let watermark = if min.0 == i64::MAX {
-            min
-        } else {
-            Timestamp(min.secs().saturating_mul(1_000_000_000))
-        };
+        let all = min.0 == i64::MAX;
+        let watermark = Timestamp(min.secs().saturating_mul(1_000_000_000));
         while let Some(Reverse(top)) = self.heap.peek() {
-            if top.0.emitted >= watermark && watermark.0 != i64::MAX {
+            if !all && top.emitted >= watermark {
                 break;
             }
-            let Some(Reverse(Due(r))) = self.heap.pop() else {
+            let Some(Reverse(key)) = self.heap.pop() else {
                 break;
             };
-            out.push(r);
+            if let Some(r) = self.slab[key.slot as usize].take() {
+                out.push(r);
+            }
+            self.free.push(key.slot);
         }
     }
 
     /// Records held back.
     pub fn pending(&self) -> usize {
         self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowlib::{ConnState, Proto};
+
+    fn rec(uid: &str, emitted: i64, reason: EndReason) -> ConnRecord {
+        ConnRecord {
+            ts: Timestamp(0),
+            uid: uid.into(),
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 1,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 2,
+            proto: Proto::Udp,
+            service: None,
+            duration: None,
+            orig_bytes: None,
+            resp_bytes: None,
+            conn_state: ConnState::S0,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: 0,
+            history: String::new(),
+            orig_pkts: 1,
+            orig_ip_bytes: 28,
+            resp_pkts: 0,
+            resp_ip_bytes: 0,
+            tunnel_parents: vec![],
+            vlan: None,
+            inner_vlan: None,
+            ip_proto: 17,
+            community_id: String::new(),
+            end_reason: reason,
+            emitted: Timestamp(emitted),
+            orig_enclave: None,
+            resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn records_come_out_by_due_time_then_uid_once_every_shard_passed_them() {
+        let s = 1_000_000_000;
+        let mut o = RecordOrder::new(2);
+        let mut out = Vec::new();
+        o.push(
+            0,
+            Timestamp(5 * s),
+            [
+                rec("Cb", 3 * s, EndReason::Idle),
+                rec("Ca", 3 * s, EndReason::Idle),
+            ],
+        );
+        o.release(&mut out);
+        assert!(out.is_empty(), "shard 1 has not reported yet");
+        o.push(
+            1,
+            Timestamp(4 * s + 5),
+            [
+                rec("Cc", 2 * s, EndReason::Fin),
+                rec("Cd", 4 * s, EndReason::Fin),
+            ],
+        );
+        o.release(&mut out);
+        let uids: Vec<&str> = out.iter().map(|r| r.uid.as_str()).collect();
+        assert_eq!(
+            uids,
+            ["Cc", "Ca", "Cb"],
+            "due before second 4 of the slowest shard"
+        );
+        out.clear();
+        o.finish(0);
+        o.finish(1);
+        o.release(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(o.pending(), 0);
+        // Slots are reused.
+        o.push(0, Timestamp(9 * s), [rec("Ce", 9 * s, EndReason::Eof)]);
+        assert_eq!(o.slab.len(), 4);
     }
 }
