@@ -121,7 +121,9 @@ pub enum EndReason {
     Shutdown,
     /// Not an end: the connection's first packet was just seen (only with
     /// [`crate::TableConfig::report_starts`]), so policy checks can act at
-    /// once. Start records are for detectors, not for connection logs.
+    /// once. Start records are for detectors, not for connection logs; to
+    /// stay cheap they carry no `community_id` (see
+    /// [`ConnRecord::computed_community_id`]).
     Start,
 }
 
@@ -282,4 +284,29 @@ pub struct ConnRecord {
     /// Host group of the responder, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resp_host_group: Option<String>,
+}
+
+impl ConnRecord {
+    /// The record's Community ID: `community_id` when set, else computed
+    /// from the record's addresses, ports and protocol (start records leave
+    /// it empty).
+    pub fn computed_community_id(&self) -> String {
+        if !self.community_id.is_empty() {
+            return self.community_id.clone();
+        }
+        let one_way = matches!(self.ip_proto, 1 | 58)
+            && crate::key::icmp_ports(self.ip_proto == 58, self.orig_p as u8, 0).2;
+        crate::key::community_id(
+            crate::key::Endpoint {
+                addr: self.orig_h,
+                port: self.orig_p,
+            },
+            crate::key::Endpoint {
+                addr: self.resp_h,
+                port: self.resp_p,
+            },
+            self.ip_proto,
+            one_way,
+        )
+    }
 }

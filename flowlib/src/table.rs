@@ -989,5 +989,7 @@ mod tests {
         assert_eq!(out.len(), 1, "one start per connection");
         t.flush(EndReason::Eof, &mut out);
         assert_eq!(out[1].uid, out[0].uid);
+        assert!(out[0].community_id.is_empty(), "start records stay cheap");
+        assert_eq!(out[0].computed_community_id(), out[1].community_id);
     }
 }

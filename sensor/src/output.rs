@@ -125,9 +125,6 @@ impl Output {
             if self.closed {
                 continue;
             }
-            if let Some(rules) = &self.rules {
-                crate::enclaves::annotate(rules, &mut r);
-            }
             if let Some(sink) = &mut self.alerts {
                 sink.detector.observe(&r, &mut sink.pending);
                 sink.flush()?;
@@ -137,6 +134,9 @@ impl Output {
             }
             if r.end_reason == EndReason::Start {
                 continue; // for the detector only
+            }
+            if let Some(rules) = &self.rules {
+                crate::enclaves::annotate(rules, &mut r);
             }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,

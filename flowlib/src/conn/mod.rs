@@ -611,7 +611,13 @@ impl Conn {
             vlan: key.vlan,
             inner_vlan: key.inner_vlan,
             ip_proto: key.proto,
-            community_id: community_id(orig_ep, resp_ep, key.proto, one_way),
+            // Start records are for detectors, which compute it only for
+            // the few that alert (ConnRecord::computed_community_id).
+            community_id: if reason == EndReason::Start {
+                String::new()
+            } else {
+                community_id(orig_ep, resp_ep, key.proto, one_way)
+            },
             end_reason: reason,
             emitted,
             orig_enclave: None,

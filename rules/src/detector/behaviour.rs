@@ -4,7 +4,8 @@
 
 use crate::config::detector::{Beacon, FanOut, Reason, Staging};
 use flowlib::{ConnRecord, Timestamp};
-use std::collections::{HashMap, HashSet, VecDeque};
+use hashbrown::{HashMap, HashSet};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// Most hosts (sources, pairs) a tracker remembers; beyond it the stalest

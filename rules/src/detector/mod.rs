@@ -25,7 +25,7 @@ use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
 use behaviour::{BeaconTracker, FanOutTracker, StagingTracker, VolumeLedger};
 use flowlib::{ConnRecord, EndReason, Timestamp};
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 
 /// Counters of a detector.
@@ -123,16 +123,22 @@ impl Detector {
             }
         };
         let verdict = policy::check(&self.rules, r, o, d);
-        let mut found: Vec<(Reason, String)> = Vec::new();
+        // Reasons with their explanation; `None` for policy reasons, whose
+        // explanation is written only if an alert is raised.
+        let mut found: Vec<(Reason, Option<String>)> = Vec::new();
         let primary;
         match r.end_reason {
             EndReason::Start => {
-                found.extend(verdict.reasons.iter().cloned());
+                found.extend(verdict.reasons.iter().map(|x| (*x, None)));
                 if verdict.scored {
-                    found.extend(self.novelty(r, verdict.provider_side));
+                    found.extend(
+                        self.novelty(r, verdict.provider_side)
+                            .into_iter()
+                            .map(|(x, t)| (x, Some(t))),
+                    );
                 }
-                if let Some(f) = self.fan_out.observe(r, &settings.fan_out) {
-                    found.push(f);
+                if let Some((x, t)) = self.fan_out.observe(r, &settings.fan_out) {
+                    found.push((x, Some(t)));
                 }
                 // The strongest reason names the alert.
                 primary = found
@@ -183,21 +189,30 @@ impl Detector {
                 primary = behaviour.first().map(|(reason, _)| *reason);
                 if primary.is_some() {
                     // The policy context explains the score too.
-                    found.extend(verdict.reasons.iter().cloned());
-                    found.extend(behaviour);
+                    found.extend(verdict.reasons.iter().map(|x| (*x, None)));
+                    found.extend(behaviour.into_iter().map(|(x, t)| (x, Some(t))));
                 }
             }
         }
         let Some(primary) = primary else { return };
-        let hits = policy::weigh(&self.rules, found);
-        let score = hits
+        found.retain(|(reason, _)| policy::counts(&self.rules, *reason));
+        let score = found
             .iter()
-            .map(|h| u32::from(h.weight))
+            .map(|(reason, _)| u32::from(settings.weights.get(*reason)))
             .sum::<u32>()
             .min(100) as u8;
-        if score < settings.alert_threshold || hits.is_empty() {
+        if score < settings.alert_threshold || found.is_empty() {
             return;
         }
+        let hits = found
+            .into_iter()
+            .map(|(reason, text)| ReasonHit {
+                reason,
+                weight: settings.weights.get(reason),
+                detail: text
+                    .unwrap_or_else(|| policy::detail(&self.rules, r, o, d, &verdict, reason)),
+            })
+            .collect();
         let alert = self.build(r, o, d, &verdict, hits, score);
         self.emit(primary, alert, out);
     }
@@ -300,7 +315,7 @@ impl Detector {
             ts: r.emitted.max(r.ts),
             alert_id: String::new(),
             uid: r.uid.clone(),
-            community_id: r.community_id.clone(),
+            community_id: r.computed_community_id(),
             orig_h: r.orig_h,
             orig_p: r.orig_p,
             resp_h: r.resp_h,
@@ -340,12 +355,15 @@ impl Detector {
             }
         }
         if self.dedup.len() > 100_000 {
-            let expired: Vec<_> = self
+            let mut expired: Vec<_> = self
                 .dedup
                 .iter()
                 .filter(|(_, v)| alert.ts.since(v.first) > window)
-                .map(|(k, _)| *k)
+                .map(|(k, v)| (v.first, v.alert.alert_id.clone(), *k))
                 .collect();
+            // Deterministic output: updates in the order the alerts were raised.
+            expired.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            let expired = expired.into_iter().map(|(_, _, k)| k);
             for k in expired {
                 if let Some(prev) = self.dedup.remove(&k) {
                     push_update(prev, out);

@@ -1,7 +1,6 @@
 //! Policy reasons: the connection checked against the relationships. These
 //! are decided on the connection's first packet.
 
-use super::alert::ReasonHit;
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::relationship::Endpoint;
@@ -11,8 +10,9 @@ use flowlib::ConnRecord;
 /// What the relationships say about one connection.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyVerdict {
-    /// Policy reasons found (before weighting and ignore lists).
-    pub(crate) reasons: Vec<(Reason, String)>,
+    /// Policy reasons found (before weighting and ignore lists); their
+    /// explanations are written by [`detail`] only when an alert is raised.
+    pub(crate) reasons: Vec<Reason>,
     /// Index of the relationship the connection was checked against.
     pub(crate) relationship: Option<usize>,
     /// The relationship allows the connection (service, host and time).
@@ -71,49 +71,18 @@ pub(crate) fn check(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> 
             }
         }
     }
-    let svc = service_name(r);
     if v.allowed {
         // Allowed: only the administrative-protocol note below applies.
     } else if let Some(i) = outside {
-        let rel = &rules.relationships()[i];
         v.relationship = Some(i);
-        v.reasons.push((
-            Reason::OutsideWindow,
-            format!(
-                "{svc} allowed by {} only inside its time windows",
-                rel.name()
-            ),
-        ));
+        v.reasons.push(Reason::OutsideWindow);
     } else if let Some(i) = unapproved {
-        let rel = &rules.relationships()[i];
         v.relationship = Some(i);
-        v.reasons.push((
-            Reason::UnapprovedHost,
-            format!(
-                "{} is not in {}, the only hosts {} allows",
-                r.orig_h,
-                rules.endpoint_name(rel.from()),
-                rel.name()
-            ),
-        ));
+        v.reasons.push(Reason::UnapprovedHost);
     } else if v.crosses {
-        v.reasons.push((
-            Reason::NoRelationship,
-            format!(
-                "no relationship allows {} -> {} on {svc}",
-                oe.name(),
-                de.name()
-            ),
-        ));
+        v.reasons.push(Reason::NoRelationship);
         if is_customer(oe.kind()) && is_customer(de.kind()) {
-            v.reasons.push((
-                Reason::CrossCustomer,
-                format!(
-                    "between two customers' enclaves ({} -> {})",
-                    oe.name(),
-                    de.name()
-                ),
-            ));
+            v.reasons.push(Reason::CrossCustomer);
         }
     }
     if v.crosses
@@ -123,12 +92,44 @@ pub(crate) fn check(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> 
             .iter()
             .any(|s| s.matches(r.ip_proto, r.resp_p))
     {
-        v.reasons.push((
-            Reason::AdminProtocol,
-            format!("administrative protocol {svc} across the boundary"),
-        ));
+        v.reasons.push(Reason::AdminProtocol);
     }
     v
+}
+
+/// The analyst's explanation of a policy reason; written only for alerts.
+pub(crate) fn detail(
+    rules: &Rules,
+    r: &ConnRecord,
+    o: Location,
+    d: Location,
+    v: &PolicyVerdict,
+    reason: Reason,
+) -> String {
+    let (oe, de) = (
+        rules.enclave(o.enclave).name(),
+        rules.enclave(d.enclave).name(),
+    );
+    let svc = service_name(r);
+    let rel = v.relationship.map(|i| &rules.relationships()[i]);
+    match (reason, rel) {
+        (Reason::OutsideWindow, Some(rel)) => {
+            format!(
+                "{svc} allowed by {} only inside its time windows",
+                rel.name()
+            )
+        }
+        (Reason::UnapprovedHost, Some(rel)) => format!(
+            "{} is not in {}, the only hosts {} allows",
+            r.orig_h,
+            rules.endpoint_name(rel.from()),
+            rel.name()
+        ),
+        (Reason::NoRelationship, _) => format!("no relationship allows {oe} -> {de} on {svc}"),
+        (Reason::CrossCustomer, _) => format!("between two customers' enclaves ({oe} -> {de})"),
+        (Reason::AdminProtocol, _) => format!("administrative protocol {svc} across the boundary"),
+        (other, _) => other.as_str().to_owned(),
+    }
 }
 
 /// Whether the ignore lists exclude this connection.
@@ -148,16 +149,7 @@ pub(crate) fn ignored(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -
         || ig.services.iter().any(|s| s.matches(r.ip_proto, r.resp_p))
 }
 
-/// Weighs reasons, dropping ignored ones.
-pub(crate) fn weigh(rules: &Rules, reasons: Vec<(Reason, String)>) -> Vec<ReasonHit> {
-    let s = rules.detector();
-    reasons
-        .into_iter()
-        .filter(|(r, _)| !s.ignore.reasons.contains(r))
-        .map(|(reason, detail)| ReasonHit {
-            reason,
-            weight: s.weights.get(reason),
-            detail,
-        })
-        .collect()
+/// Whether a reason counts (not on the ignore list).
+pub(crate) fn counts(rules: &Rules, reason: Reason) -> bool {
+    !rules.detector().ignore.reasons.contains(&reason)
 }
