@@ -94,15 +94,7 @@ impl CaptureFile {
         };
         let link = LinkType::from_dlt(cap.get_datalink().0 as u32);
         if !link.is_supported() {
-            let name = cap
-                .get_datalink()
-                .get_name()
-                .map(|n| format!("{n} ({})", link.0))
-                .unwrap_or_else(|_| link.to_string());
-            return Err(SensorError::UnsupportedLink {
-                path: path.to_owned(),
-                link: name,
-            });
+            return Err(unsupported_link(path, link));
         }
         let filter = match bpf {
             Some(expr) => Some(cap.compile(expr, true).map_err(|e| SensorError::Filter {
@@ -150,14 +142,7 @@ impl CaptureFile {
         let reader = PcapReader::new(f).map_err(|e| open_err(e.to_string()))?;
         let link = reader.header().link;
         if !link.is_supported() {
-            let name = Linktype(link.0 as i32)
-                .get_name()
-                .map(|n| format!("{n} ({})", link.0))
-                .unwrap_or_else(|_| link.to_string());
-            return Err(SensorError::UnsupportedLink {
-                path: path.to_owned(),
-                link: name,
-            });
+            return Err(unsupported_link(path, link));
         }
         let filter = match bpf {
             Some(expr) => Some(compile_for(link, expr)?),
@@ -339,6 +324,18 @@ impl CaptureFile {
                 }
             }
         }
+    }
+}
+
+/// The error for a capture whose link type we do not decode, naming it.
+fn unsupported_link(path: &Path, link: LinkType) -> SensorError {
+    let name = Linktype(link.0 as i32)
+        .get_name()
+        .map(|n| format!("{n} ({})", link.0))
+        .unwrap_or_else(|_| link.to_string());
+    SensorError::UnsupportedLink {
+        path: path.to_owned(),
+        link: name,
     }
 }
 
