@@ -198,6 +198,10 @@ tool_command() {
     case "$tool" in
         sensor-w1) cmd=("$sensor" replay -q --no-progress --workers 1 -o /dev/null "$cap") ;;
         sensor-w2) cmd=("$sensor" replay -q --no-progress --workers 2 -o /dev/null "$cap") ;;
+        # The same with the detector on (issue 4: within 85% of sensor-w2),
+        # against the bench capture's address plan; alerts are discarded.
+        sensor-w2-detector) cmd=("$sensor" replay -q --no-progress --workers 2 -o /dev/null
+            --rules "$repo/rules/examples/bench.toml" --alerts /dev/null "$cap") ;;
         # Like for like with sensor: IPv6 tracked (-6), NetFlow v9, a table
         # large enough for every flow (-m), foreground (-d), no control
         # socket (-c none; with one, 1.1.0 can block in accept() on big files).
@@ -303,6 +307,20 @@ report() {
         printf '| %s | %.2f | %s | %s | %s | %s | %s |\n' "$tool" "$secs" \
             "$(printf '%s' "$pps" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')" "$mib" "$r1" "$r2" "$ok"
     done
+}
+
+# detector_ratio LABEL: median over rounds of sensor-w2 time / sensor-w2-detector
+# time: the detector's throughput as a share of plain replay's.
+detector_ratio() {
+    local label="$1" r s1 s2 all=""
+    for ((r = 1; r <= rounds; r++)); do
+        s1="$(secs_of "$label" sensor-w2 "$r")"
+        s2="$(secs_of "$label" sensor-w2-detector "$r")"
+        [[ -n "$s1" && -n "$s2" ]] && all+="$(awk -v a="$s1" -v b="$s2" 'BEGIN { print a / (b > 0 ? b : 0.001) }')"$'\n'
+    done
+    local m
+    m="$(printf '%s' "$all" | sed '/^$/d' | median)"
+    if [[ "$m" == "-" ]]; then echo "-"; else printf '%.0f%%' "$(awk -v x="$m" 'BEGIN { print x * 100 }')"; fi
 }
 
 # scaling LABEL: median over rounds of sensor-w1 time / sensor-w2 time.
@@ -467,7 +485,7 @@ results="$logs/results.txt"
 : >"$results"
 run_limit=$((quick == 1 ? 300 : 1800))
 
-tools=(sensor-w1 sensor-w2)
+tools=(sensor-w1 sensor-w2 sensor-w2-detector)
 for t in softflowd argus tshark; do
     if have "$t"; then
         case "$t" in
@@ -513,6 +531,7 @@ fi
     report mixed "$main_packets" "${tools[@]}"
     echo
     echo "sensor scaling 1 -> 2 workers (median of per-round w1/w2 time): $(scaling mixed)"
+    echo "detector on, as a share of plain replay's throughput (median of per-round w2/w2-detector time; target >= 85%): $(detector_ratio mixed)"
     if [[ $vlan_pass -eq 1 ]]; then
         echo
         echo "#### Same traffic, every frame 802.1Q-tagged ($vlan_packets packets)"
