@@ -309,30 +309,30 @@ report() {
     done
 }
 
-# detector_ratio LABEL: median over rounds of sensor-w2 time / sensor-w2-detector
-# time: the detector's throughput as a share of plain replay's.
-detector_ratio() {
-    local label="$1" r s1 s2 all=""
+# time_ratio LABEL A B: median over rounds of tool A's time / tool B's time
+# ("-" when no round has both).
+time_ratio() {
+    local label="$1" a="$2" b="$3" r s1 s2 all=""
     for ((r = 1; r <= rounds; r++)); do
-        s1="$(secs_of "$label" sensor-w2 "$r")"
-        s2="$(secs_of "$label" sensor-w2-detector "$r")"
+        s1="$(secs_of "$label" "$a" "$r")"
+        s2="$(secs_of "$label" "$b" "$r")"
         [[ -n "$s1" && -n "$s2" ]] && all+="$(awk -v a="$s1" -v b="$s2" 'BEGIN { print a / (b > 0 ? b : 0.001) }')"$'\n'
     done
+    printf '%s' "$all" | sed '/^$/d' | median
+}
+
+# detector_ratio LABEL: the detector's throughput as a share of plain replay's
+# (sensor-w2 time / sensor-w2-detector time).
+detector_ratio() {
     local m
-    m="$(printf '%s' "$all" | sed '/^$/d' | median)"
+    m="$(time_ratio "$1" sensor-w2 sensor-w2-detector)"
     if [[ "$m" == "-" ]]; then echo "-"; else printf '%.0f%%' "$(awk -v x="$m" 'BEGIN { print x * 100 }')"; fi
 }
 
-# scaling LABEL: median over rounds of sensor-w1 time / sensor-w2 time.
+# scaling LABEL: sensor-w1 time / sensor-w2 time.
 scaling() {
-    local label="$1" r s1 s2 all=""
-    for ((r = 1; r <= rounds; r++)); do
-        s1="$(secs_of "$label" sensor-w1 "$r")"
-        s2="$(secs_of "$label" sensor-w2 "$r")"
-        [[ -n "$s1" && -n "$s2" ]] && all+="$(awk -v a="$s1" -v b="$s2" 'BEGIN { print a / (b > 0 ? b : 0.001) }')"$'\n'
-    done
     local m
-    m="$(printf '%s' "$all" | sed '/^$/d' | median)"
+    m="$(time_ratio "$1" sensor-w1 sensor-w2)"
     if [[ "$m" == "-" ]]; then echo "-"; else printf '%.2fx' "$m"; fi
 }
 

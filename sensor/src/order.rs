@@ -57,7 +57,7 @@ impl RecordOrder {
             let mut uid = [0u8; UID_BYTES];
             let n = r.uid.len().min(UID_BYTES);
             uid[..n].copy_from_slice(&r.uid.as_bytes()[..n]);
-            let key = (r.emitted, r.end_reason);
+            let (emitted, reason) = (r.emitted, r.end_reason);
             let slot = match self.free.pop() {
                 Some(s) => {
                     self.slab[s as usize] = Some(r);
@@ -69,9 +69,9 @@ impl RecordOrder {
                 }
             };
             self.heap.push(Reverse(Key {
-                emitted: key.0,
+                emitted,
                 uid,
-                reason: key.1,
+                reason,
                 slot,
             }));
         }
