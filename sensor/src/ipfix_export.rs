@@ -3,7 +3,7 @@
 //!
 //! Templates follow RFC 7011 section 8: over UDP they open the export and
 //! are resent every `--ipfix-template-refresh` seconds and every
-//! [`UDP_TEMPLATE_EVERY_MESSAGES`] messages, whichever comes first, so a
+//! `--ipfix-template-every` messages, whichever comes first, so a
 //! collector started (or restarted) later learns them; over TCP they are
 //! sent once at the start of each connection, and again after a reconnect
 //! (a new transport session, whose sequence numbers start at 0).
@@ -21,8 +21,6 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Over UDP the templates are also resent after this many messages.
-pub const UDP_TEMPLATE_EVERY_MESSAGES: u32 = 256;
 /// After a TCP connection is lost, a reconnect is tried at most this often.
 pub const TCP_RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 /// Time allowed to connect to a TCP collector.
@@ -62,6 +60,9 @@ pub struct IpfixArgs {
     /// UDP: resend the templates at least this often, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub ipfix_template_refresh: u64,
+    /// UDP: resend the templates at least every N messages.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub ipfix_template_every: u32,
     /// Largest IPFIX message in octets (default 1400 over UDP, 65000 over TCP).
     #[arg(long, value_name = "OCTETS")]
     pub ipfix_message_size: Option<usize>,
@@ -106,9 +107,22 @@ impl IpfixArgs {
             enterprise_number: self.ipfix_pen,
             pad_sets: false,
         };
-        let refresh = Duration::from_secs(self.ipfix_template_refresh.max(1));
+        let refresh = TemplateRefresh {
+            interval: Duration::from_secs(self.ipfix_template_refresh.max(1)),
+            messages: self.ipfix_template_every.max(1),
+        };
         IpfixExporter::connect(hostport, transport, cfg, refresh).map(Some)
     }
+}
+
+/// When templates are resent over UDP (RFC 7011 section 8.4): after this
+/// much time or this many messages since they were last sent.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TemplateRefresh {
+    /// Longest time between two template messages.
+    pub interval: Duration,
+    /// Most messages without templates in between.
+    pub messages: u32,
 }
 
 /// Counters of an export, for the summary.
@@ -153,7 +167,11 @@ impl fmt::Display for ExportStats {
             self.failed_total()
         )?;
         if !self.failed.is_empty() {
-            let by: Vec<String> = self.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let by: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
             write!(f, " ({})", by.join(", "))?;
         }
         if self.reconnects > 0 {
@@ -178,9 +196,8 @@ pub struct IpfixExporter {
     encoder: Encoder,
     ready: Vec<Message>,
     stats: ExportStats,
-    refresh: Duration,
+    refresh: TemplateRefresh,
     templates_sent_at: Instant,
-    messages_since_templates: u32,
 }
 
 impl IpfixExporter {
@@ -190,10 +207,13 @@ impl IpfixExporter {
         hostport: &str,
         transport: Transport,
         cfg: ExportConfig,
-        refresh: Duration,
+        refresh: TemplateRefresh,
     ) -> Result<IpfixExporter, SensorError> {
-        let encoder =
+        let mut encoder =
             Encoder::new(cfg).map_err(|e| SensorError::Ipfix(format!("{hostport}: {e}")))?;
+        if transport == Transport::Udp {
+            encoder.set_template_every(Some(refresh.messages));
+        }
         let addr = hostport
             .to_socket_addrs()
             .map_err(|e| SensorError::Ipfix(format!("{hostport}: {e}")))?
@@ -212,9 +232,8 @@ impl IpfixExporter {
                 Link::Udp(s)
             }
             Transport::Tcp => {
-                let s = TcpStream::connect_timeout(&addr, TCP_CONNECT_TIMEOUT).map_err(|e| {
-                    SensorError::IpfixConnect(format!("tcp://{addr}: {e}"))
-                })?;
+                let s = TcpStream::connect_timeout(&addr, TCP_CONNECT_TIMEOUT)
+                    .map_err(|e| SensorError::IpfixConnect(format!("tcp://{addr}: {e}")))?;
                 let _ = s.set_nodelay(true);
                 Link::Tcp {
                     stream: Some(s),
@@ -233,7 +252,6 @@ impl IpfixExporter {
             },
             refresh,
             templates_sent_at: Instant::now(),
-            messages_since_templates: 0,
         })
     }
 
@@ -314,14 +332,13 @@ impl IpfixExporter {
             self.send(m);
         }
         self.ready = ready;
-        // UDP template refresh (RFC 7011 section 8.4): due for the next message.
+        // UDP template refresh by time (RFC 7011 section 8.4), for the next
+        // message; the encoder refreshes by message count itself.
         if matches!(self.link, Link::Udp(_))
-            && (self.templates_sent_at.elapsed() >= self.refresh
-                || self.messages_since_templates >= UDP_TEMPLATE_EVERY_MESSAGES)
+            && self.templates_sent_at.elapsed() >= self.refresh.interval
         {
             self.encoder.refresh_templates();
             self.templates_sent_at = Instant::now();
-            self.messages_since_templates = 0;
         }
     }
 
@@ -346,13 +363,14 @@ impl IpfixExporter {
                 if m.has_templates {
                     self.stats.template_messages += 1;
                     self.templates_sent_at = Instant::now();
-                    self.messages_since_templates = 0;
-                } else {
-                    self.messages_since_templates += 1;
                 }
             }
             Err(e) => {
-                let reason = format!("{}_send_{}", self.stats.target.split(':').next().unwrap_or("ipfix"), error_name(&e));
+                let reason = format!(
+                    "{}_send_{}",
+                    self.stats.target.split(':').next().unwrap_or("ipfix"),
+                    error_name(&e)
+                );
                 self.stats.fail(&reason, u64::from(m.records));
                 if let Link::Tcp { stream, .. } = &mut self.link {
                     // The connection is gone: the message being built

@@ -158,8 +158,11 @@ const fn common(icmp_type_code: u16) -> [Field; 20] {
         iana(85, 8, Value::OrigOctets),
         reverse(86, 8, Value::RespPackets),
         reverse(85, 8, Value::RespOctets),
-        iana(6, 2, Value::OrigTcpFlags),
+        // Reverse before forward: nfdump 1.7.1 decodes a reverse element
+        // it has no reverse mapping for as the forward one, and the later
+        // field wins; this order leaves it the originator's flags.
         reverse(6, 2, Value::RespTcpFlags),
+        iana(6, 2, Value::OrigTcpFlags),
         iana(136, 1, Value::EndReason),
         iana(239, 1, Value::BiflowDirection),
         own(ours::CONN_STATE, Value::ConnState),

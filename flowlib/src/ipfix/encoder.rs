@@ -47,6 +47,10 @@ pub struct Encoder {
     records_in_message: u32,
     message_has_templates: bool,
     templates_due: bool,
+    /// Resend the templates every this many messages (UDP), if set.
+    template_every: Option<u32>,
+    /// Messages finished since the last one with templates.
+    since_templates: u32,
     scratch: Vec<u8>,
 }
 
@@ -68,6 +72,8 @@ impl Encoder {
             records_in_message: 0,
             message_has_templates: false,
             templates_due: true,
+            template_every: None,
+            since_templates: 0,
             scratch: Vec::with_capacity(256),
         })
     }
@@ -87,6 +93,14 @@ impl Encoder {
         self.records_in_message = 0;
         self.message_has_templates = false;
         self.templates_due = true;
+        self.since_templates = 0;
+    }
+
+    /// Puts the templates in every `n`-th message (the first of a session,
+    /// then each one after `n - 1` without): RFC 7011 section 8.4's
+    /// refresh by message count for UDP. `None`: only when asked.
+    pub fn set_template_every(&mut self, n: Option<u32>) {
+        self.template_every = n.map(|n| n.max(1));
     }
 
     /// Asks for the templates to be sent again at the start of the next
@@ -173,6 +187,12 @@ impl Encoder {
     fn start_message(&mut self) {
         self.buf.clear();
         self.buf.resize(MESSAGE_HEADER_LEN, 0);
+        if self
+            .template_every
+            .is_some_and(|n| self.since_templates + 1 >= n)
+        {
+            self.templates_due = true;
+        }
         self.message_has_templates = self.templates_due;
         if self.templates_due {
             write_template_set(self.cfg.enterprise_number, &mut self.buf);
@@ -203,6 +223,11 @@ impl Encoder {
         h[4..8].copy_from_slice(&export_time.to_be_bytes());
         h[8..12].copy_from_slice(&self.sequence.to_be_bytes());
         h[12..16].copy_from_slice(&self.cfg.observation_domain.to_be_bytes());
+        if self.message_has_templates {
+            self.since_templates = 0;
+        } else {
+            self.since_templates += 1;
+        }
         let records = self.records_in_message;
         self.sequence = self.sequence.wrapping_add(records);
         self.records_in_message = 0;
