@@ -138,3 +138,6 @@ impl IpfixError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
