@@ -856,3 +856,75 @@ fn contradictory_or_unknown_transport_is_a_usage_error() {
         assert!(stderr.contains("--ipfix"), "{stderr}");
     }
 }
+
+#[test]
+fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().unwrap().port();
+    // A collector that drops the first connection at once, then reads the
+    // second to the end.
+    let collector = std::thread::spawn(move || {
+        drop(listener.accept().expect("first connection"));
+        let (mut s, _) = listener.accept().expect("second connection");
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).expect("read stream");
+        all
+    });
+    let dir = tmp_dir("reconnect");
+    let json = dir.join("r.json");
+    let out = sensor()
+        .arg("replay")
+        .arg(repo().join("demo/msp-demo.pcap"))
+        .arg("-o")
+        .arg(&json)
+        .args(["--ipfix", &format!("tcp://127.0.0.1:{port}")])
+        // Small messages, so that the export is many writes.
+        .args(["--ipfix-message-size", "1000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stream = collector.join().expect("collector thread");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("ipfix:"))
+        .unwrap_or_else(|| panic!("no ipfix summary: {stderr}"));
+    assert!(line.contains(", 1 reconnects"), "{line}");
+    assert!(line.contains("tcp_send_"), "the loss is named: {line}");
+    let records = json_lines(&json).len() as u64;
+    let num = |before: &str| -> u64 {
+        let i = line.find(before).unwrap();
+        line[..i]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(num(" failed") > 0, "{line}");
+    assert_eq!(num(" records in") + num(" failed"), records, "{line}");
+    // The new session: messages framed back to back, the first one opening
+    // with the template set and sequence number 0, numbers never falling.
+    let mut at = 0;
+    let mut last_seq = 0;
+    let mut first = true;
+    while at < stream.len() {
+        let h = &stream[at..at + 16];
+        assert_eq!(u16::from_be_bytes([h[0], h[1]]), 10, "version at {at}");
+        let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let seq = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        if first {
+            assert_eq!(seq, 0, "a new session counts from 0");
+            assert_eq!(&stream[at + 16..at + 18], &[0, 2], "templates first");
+            first = false;
+        } else {
+            assert!(seq > last_seq, "sequence numbers grow");
+            assert_ne!(&stream[at + 16..at + 18], &[0, 2], "templates once");
+        }
+        last_seq = seq;
+        at += len;
+    }
+    assert_eq!(at, stream.len());
+    assert!(!first, "the second connection carried messages");
+    let _ = std::fs::remove_dir_all(&dir);
+}

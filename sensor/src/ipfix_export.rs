@@ -372,10 +372,18 @@ impl IpfixExporter {
                     error_name(&e)
                 );
                 self.stats.fail(&reason, u64::from(m.records));
-                if let Link::Tcp { stream, .. } = &mut self.link {
+                if let Link::Tcp {
+                    stream,
+                    last_attempt,
+                } = &mut self.link
+                {
                     // The connection is gone: the message being built
-                    // belongs to it too.
+                    // belongs to it too. The first reconnect is tried at
+                    // once, later ones at most every TCP_RECONNECT_INTERVAL.
                     *stream = None;
+                    *last_attempt = Instant::now()
+                        .checked_sub(TCP_RECONNECT_INTERVAL)
+                        .unwrap_or_else(Instant::now);
                     let lost = u64::from(self.encoder.pending_records());
                     self.stats.fail(&reason, lost);
                     self.encoder.new_session();
