@@ -7,6 +7,11 @@
 //!   VLAN and TCP flags, must equal our own JSON records of the same replay.
 //!   The export is also captured on loopback and decoded by tshark to check
 //!   the template refresh and the sequence numbers message by message.
+//! - UDP: pmacct's `nfacctd` (1.7.7) receives the same replay; its print
+//!   plugin's JSON must hold every flow with our originator's packets,
+//!   octets, times, VLAN and TCP flags (pmacct does not decode RFC 5103
+//!   reverse elements, so the responder's counters are checked with nfdump
+//!   and tshark only).
 //! - TCP: nfcapd 1.7.1 only listens on UDP (as does pmacct's nfacctd), so
 //!   the test is the TCP collector's socket, captures the stream on loopback
 //!   with tcpdump and decodes it with tshark's IPFIX dissector (cflow), which
@@ -926,5 +931,107 @@ fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
     }
     assert_eq!(at, stream.len());
     assert!(!first, "the second connection carried messages");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Key of a flow as pmacct aggregates it (forward direction only).
+type PmacctKey = (IpAddr, IpAddr, u16, u16, u8, i64, i64, u16, u16);
+
+/// pmacct's `1772438400.003000` in milliseconds.
+fn pmacct_ms(s: &str) -> i64 {
+    let (secs, frac) = s.split_once('.').expect("seconds.fraction");
+    secs.parse::<i64>().unwrap() * 1000 + frac[..3].parse::<i64>().unwrap()
+}
+
+#[test]
+fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
+    let Some(files) = inputs() else { return };
+    let dir = tmp_dir("nfacctd");
+    let port = free_udp_port();
+    let out_file = dir.join("flows.json");
+    let conf = dir.join("nfacctd.conf");
+    // Aggregating on the start and end times keeps every record apart.
+    std::fs::write(
+        &conf,
+        format!(
+            "daemonize: false\n\
+             nfacctd_ip: 127.0.0.1\n\
+             nfacctd_port: {port}\n\
+             plugins: print\n\
+             aggregate: src_host, dst_host, src_port, dst_port, proto, timestamp_start, \
+             timestamp_end, vlan, tcpflags\n\
+             print_output: json\n\
+             print_num_protos: true\n\
+             print_output_file: {}\n\
+             print_refresh_time: 3600\n\
+             timestamps_since_epoch: true\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let mut nfacctd = Command::new("nfacctd")
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nfacctd (Debian package pmacct, installed by .ci/run)");
+    wait_listening("udp", port, &mut nfacctd);
+    let json = dir.join("records.json");
+    replay(&files, &json, &["--ipfix", &format!("127.0.0.1:{port}")]);
+    // nfacctd writes its cache out when it stops.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&nfacctd, "-INT");
+    wait_exit(&mut nfacctd, "nfacctd");
+
+    let mut ours: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
+    for r in json_lines(&json) {
+        let f = our_flow(&r);
+        let flags = if f.proto == 6 {
+            flags_from_history(r.get("history").and_then(Value::as_str).unwrap_or("")).0
+        } else {
+            0
+        };
+        let (sport, dport) = if matches!(f.proto, 1 | 58) {
+            (0, 0)
+        } else {
+            (f.sport, f.dport)
+        };
+        let key = (
+            f.src, f.dst, sport, dport, f.proto, f.first_ms, f.last_ms, f.vlan, flags,
+        );
+        let e = ours.entry(key).or_default();
+        e.0 += 1;
+        e.1 += f.orig_pkts;
+        e.2 += f.orig_octets;
+    }
+    let mut theirs: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
+    let text = std::fs::read_to_string(&out_file).expect("nfacctd output");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect("pmacct JSON");
+        let key = (
+            v["ip_src"].as_str().unwrap().parse().unwrap(),
+            v["ip_dst"].as_str().unwrap().parse().unwrap(),
+            u(&v["port_src"]) as u16,
+            u(&v["port_dst"]) as u16,
+            u(&v["ip_proto"]) as u8,
+            pmacct_ms(v["timestamp_start"].as_str().unwrap()),
+            pmacct_ms(v["timestamp_end"].as_str().unwrap()),
+            u(&v["vlan"]) as u16,
+            u(&v["tcp_flags"]) as u16,
+        );
+        let e = theirs.entry(key).or_default();
+        e.1 += u(&v["packets"]);
+        e.2 += u(&v["bytes"]);
+    }
+    let flows: u64 = ours.values().map(|e| e.0).sum();
+    assert!(flows > 600, "{flows} records");
+    assert_eq!(theirs.len(), ours.len(), "distinct flows");
+    for (k, o) in &ours {
+        let t = theirs
+            .get(k)
+            .unwrap_or_else(|| panic!("nfacctd lacks {k:?}"));
+        assert_eq!((t.1, t.2), (o.1, o.2), "packets, bytes of {k:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

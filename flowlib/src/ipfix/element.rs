@@ -160,9 +160,11 @@ const fn common(icmp_type_code: u16) -> [Field; 20] {
         reverse(85, 8, Value::RespOctets),
         // Reverse before forward: nfdump 1.7.1 decodes a reverse element
         // it has no reverse mapping for as the forward one, and the later
-        // field wins; this order leaves it the originator's flags.
-        reverse(6, 2, Value::RespTcpFlags),
-        iana(6, 2, Value::OrigTcpFlags),
+        // field wins; this order leaves it the originator's flags. One
+        // octet (RFC 7011 reduced-size encoding; the flags we derive are
+        // all in the low octet): pmacct 1.7.7 reads only the first octet.
+        reverse(6, 1, Value::RespTcpFlags),
+        iana(6, 1, Value::OrigTcpFlags),
         iana(136, 1, Value::EndReason),
         iana(239, 1, Value::BiflowDirection),
         own(ours::CONN_STATE, Value::ConnState),

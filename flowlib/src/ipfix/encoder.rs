@@ -299,8 +299,9 @@ fn encode_record(r: &ConnRecord, fields: &[Field], buf: &mut Vec<u8>) -> Result<
             Value::OrigOctets => buf.extend_from_slice(&r.orig_ip_bytes.to_be_bytes()),
             Value::RespPackets => buf.extend_from_slice(&r.resp_pkts.to_be_bytes()),
             Value::RespOctets => buf.extend_from_slice(&r.resp_ip_bytes.to_be_bytes()),
-            Value::OrigTcpFlags => buf.extend_from_slice(&orig_flags.to_be_bytes()),
-            Value::RespTcpFlags => buf.extend_from_slice(&resp_flags.to_be_bytes()),
+            // Reduced-size encoding: the derived flags fit in one octet.
+            Value::OrigTcpFlags => buf.push(orig_flags as u8),
+            Value::RespTcpFlags => buf.push(resp_flags as u8),
             Value::EndReason => buf.push(derive::flow_end_reason(r.end_reason)),
             // initiator: the originator as Zeek's rules determine it.
             Value::BiflowDirection => buf.push(1),

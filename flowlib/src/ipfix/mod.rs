@@ -25,7 +25,7 @@
 //! | times | `flowStartMilliseconds` 152, `flowEndMilliseconds` 153 | `ts`, `ts + duration` |
 //! | originator counters | `packetTotalCount` 86, `octetTotalCount` 85 | `orig_pkts`, `orig_ip_bytes` |
 //! | responder counters | `R packetTotalCount` 86, `R octetTotalCount` 85 | `resp_pkts`, `resp_ip_bytes` |
-//! | TCP flags | `tcpControlBits` 6, `R tcpControlBits` 6 | derived from `history` (see [`derive::tcp_flags`]) |
+//! | TCP flags | `R tcpControlBits` 6, `tcpControlBits` 6 | derived from `history` (see [`derive::tcp_flags`]); one octet (reduced-size encoding), reverse first (nfdump 1.7.1 takes the last one for the forward value) |
 //! | end reason | `flowEndReason` 136 | see [`derive::flow_end_reason`] |
 //! | direction | `biflowDirection` 239 | 1 (initiator): the source is the originator |
 //!
