@@ -70,6 +70,7 @@ pub mod conn;
 pub mod decode;
 pub mod export;
 pub mod fragment;
+pub mod ipfix;
 pub mod key;
 pub mod link;
 pub mod meter;

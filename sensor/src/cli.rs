@@ -92,6 +92,9 @@ pub struct OutputArgs {
     /// pairs, services and hours; uploads out of line; known periodic pairs).
     #[arg(long, value_name = "FILE", requires = "alerts")]
     pub baseline: Option<PathBuf>,
+    /// IPFIX export.
+    #[command(flatten)]
+    pub ipfix: crate::ipfix_export::IpfixArgs,
 }
 
 /// Arguments of `sensor live`.
@@ -255,7 +258,8 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let cap = live::open(&cfg)?;
             let out = Output::open(args.out.output.as_deref(), args.out.format)?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?
+                .with_ipfix(args.out.ipfix.open()?);
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -266,6 +270,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             );
             eprintln!("{summary}\n{}", o.drops);
             print_alert_summary(&out);
+            print_ipfix_summary(&out);
             eprintln!(
                 "sensor: {} on {}; every open flow flushed",
                 if o.interrupted {
@@ -292,11 +297,17 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             cfg.table.report_starts = args.out.alerts.is_some();
             let out = Output::open(args.out.output.as_deref(), args.out.format)?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
+            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?
+                .with_ipfix(args.out.ipfix.open()?);
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
                 print_alert_summary(&out);
+            }
+            if args.quiet {
+                print_ipfix_failures(&out);
+            } else {
+                print_ipfix_summary(&out);
             }
             match outcome.input_error {
                 Some(e) => {
@@ -355,6 +366,20 @@ fn print_alert_summary(out: &Output) {
             stats.suppressed,
             written
         );
+    }
+}
+
+/// One line of IPFIX export counts on stderr, when exporting.
+fn print_ipfix_summary(out: &Output) {
+    if let Some(stats) = out.ipfix_stats() {
+        eprintln!("{stats}");
+    }
+}
+
+/// Even with `--quiet`, records that could not be exported are reported.
+fn print_ipfix_failures(out: &Output) {
+    if let Some(stats) = out.ipfix_stats().filter(|s| s.failed_total() > 0) {
+        eprintln!("sensor: warning: {stats}");
     }
 }
 

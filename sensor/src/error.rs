@@ -82,6 +82,13 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
+    /// The `--ipfix` options are unusable (bad address, unknown transport,
+    /// message size out of range).
+    #[error("--ipfix: {0}")]
+    Ipfix(String),
+    /// The IPFIX collector could not be reached at startup.
+    #[error("cannot connect to the IPFIX collector {0}")]
+    IpfixConnect(String),
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -97,9 +104,10 @@ impl SensorError {
             | SensorError::NoInterface { .. }
             | SensorError::Permission { .. }
             | SensorError::Rules { .. }
-            | SensorError::Baseline(_) => EXIT_USAGE,
+            | SensorError::Baseline(_)
+            | SensorError::Ipfix(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
-            SensorError::Output(_) => EXIT_FAILURE,
+            SensorError::Output(_) | SensorError::IpfixConnect(_) => EXIT_FAILURE,
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod ipfix_export;
 pub mod live;
 pub mod order;
 pub mod output;

@@ -1,6 +1,7 @@
 //! Where records go: stdout or a file, as JSON lines or Zeek TSV.
 
 use crate::error::SensorError;
+use crate::ipfix_export::{ExportStats, IpfixExporter};
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason};
 use rules::baseline::BaselineBuilder;
@@ -27,6 +28,7 @@ pub struct Output {
     rules: Option<rules::Rules>,
     alerts: Option<AlertSink>,
     learner: Option<(BaselineBuilder, PathBuf)>,
+    ipfix: Option<IpfixExporter>,
 }
 
 /// The detector and where its alerts go (JSON lines).
@@ -58,6 +60,7 @@ impl Output {
             rules: None,
             alerts: None,
             learner: None,
+            ipfix: None,
         })
     }
 
@@ -70,7 +73,19 @@ impl Output {
             rules: None,
             alerts: None,
             learner: None,
+            ipfix: None,
         }
+    }
+
+    /// Also exports every record (not start records) over IPFIX.
+    pub fn with_ipfix(mut self, exporter: Option<IpfixExporter>) -> Output {
+        self.ipfix = exporter;
+        self
+    }
+
+    /// The IPFIX export's counters, when it runs.
+    pub fn ipfix_stats(&self) -> Option<&ExportStats> {
+        self.ipfix.as_ref().map(|x| x.stats())
     }
 
     /// Learns a baseline from every record; written to `path` at the end.
@@ -138,17 +153,26 @@ impl Output {
             if let Some(rules) = &self.rules {
                 crate::enclaves::annotate(rules, &mut r);
             }
+            if let Some(x) = &mut self.ipfix {
+                x.export(&r);
+            }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
                 Err(e) => return Err(SensorError::Output(e)),
             }
         }
+        if let Some(x) = &mut self.ipfix {
+            x.flush();
+        }
         Ok(())
     }
 
     /// Flushes and writes any trailer.
     pub fn finish(&mut self) -> Result<(), SensorError> {
+        if let Some(x) = &mut self.ipfix {
+            x.finish();
+        }
         if let Some((learner, path)) = self.learner.take() {
             let baseline = learner.finish();
             baseline
