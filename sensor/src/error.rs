@@ -82,6 +82,20 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
+    /// A JSON lines record file holds a line that is not a record.
+    #[error("{}:{line}: not a connection record: {message}", path.display())]
+    Records {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// An inventory could not be built, read or compared (bad input or
+    /// arguments).
+    #[error("inventory: {0}")]
+    Inventory(String),
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -97,7 +111,9 @@ impl SensorError {
             | SensorError::NoInterface { .. }
             | SensorError::Permission { .. }
             | SensorError::Rules { .. }
-            | SensorError::Baseline(_) => EXIT_USAGE,
+            | SensorError::Baseline(_)
+            | SensorError::Records { .. }
+            | SensorError::Inventory(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) => EXIT_FAILURE,
         }

@@ -6,10 +6,13 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod inventory;
 pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;
+pub mod record_json;
 pub mod replay;
+pub mod report;
 pub mod source;
 pub mod summary;
