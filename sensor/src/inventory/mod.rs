@@ -176,10 +176,11 @@ fn build(
 
 /// An inventory file, or a baseline turned into an inventory with `rules`.
 fn load_for_diff(path: &Path, rules: Option<&Rules>) -> Result<Inventory, SensorError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SensorError::Open {
+    let bytes = std::fs::read(path).map_err(|e| SensorError::Open {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     let format = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
