@@ -65,7 +65,7 @@ h2{font-size:17px;margin:0 0 10px}
 .lane0{fill:#f6f7f9}.lane1{fill:#eef0f3}.tick{stroke:#ccd;stroke-dasharray:2 3}.axis{font-size:11px;fill:#555}
 .dot{stroke:#fff;stroke-width:1}
 circle.sev-critical{fill:#b3122e}circle.sev-high{fill:#e0651b}circle.sev-medium{fill:#d9a400}circle.sev-low{fill:#5b8def}
-.bar-ok{fill:#1f6fbf}.bar-bad{fill:#c82828}
+.bar-ok{fill:#1f6fbf}.bar-partly{fill:#e0651b}.bar-bad{fill:#c82828}
 svg text{font-size:12px;fill:#222}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e7e9ee;padding:4px 6px;text-align:left;vertical-align:top}
@@ -102,6 +102,8 @@ const SCRIPT: &str = r#"
     shown.textContent = n + ' of ' + rows.length + ' relationships shown';
   }
   input.addEventListener('input', filter);
+  var q = new URLSearchParams(location.search).get('q');
+  if (q) { input.value = q; }
   filter();
   var open = document.getElementById('alerts-open');
   var close = document.getElementById('alerts-close');
@@ -312,14 +314,14 @@ fn timeline(p: &mut String, input: &ReportInput<'_>) {
 fn top(p: &mut String, inv: &Inventory) {
     let mut rows: Vec<_> = inv.rows.iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.total_bytes()));
-    let items: Vec<(String, f64, bool)> = rows
+    let items: Vec<(String, f64, Verdict)> = rows
         .iter()
         .take(12)
         .map(|r| {
             (
                 format!("{} → {}", r.orig, r.resp),
                 r.total_bytes() as f64,
-                r.verdict() == Verdict::Allowed,
+                r.verdict(),
             )
         })
         .collect();

@@ -31,7 +31,7 @@ fn shade(v: f64, max: f64) -> f64 {
 pub fn heat_map(id: &str, names: &[String], cells: &[Vec<Cell>], bytes: bool) -> String {
     let n = names.len();
     let (cw, ch, left, top) = (86.0, 34.0, 150.0, 120.0);
-    let (w, h) = (left + cw * n as f64 + 10.0, top + ch * n as f64 + 10.0);
+    let (w, h) = (left + cw * n as f64 + 50.0, top + ch * n as f64 + 10.0);
     let max = cells
         .iter()
         .flatten()
@@ -159,15 +159,15 @@ pub fn timeline(lanes: &[&str], points: &[Point], from: f64, to: f64) -> String 
     s
 }
 
-/// Horizontal bars: (label, value, allowed).
-pub fn bars(id: &str, items: &[(String, f64, bool)]) -> String {
-    let (left, bar_h, width) = (330.0, 22.0, 1000.0);
+/// Horizontal bars: (label, value, verdict).
+pub fn bars(id: &str, items: &[(String, f64, Verdict)]) -> String {
+    let (left, bar_h, width) = (400.0, 22.0, 1060.0);
     let height = bar_h * items.len() as f64 + 10.0;
     let max = items.iter().map(|i| i.1).fold(0.0_f64, f64::max).max(1.0);
     let mut s = format!(
         r#"<svg id="{id}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">"#
     );
-    for (i, (label, v, allowed)) in items.iter().enumerate() {
+    for (i, (label, v, verdict)) in items.iter().enumerate() {
         let y = bar_h * i as f64 + 4.0;
         let w = (width - left - 110.0) * v / max;
         let _ = write!(
@@ -177,7 +177,11 @@ pub fn bars(id: &str, items: &[(String, f64, bool)]) -> String {
             y + bar_h / 2.0 + 3.0,
             esc(label),
             bar_h - 6.0,
-            if *allowed { "bar-ok" } else { "bar-bad" },
+            match verdict {
+                Verdict::Allowed | Verdict::Unknown => "bar-ok",
+                Verdict::Partly => "bar-partly",
+                Verdict::NotAllowed => "bar-bad",
+            },
             left + w + 6.0,
             y + bar_h / 2.0 + 3.0,
             esc(&human_bytes(*v))
