@@ -191,7 +191,10 @@ pub fn diff(old: &Inventory, new: &Inventory, settings: &DriftSettings) -> Drift
             hours_removed: ho.difference(&hn).copied().collect(),
             old_bytes_per_day: old_v,
             new_bytes_per_day: new_v,
-            connections: (o.map_or(0, |r| r.connections), n.map_or(0, |r| r.connections)),
+            connections: (
+                o.map_or(0, |r| r.connections),
+                n.map_or(0, |r| r.connections),
+            ),
             volume_changed,
             verdict: n.or(o).map_or("unknown", |r| r.verdict().as_str()),
         };
@@ -211,9 +214,7 @@ pub fn diff(old: &Inventory, new: &Inventory, settings: &DriftSettings) -> Drift
         }
         entries.push(e);
     }
-    entries.sort_by(|x, y| {
-        (x.change, &x.orig, &x.resp).cmp(&(y.change, &y.orig, &y.resp))
-    });
+    entries.sort_by(|x, y| (x.change, &x.orig, &x.resp).cmp(&(y.change, &y.orig, &y.resp)));
     Drift {
         format: "flowmon-drift",
         settings: *settings,

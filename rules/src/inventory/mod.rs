@@ -400,7 +400,10 @@ impl InventoryBuilder {
         }
         let (o, d, allowed, relationship) = match &self.rules {
             Some(rules) => {
-                let (lo, ld) = (rules.locate(r.orig_h, r.vlan), rules.locate(r.resp_h, r.vlan));
+                let (lo, ld) = (
+                    rules.locate(r.orig_h, r.vlan),
+                    rules.locate(r.resp_h, r.vlan),
+                );
                 let v = policy::check(rules, r, lo, ld);
                 if !v.scored {
                     self.internal += 1;
@@ -560,8 +563,20 @@ mod tests {
         let rules = Rules::from_str(RULES, "t.toml").unwrap();
         let mut b = InventoryBuilder::new(Some(rules), "capture");
         // Inside the window, outside it, and an unapproved source.
-        b.observe(&rec("10.10.1.10", "10.20.0.5", 3389, MONDAY + 20 * 3600, (100, 2000)));
-        b.observe(&rec("10.10.1.10", "10.20.0.5", 3389, MONDAY + 3 * 3600, (10, 20)));
+        b.observe(&rec(
+            "10.10.1.10",
+            "10.20.0.5",
+            3389,
+            MONDAY + 20 * 3600,
+            (100, 2000),
+        ));
+        b.observe(&rec(
+            "10.10.1.10",
+            "10.20.0.5",
+            3389,
+            MONDAY + 3 * 3600,
+            (10, 20),
+        ));
         b.observe(&rec("10.10.5.50", "10.20.0.5", 445, MONDAY + 3600, (1, 2)));
         // Inside customer-a, no host group: not a relationship.
         b.observe(&rec("10.20.0.6", "10.20.0.5", 445, MONDAY, (1, 2)));
@@ -612,8 +627,10 @@ mod tests {
     #[test]
     fn files_of_another_format_are_refused() {
         assert!(Inventory::from_json(r#"{"format":"flowmon-baseline","version":1}"#).is_err());
-        assert!(Inventory::from_json(r#"{"format":"flowmon-inventory","version":9}"#)
-            .unwrap_err()
-            .contains("version 9"));
+        assert!(
+            Inventory::from_json(r#"{"format":"flowmon-inventory","version":9}"#)
+                .unwrap_err()
+                .contains("version 9")
+        );
     }
 }
