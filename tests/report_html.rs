@@ -10,7 +10,7 @@
 //! standard error (set `FLOWMON_CHROMIUM` to a browser binary to use another).
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -163,6 +163,7 @@ fn the_report_renders_in_headless_chromium() {
     ]);
     let mut by_severity: BTreeMap<String, usize> = BTreeMap::new();
     let mut alert_ids = Vec::new();
+    let mut alert_uids = BTreeSet::new();
     for line in std::fs::read_to_string(&alerts_path).unwrap().lines() {
         let a: Value = serde_json::from_str(line).unwrap();
         if a["event"] == "alert" {
@@ -170,6 +171,7 @@ fn the_report_renders_in_headless_chromium() {
                 .entry(a["severity"].as_str().unwrap().to_owned())
                 .or_default() += 1;
             alert_ids.push(a["alert_id"].as_str().unwrap().to_owned());
+            alert_uids.insert(a["uid"].as_str().unwrap().to_owned());
         }
     }
     let total: usize = by_severity.values().sum();
@@ -245,6 +247,29 @@ fn the_report_renders_in_headless_chromium() {
         assert!(dom.contains(&format!("id=\"alert-{id}\"")), "alert {id}");
     }
     assert_eq!(text_of(dom, "relationship-count"), rows.len().to_string());
+    // Each alert's details hold the record of the connection that raised
+    // it (highlighted) when that connection has a finished record.
+    let finished: BTreeSet<String> = std::fs::read_to_string(out.join("records.json"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["uid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let raised: BTreeSet<String> = dom
+        .split("<tr class=\"raised\">")
+        .skip(1)
+        .map(|rest| {
+            let start = rest.find("<code>").unwrap() + "<code>".len();
+            rest[start..start + rest[start..].find('<').unwrap()].to_owned()
+        })
+        .collect();
+    let expected: BTreeSet<String> = alert_uids.intersection(&finished).cloned().collect();
+    assert!(!expected.is_empty());
+    assert_eq!(raised, expected, "highlighted records behind the alerts");
     // The enclave names label the heat map.
     for name in [
         "provider-mgmt",
