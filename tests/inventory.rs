@@ -15,7 +15,7 @@
 //!   — for appeared and vanished — from baselines learned on the same
 //!   captures.
 
-use flowbench::scenario::{Scenario, ScenarioConfig};
+use flowbench::scenario::{AddressPlan, Scenario, ScenarioConfig};
 use flowbench::{Conversation, TrafficMix};
 use flowlib::pcap_writer::{PcapWriter, Resolution};
 use flowlib::{LinkType, Timestamp};
@@ -148,7 +148,10 @@ fn inventory_rows(inv: &Value) -> BTreeMap<(String, String), Value> {
 #[test]
 fn inventory_of_a_scenario_agrees_with_its_records_and_labels() {
     let dir = workdir("scenario");
-    let mut cfg = ScenarioConfig::new(7, 2, 60);
+    // Three customers, two of them on the same 192.168/16 told apart by
+    // VLAN (210, 220): the inventory must place them VLAN-aware.
+    let mut cfg = ScenarioConfig::new(7, 3, 60);
+    cfg.plan = AddressPlan::mixed(3);
     cfg.learning_days = 1;
     let mut scenario = Scenario::generate(&cfg);
     let files = scenario.write(&dir).expect("scenario written");
@@ -217,6 +220,20 @@ fn inventory_of_a_scenario_agrees_with_its_records_and_labels() {
         assert!(allowed <= got.connections);
     }
 
+    // The two tenants sharing an address range are two enclaves, each on
+    // its own VLAN.
+    for (tenant, vlan) in [("tenant1", "210"), ("tenant2", "220")] {
+        let tagged: Vec<&Value> = rows
+            .values()
+            .filter(|r| r["orig"]["enclave"] == tenant || r["resp"]["enclave"] == tenant)
+            .filter(|r| !r["vlans"].as_array().unwrap().is_empty())
+            .collect();
+        assert!(tagged.len() >= 3, "{tenant} has tagged relationships");
+        for r in tagged {
+            assert_eq!(set(&r["vlans"]), BTreeSet::from([vlan.to_owned()]), "{r}");
+        }
+    }
+
     // The inventory of a running sensor's records (no rules: the enclave
     // columns place the hosts) lists the same relationships with the same
     // counts; "allowed" is unknown there.
@@ -260,11 +277,14 @@ fn inventory_of_a_scenario_agrees_with_its_records_and_labels() {
             "icmp" => "icmp".to_owned(),
             p => format!("{p}/{port}"),
         };
-        // The records of the episode give the host groups of its ends.
+        // The records of the episode give the host groups of its ends (the
+        // enclaves tell apart tenants reusing the same addresses).
         let mine: Vec<&Value> = recs
             .iter()
             .filter(|r| {
-                r["id.orig_h"].as_str() == Some(&label.src.to_string())
+                r["orig_enclave"].as_str() == Some(label.src_enclave.as_str())
+                    && r["resp_enclave"].as_str() == Some(label.dst_enclave.as_str())
+                    && r["id.orig_h"].as_str() == Some(&label.src.to_string())
                     && label
                         .dsts
                         .iter()
@@ -280,8 +300,6 @@ fn inventory_of_a_scenario_agrees_with_its_records_and_labels() {
             .collect();
         assert!(!mine.is_empty(), "no records of {label:?}");
         for r in mine {
-            assert_eq!(r["orig_enclave"].as_str(), Some(label.src_enclave.as_str()));
-            assert_eq!(r["resp_enclave"].as_str(), Some(label.dst_enclave.as_str()));
             let key = (
                 side(&r["orig_enclave"], &r["orig_host_group"]),
                 side(&r["resp_enclave"], &r["resp_host_group"]),
