@@ -19,6 +19,8 @@
 //! - [`relationship`]: services, time windows (IANA time zones with their
 //!   daylight-saving rules, or fixed offsets) and relationships.
 //! - [`lookup`]: the longest-prefix matcher under the enclave map.
+//! - [`inventory`]: every observed relationship between enclaves and host
+//!   groups, and the drift between two inventories.
 //! - [`error`]: errors that name file, line and field.
 //!
 //! ```
@@ -71,6 +73,7 @@ pub mod detector;
 pub mod enclave;
 pub mod error;
 pub mod hostgroup;
+pub mod inventory;
 pub mod lookup;
 pub mod relationship;
 

@@ -42,6 +42,12 @@ pub enum Command {
     /// Baselines of normal traffic across the trust boundaries.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Every observed relationship between enclaves and host groups, or
+    /// (--diff OLD NEW) what changed between two inventories or baselines.
+    Inventory(crate::inventory::InventoryArgs),
+    /// Write one self-contained HTML report of captures: enclave matrix,
+    /// alert timeline, top relationships, inventory, alerts with evidence.
+    Report(crate::report::ReportArgs),
 }
 
 /// `sensor baseline ...`
@@ -234,6 +240,14 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 None => Ok(EXIT_OK),
             }
         }
+        Command::Inventory(args) => {
+            register_signals(&shutdown);
+            crate::inventory::run(args, shutdown)
+        }
+        Command::Report(args) => {
+            register_signals(&shutdown);
+            crate::report::run(args, shutdown)
+        }
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());
@@ -394,7 +408,7 @@ fn register_signals(flag: &Arc<AtomicBool>) {
 }
 
 /// One worker per available core.
-fn default_workers() -> usize {
+pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -89,6 +89,20 @@ pub enum SensorError {
     /// The IPFIX collector could not be reached at startup.
     #[error("cannot connect to the IPFIX collector {0}")]
     IpfixConnect(String),
+    /// A JSON lines record file holds a line that is not a record.
+    #[error("{}:{line}: not a connection record: {message}", path.display())]
+    Records {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// An inventory could not be built, read or compared (bad input or
+    /// arguments).
+    #[error("inventory: {0}")]
+    Inventory(String),
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -105,7 +119,9 @@ impl SensorError {
             | SensorError::Permission { .. }
             | SensorError::Rules { .. }
             | SensorError::Baseline(_)
-            | SensorError::Ipfix(_) => EXIT_USAGE,
+            | SensorError::Ipfix(_)
+            | SensorError::Records { .. }
+            | SensorError::Inventory(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_) | SensorError::IpfixConnect(_) => EXIT_FAILURE,
         }

@@ -6,11 +6,14 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod inventory;
 pub mod ipfix_export;
 pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;
+pub mod record_json;
 pub mod replay;
+pub mod report;
 pub mod source;
 pub mod summary;

@@ -6,6 +6,7 @@ use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason};
 use rules::baseline::BaselineBuilder;
 use rules::detector::{Alert, Detector, DetectorStats};
+use rules::inventory::{Inventory, InventoryBuilder};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -29,12 +30,15 @@ pub struct Output {
     alerts: Option<AlertSink>,
     learner: Option<(BaselineBuilder, PathBuf)>,
     ipfix: Option<IpfixExporter>,
+    inventory: Option<InventoryBuilder>,
+    evidence: Option<crate::report::Evidence>,
 }
 
 /// The detector and where its alerts go (JSON lines).
 struct AlertSink {
     detector: Detector,
-    out: BufWriter<File>,
+    /// `None`: alerts are only kept in memory (see [`Output::with_evidence`]).
+    out: Option<BufWriter<File>>,
     pending: Vec<Alert>,
     written: u64,
 }
@@ -61,6 +65,8 @@ impl Output {
             alerts: None,
             learner: None,
             ipfix: None,
+            inventory: None,
+            evidence: None,
         })
     }
 
@@ -74,6 +80,8 @@ impl Output {
             alerts: None,
             learner: None,
             ipfix: None,
+            inventory: None,
+            evidence: None,
         }
     }
 
@@ -113,11 +121,52 @@ impl Output {
         };
         self.alerts = Some(AlertSink {
             detector,
-            out: BufWriter::new(f),
+            out: Some(BufWriter::new(f)),
             pending: Vec::new(),
             written: 0,
         });
         Ok(self)
+    }
+
+    /// Adds every record to a relationship inventory (see
+    /// [`Output::take_inventory`]).
+    pub fn with_inventory(mut self, builder: InventoryBuilder) -> Output {
+        self.inventory = Some(builder);
+        self
+    }
+
+    /// The inventory built so far, if one is being built.
+    pub fn take_inventory(&mut self) -> Option<Inventory> {
+        self.inventory.take().map(InventoryBuilder::finish)
+    }
+
+    /// Runs the detector over every record and keeps its alerts, with the
+    /// connection records behind them, in memory (for `sensor report`).
+    /// Records are annotated with enclaves and host groups.
+    pub fn with_evidence(
+        mut self,
+        rules: rules::Rules,
+        baseline: Option<rules::baseline::Baseline>,
+    ) -> Output {
+        self.rules = Some(rules.clone());
+        let detector = Detector::new(rules);
+        let detector = match baseline {
+            Some(b) => detector.with_baseline(b),
+            None => detector,
+        };
+        self.alerts = Some(AlertSink {
+            detector,
+            out: None,
+            pending: Vec::new(),
+            written: 0,
+        });
+        self.evidence = Some(crate::report::Evidence::default());
+        self
+    }
+
+    /// The alerts and records kept by [`Output::with_evidence`].
+    pub fn take_evidence(&mut self) -> Option<crate::report::Evidence> {
+        self.evidence.take()
     }
 
     /// The detector's counters and alerts written, when it runs.
@@ -142,7 +191,13 @@ impl Output {
             }
             if let Some(sink) = &mut self.alerts {
                 sink.detector.observe(&r, &mut sink.pending);
+                if let Some(ev) = &mut self.evidence {
+                    ev.note_alerts(&sink.pending);
+                }
                 sink.flush()?;
+            }
+            if let Some(inventory) = &mut self.inventory {
+                inventory.observe(&r);
             }
             if let Some((learner, _)) = &mut self.learner {
                 learner.observe(&r);
@@ -155,6 +210,9 @@ impl Output {
             }
             if let Some(x) = &mut self.ipfix {
                 x.export(&r);
+            }
+            if let Some(ev) = &mut self.evidence {
+                ev.note_record(&r);
             }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,
@@ -192,8 +250,13 @@ impl Output {
         }
         if let Some(sink) = &mut self.alerts {
             sink.detector.finish(&mut sink.pending);
+            if let Some(ev) = &mut self.evidence {
+                ev.note_alerts(&sink.pending);
+            }
             sink.flush()?;
-            sink.out.flush().map_err(SensorError::Output)?;
+            if let Some(out) = &mut sink.out {
+                out.flush().map_err(SensorError::Output)?;
+            }
         }
         if self.closed {
             return Ok(());
@@ -221,8 +284,10 @@ impl Output {
 impl AlertSink {
     fn flush(&mut self) -> Result<(), SensorError> {
         for a in self.pending.drain(..) {
-            serde_json::to_writer(&mut self.out, &a).map_err(|e| SensorError::Output(e.into()))?;
-            self.out.write_all(b"\n").map_err(SensorError::Output)?;
+            if let Some(out) = &mut self.out {
+                serde_json::to_writer(&mut *out, &a).map_err(|e| SensorError::Output(e.into()))?;
+                out.write_all(b"\n").map_err(SensorError::Output)?;
+            }
             self.written += 1;
         }
         Ok(())

@@ -14,7 +14,7 @@
 
 mod alert;
 mod behaviour;
-mod policy;
+pub(crate) mod policy;
 
 pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
