@@ -285,7 +285,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 bpf: args.bpf,
                 table: args.table.to_config(),
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
-                progress: !args.no_progress,
+                progress: !args.no_progress && !args.quiet,
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;

@@ -10,6 +10,8 @@ pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod replay;
 pub mod source;
 pub mod summary;
+pub mod timeline;
