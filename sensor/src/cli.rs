@@ -3,6 +3,7 @@
 
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
@@ -42,6 +43,9 @@ pub enum Command {
     /// Baselines of normal traffic across the trust boundaries.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Write the packets of selected connections (by uid, Community ID or
+    /// host) to a new pcap file.
+    Extract(ExtractArgs),
 }
 
 /// `sensor baseline ...`
@@ -231,6 +235,13 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 None => Ok(EXIT_OK),
             }
         }
+        Command::Extract(args) => match extract_cmd::run(&args)? {
+            Some(e) => {
+                eprintln!("sensor: {}", error_chain(&e));
+                Ok(EXIT_INPUT_ENDED_EARLY)
+            }
+            None => Ok(EXIT_OK),
+        },
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());

@@ -82,6 +82,31 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
+    /// A file could not be written (e.g. an extracted pcap).
+    #[error("{}: cannot write: {message}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// `sensor extract` found no connection matching its selection.
+    #[error("no connection matches {selection}; nothing written")]
+    NothingSelected {
+        /// The selection, as given.
+        selection: String,
+    },
+    /// Packets to extract into one pcap file have different link types (a
+    /// pcap file holds one).
+    #[error("{}: the selected packets have different link types ({first}, then {other}); a pcap file holds one link type: extract from the inputs of each link type separately", output.display())]
+    MixedLinkTypes {
+        /// The pcap being written (removed).
+        output: PathBuf,
+        /// The link type of the first selected packet.
+        first: String,
+        /// The other link type.
+        other: String,
+    },
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -97,9 +122,12 @@ impl SensorError {
             | SensorError::NoInterface { .. }
             | SensorError::Permission { .. }
             | SensorError::Rules { .. }
-            | SensorError::Baseline(_) => EXIT_USAGE,
+            | SensorError::Baseline(_)
+            | SensorError::MixedLinkTypes { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
-            SensorError::Output(_) => EXIT_FAILURE,
+            SensorError::Output(_)
+            | SensorError::Write { .. }
+            | SensorError::NothingSelected { .. } => EXIT_FAILURE,
         }
     }
 }

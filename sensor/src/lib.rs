@@ -6,12 +6,16 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod extract;
+pub mod extract_cmd;
 pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod replay;
+pub mod savefile;
 pub mod source;
 pub mod summary;
 pub mod timeline;
+pub mod window;
