@@ -156,7 +156,7 @@ fn bar(label: &str, total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix} {bar:30} {bytes}/{total_bytes} {msg} {bytes_per_sec} eta {eta}",
+            "{prefix} {bar:20} {bytes}/{total_bytes} {msg} {bytes_per_sec} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
