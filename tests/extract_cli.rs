@@ -567,6 +567,60 @@ fn packets_of_mixed_link_types_are_refused_and_nothing_is_left_behind() {
     }
 }
 
+/// A capture cut mid-record: what is complete is extracted, the exit code
+/// says the input ended early (3) and the message names the record.
+#[test]
+fn a_truncated_input_is_extracted_up_to_the_damage_with_exit_code_3() {
+    let Some(corpus) = common::Corpus::locate() else {
+        return;
+    };
+    let input = corpus.pcap_path("malformed-file-cut-mid-record-http.pcap");
+    let out = tmp("truncated.pcap");
+    let host = "1.8.31.101";
+    let o = run(&[
+        "extract",
+        input.to_str().unwrap(),
+        "--host",
+        host,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("capture ended early at record 2697"),
+        "{}",
+        stderr(&o)
+    );
+    let original = run(&["replay", "-q", input.to_str().unwrap()]).stdout;
+    let original: Vec<Value> = String::from_utf8(original)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want = uids_where(&original, |r| {
+        r["id.orig_h"] == host || r["id.resp_h"] == host
+    });
+    assert_round_trip("truncated", &original, &want, &replay(&[&out]), &out);
+
+    // Nothing matching in a damaged input: both are said.
+    let o = run(&[
+        "extract",
+        input.to_str().unwrap(),
+        "--host",
+        "192.0.2.99",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "no connection matches host 192.0.2.99; nothing written (and an input ended early"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn nothing_matching_is_an_error_and_writes_nothing() {
     let out = tmp("nothing.pcap");

@@ -91,10 +91,12 @@ pub enum SensorError {
         message: String,
     },
     /// `sensor extract` found no connection matching its selection.
-    #[error("no connection matches {selection}; nothing written")]
+    #[error("no connection matches {selection}; nothing written{}", input_error.as_ref().map(|e| format!(" (and an input ended early: {e})")).unwrap_or_default())]
     NothingSelected {
         /// The selection, as given.
         selection: String,
+        /// An input that ended early, as a message.
+        input_error: Option<String>,
     },
     /// Packets to extract into one pcap file have different link types (a
     /// pcap file holds one).

@@ -126,11 +126,9 @@ pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
     let (connections, input_error) = select(&mut timeline, cfg, &progress);
     if connections.is_empty() {
         progress.finish();
-        if let Some(e) = input_error {
-            return Err(e);
-        }
         return Err(SensorError::NothingSelected {
             selection: cfg.selection.to_string(),
+            input_error: input_error.map(|e| e.to_string()),
         });
     }
     progress.next_pass("writing");
@@ -244,6 +242,7 @@ fn write(
     // Pass 1 selected connections, so pass 2 met their packets.
     let out = out.ok_or_else(|| SensorError::NothingSelected {
         selection: cfg.selection.to_string(),
+        input_error: None,
     })?;
     Ok((out, read))
 }
