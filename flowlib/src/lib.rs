@@ -86,7 +86,7 @@ pub use config::TableConfig;
 pub use decode::PacketView;
 pub use key::FlowKey;
 pub use link::LinkType;
-pub use meter::{FlowMeter, MeterStats};
+pub use meter::{ConnRef, FlowMeter, MeterStats};
 pub use record::{ConnRecord, ConnState, EndReason, Proto};
 pub use table::FlowTable;
 pub use time::Timestamp;

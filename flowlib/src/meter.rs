@@ -5,6 +5,7 @@
 use crate::config::TableConfig;
 use crate::decode::{PacketView, Transport};
 use crate::fragment::FragmentTracker;
+use crate::key::FlowKey;
 use crate::record::{ConnRecord, EndReason};
 use crate::table::{FlowTable, TableStats};
 use crate::time::Timestamp;
@@ -16,6 +17,25 @@ pub const ALL_PARTS: u8 = u8::MAX;
 
 /// IPv6 "no next header".
 const IPV6_NO_NEXT_HEADER: u8 = 59;
+
+/// The connection a packet was attributed to, as the flow table sees it:
+/// its key and the time of its first packet. Two connections on one key
+/// (a reused 5-tuple, a flow that idled out and came back) differ in
+/// `start`; [`ConnRef::uid`] is the `uid` their records carry.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// The connection's canonical key.
+    pub key: FlowKey,
+    /// Capture time of its first packet (the record's `ts`).
+    pub start: Timestamp,
+}
+
+impl ConnRef {
+    /// The uid of this connection's records.
+    pub fn uid(&self) -> String {
+        crate::conn::conn_uid(&self.key, self.start)
+    }
+}
 
 /// Packet-level counters of a [`FlowMeter`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -87,9 +107,40 @@ impl FlowMeter {
         wire_len: u32,
         out: &mut Vec<ConnRecord>,
     ) {
+        self.process_inner(data, link, ts, wire_len, out, None);
+    }
+
+    /// [`FlowMeter::process`], also telling which connections the packet
+    /// was attributed to: `conns` is cleared, then gets one [`ConnRef`] per
+    /// connection the packet updated (a tunnelled packet: each UDP tunnel
+    /// around it, then the inner connection; a non-first IP fragment: its
+    /// datagram's connection). Empty for a packet that made no connection
+    /// (undecodable, unattributed fragment, IPv6 without next header).
+    pub fn process_attributed(
+        &mut self,
+        data: &[u8],
+        link: LinkType,
+        ts: Timestamp,
+        wire_len: u32,
+        out: &mut Vec<ConnRecord>,
+        conns: &mut Vec<ConnRef>,
+    ) {
+        conns.clear();
+        self.process_inner(data, link, ts, wire_len, out, Some(conns));
+    }
+
+    fn process_inner(
+        &mut self,
+        data: &[u8],
+        link: LinkType,
+        ts: Timestamp,
+        wire_len: u32,
+        out: &mut Vec<ConnRecord>,
+        conns: Option<&mut Vec<ConnRef>>,
+    ) {
         let ts = self.clock(ts);
         match PacketView::parse(data, link, ts, wire_len) {
-            Ok(view) => self.process_view(&view, ALL_PARTS, true, out),
+            Ok(view) => self.apply(&view, ALL_PARTS, true, out, conns),
             Err(e) => {
                 self.count_undecodable(data.len(), wire_len, e.weird);
                 self.table.advance(ts, out);
@@ -124,6 +175,19 @@ impl FlowMeter {
         count: bool,
         out: &mut Vec<ConnRecord>,
     ) {
+        self.apply(view, parts, count, out, None);
+    }
+
+    /// The body of [`FlowMeter::process_view`]; with `conns`, the
+    /// connections updated are appended to it.
+    fn apply(
+        &mut self,
+        view: &PacketView<'_>,
+        parts: u8,
+        count: bool,
+        out: &mut Vec<ConnRecord>,
+        mut conns: Option<&mut Vec<ConnRef>>,
+    ) {
         let ts = self.clock(view.ts);
         let mut unattributed = false;
         let mut no_next = false;
@@ -136,7 +200,12 @@ impl FlowMeter {
             if let Transport::NonFirstFragment { payload_len } = p.transport {
                 match self.fragments.lookup(p, ts) {
                     Some((key, src_is_lo))
-                        if self.table.add_fragment(&key, src_is_lo, payload_len, ts) => {}
+                        if self.table.add_fragment(&key, src_is_lo, payload_len, ts) =>
+                    {
+                        if let Some(conns) = conns.as_deref_mut() {
+                            self.attribute(key, conns);
+                        }
+                    }
                     _ => unattributed = true,
                 }
                 continue;
@@ -153,6 +222,9 @@ impl FlowMeter {
                 _ => !view.truncated,
             };
             let (key, src_is_lo) = self.table.update(p, ts, complete, out);
+            if let Some(conns) = conns.as_deref_mut() {
+                self.attribute(key, conns);
+            }
             if p.ip.fragment.is_some_and(|f| f.offset == 0 && f.more) {
                 self.fragments.first_fragment(p, key, src_is_lo, ts);
             }
@@ -171,6 +243,13 @@ impl FlowMeter {
             self.stats.weirds.add(Weird::NoNextHeader);
         } else {
             self.stats.decoded += 1;
+        }
+    }
+
+    /// Appends the live connection on `key` (just updated) to `conns`.
+    fn attribute(&self, key: FlowKey, conns: &mut Vec<ConnRef>) {
+        if let Some(start) = self.table.start_of(&key) {
+            conns.push(ConnRef { key, start });
         }
     }
 
@@ -206,5 +285,47 @@ impl FlowMeter {
     /// Live connections.
     pub fn live_flows(&self) -> usize {
         self.table.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcap_reader::PcapReader;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// Every packet of the demo capture is attributed to connections whose
+    /// uids are those of the records, and each record's packet count is the
+    /// number of packets attributed to its uid.
+    #[test]
+    fn attribution_names_the_connections_the_records_report() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
+        let mut reader = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let link = reader.header().link;
+        let mut meter = FlowMeter::new(TableConfig::default());
+        let (mut records, mut conns) = (Vec::new(), Vec::new());
+        let mut per_uid: BTreeMap<String, u64> = BTreeMap::new();
+        let mut packets = 0;
+        while let Some(p) = reader.next_packet().unwrap() {
+            meter.process_attributed(p.data, link, p.ts, p.wire_len, &mut records, &mut conns);
+            packets += 1;
+            assert_eq!(conns.len(), 1, "packet {packets}: one plain flow each");
+            *per_uid.entry(conns[0].uid()).or_default() += 1;
+        }
+        meter.finish(&mut records);
+        // Interim records repeat a uid; the last one carries the totals.
+        let mut last: BTreeMap<&str, &ConnRecord> = BTreeMap::new();
+        for r in &records {
+            last.insert(&r.uid, r);
+        }
+        assert_eq!(last.len(), per_uid.len());
+        for (uid, r) in last {
+            assert_eq!(
+                per_uid.get(uid).copied(),
+                Some(r.orig_pkts + r.resp_pkts),
+                "{uid}"
+            );
+        }
     }
 }

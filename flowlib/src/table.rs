@@ -574,6 +574,15 @@ impl FlowTable {
         (key, src_is_lo)
     }
 
+    /// Start time (first packet) of the live connection on `key`, if any.
+    /// With the key, it names the connection: its uid is
+    /// [`conn_uid`](crate::conn::conn_uid)`(key, start)`.
+    pub fn start_of(&self, key: &FlowKey) -> Option<Timestamp> {
+        let hash = self.hasher.hash_one(key);
+        self.find(&SlimKey::probe(key), hash)
+            .map(|r| self.flows.get(r).0.start())
+    }
+
     /// Counts a non-first IP fragment for an existing connection; `false`
     /// if the connection is gone.
     pub fn add_fragment(

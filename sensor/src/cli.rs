@@ -3,6 +3,7 @@
 
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
@@ -48,6 +49,9 @@ pub enum Command {
     /// Write one self-contained HTML report of captures: enclave matrix,
     /// alert timeline, top relationships, inventory, alerts with evidence.
     Report(crate::report::ReportArgs),
+    /// Write the packets of selected connections (by uid, Community ID or
+    /// host) to a new pcap file.
+    Extract(ExtractArgs),
 }
 
 /// `sensor baseline ...`
@@ -248,6 +252,13 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             register_signals(&shutdown);
             crate::report::run(args, shutdown)
         }
+        Command::Extract(args) => match extract_cmd::run(&args)? {
+            Some(e) => {
+                eprintln!("sensor: {}", error_chain(&e));
+                Ok(EXIT_INPUT_ENDED_EARLY)
+            }
+            None => Ok(EXIT_OK),
+        },
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());
@@ -304,7 +315,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 bpf: args.bpf,
                 table: args.table.to_config(),
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
-                progress: !args.no_progress,
+                progress: !args.no_progress && !args.quiet,
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;

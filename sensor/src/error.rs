@@ -103,6 +103,33 @@ pub enum SensorError {
     /// arguments).
     #[error("inventory: {0}")]
     Inventory(String),
+    /// A file could not be written (e.g. an extracted pcap).
+    #[error("{}: cannot write: {message}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// `sensor extract` found no connection matching its selection.
+    #[error("no connection matches {selection}; nothing written{}", input_error.as_ref().map(|e| format!(" (and an input ended early: {e})")).unwrap_or_default())]
+    NothingSelected {
+        /// The selection, as given.
+        selection: String,
+        /// An input that ended early, as a message.
+        input_error: Option<String>,
+    },
+    /// Packets to extract into one pcap file have different link types (a
+    /// pcap file holds one).
+    #[error("{}: the selected packets have different link types ({first}, then {other}); a pcap file holds one link type: extract from the inputs of each link type separately", output.display())]
+    MixedLinkTypes {
+        /// The pcap being written (removed).
+        output: PathBuf,
+        /// The link type of the first selected packet.
+        first: String,
+        /// The other link type.
+        other: String,
+    },
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -121,9 +148,13 @@ impl SensorError {
             | SensorError::Baseline(_)
             | SensorError::Ipfix(_)
             | SensorError::Records { .. }
-            | SensorError::Inventory(_) => EXIT_USAGE,
+            | SensorError::Inventory(_)
+            | SensorError::MixedLinkTypes { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
-            SensorError::Output(_) | SensorError::IpfixConnect(_) => EXIT_FAILURE,
+            SensorError::Output(_)
+            | SensorError::IpfixConnect(_)
+            | SensorError::Write { .. }
+            | SensorError::NothingSelected { .. } => EXIT_FAILURE,
         }
     }
 }

@@ -198,6 +198,15 @@ impl CaptureFile {
         self.format
     }
 
+    /// Whether timestamps have nanosecond resolution (nanosecond pcap, and
+    /// pcapng, whose interfaces may declare any resolution).
+    pub fn nanosecond(&self) -> bool {
+        match &self.backend {
+            Backend::Pcap(reader) => reader.header().nanos,
+            Backend::Libpcap(_) | Backend::PcapNg(_) => true,
+        }
+    }
+
     /// File size in bytes.
     pub fn size(&self) -> u64 {
         self.size
