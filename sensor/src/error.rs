@@ -6,7 +6,9 @@ use thiserror::Error;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: a runtime failure (e.g. output could not be written).
+/// Exit code: a runtime failure: records or alerts could not be written
+/// (a full disk, a closed pipe on standard output, any other write error).
+/// The message says how many had been written and flushed before.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: bad arguments or unusable input.
 pub const EXIT_USAGE: u8 = 2;
@@ -82,9 +84,36 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
-    /// Writing records failed.
+    /// Opening an output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
+    /// Writing records or alerts failed: a full disk, a reader that closed
+    /// the pipe, any other write error. Nothing more is written; `written`
+    /// lines had been written and flushed before the failure.
+    #[error(
+        "cannot write {what} to {dest}{} after {written} {what} were written and flushed",
+        hint(source)
+    )]
+    Write {
+        /// `records` or `alerts`.
+        what: &'static str,
+        /// The file, or `standard output`.
+        dest: String,
+        /// Lines written and flushed before the failure.
+        written: u64,
+        /// The write error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a write error means, for the common cases.
+fn hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe => " (the reader closed the pipe)",
+        io::ErrorKind::StorageFull => " (no space left on the device)",
+        _ => "",
+    }
 }
 
 impl SensorError {
@@ -99,7 +128,7 @@ impl SensorError {
             | SensorError::Rules { .. }
             | SensorError::Baseline(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
-            SensorError::Output(_) => EXIT_FAILURE,
+            SensorError::Output(_) | SensorError::Write { .. } => EXIT_FAILURE,
         }
     }
 }

@@ -6,10 +6,12 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod eve;
 pub mod live;
 pub mod order;
 pub mod output;
 pub mod pipeline;
 pub mod replay;
+pub mod rotation;
 pub mod source;
 pub mod summary;
