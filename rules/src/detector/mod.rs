@@ -298,6 +298,7 @@ impl Detector {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the alert's parts, each named
     fn build(
         &self,
         r: &ConnRecord,
