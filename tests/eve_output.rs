@@ -155,7 +155,8 @@ fn demo_eve_alerts_and_flows_follow_suricatas_schema_and_match_the_json_output()
 
     // Same alerts, line for line, our alert kept whole in `flowmon`.
     assert_eq!(alerts.len(), plain_alerts.len());
-    let raised = |v: &[Value], field: &str, value: &str| v.iter().filter(|a| a[field] == value).count();
+    let raised =
+        |v: &[Value], field: &str, value: &str| v.iter().filter(|a| a[field] == value).count();
     assert_eq!(raised(&plain_alerts, "event", "alert"), 35);
     assert_eq!(raised(&alerts, "event_type", "alert"), 35);
     assert_eq!(
@@ -183,9 +184,11 @@ fn demo_eve_alerts_and_flows_follow_suricatas_schema_and_match_the_json_output()
         assert_eq!(a["alert"]["severity"], severity);
     }
     // The Cloud Hopper hop is named by its signature.
-    assert!(alerts.iter().any(|a| a["alert"]["signature_id"] == 1_200_002
-        && a["alert"]["category"] == "Potential Corporate Privacy Violation"
-        && a["dest_port"] == 445));
+    assert!(alerts
+        .iter()
+        .any(|a| a["alert"]["signature_id"] == 1_200_002
+            && a["alert"]["category"] == "Potential Corporate Privacy Violation"
+            && a["dest_port"] == 445));
     // Beacons by theirs.
     assert_eq!(
         alerts
@@ -219,7 +222,11 @@ fn demo_eve_alerts_and_flows_follow_suricatas_schema_and_match_the_json_output()
     let mut alerted = HashSet::new();
     for a in alerts.iter().filter(|a| a["event_type"] == "alert") {
         let uid = a["flowmon"]["uid"].as_str().unwrap();
-        assert_eq!(Some(&a["flow_id"].as_u64().unwrap()), flow_ids.get(uid), "{a}");
+        assert_eq!(
+            Some(&a["flow_id"].as_u64().unwrap()),
+            flow_ids.get(uid),
+            "{a}"
+        );
         alerted.insert(uid.to_owned());
     }
     for f in &flows {
@@ -272,7 +279,15 @@ fn corpus_flows_with_icmp_ipv6_vlans_and_tunnels_follow_suricatas_schema() {
             }
         }
     }
-    for kind in ["TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", "vlan", "inner_vlan"] {
+    for kind in [
+        "TCP",
+        "UDP",
+        "ICMP",
+        "IPv6-ICMP",
+        "SCTP",
+        "vlan",
+        "inner_vlan",
+    ] {
         assert!(seen.contains(kind), "no {kind} flow in {seen:?}");
     }
 }
