@@ -316,3 +316,126 @@ fn stdout_to_a_pipe_whose_reader_closed_ends_with_a_clear_error_and_exit_1() {
         .unwrap_or_else(|| panic!("{err}"));
     assert!(n < 633, "{err}");
 }
+
+/// A capture of 120 UDP conversations of 400 packets each, one after the
+/// other, written with our own pcap writer: the records come out a few at
+/// a time over many batches.
+fn generated_capture(dir: &Path) -> PathBuf {
+    use flowbench::{packets, Conversation, DEFAULT_START};
+    use flowlib::pcap_writer::{PcapWriter, Resolution};
+    use flowlib::LinkType;
+    use std::time::Duration;
+    let path = dir.join("udp.pcap");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut w = PcapWriter::new(file, Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for i in 0..120u16 {
+        let client = format!("10.1.{}.{}:{}", i / 200, i % 200 + 1, 40_000 + i);
+        let start = DEFAULT_START.plus(Duration::from_secs(5 * u64::from(i)));
+        let conv = Conversation::udp(
+            client.parse().unwrap(),
+            "10.2.0.1:53".parse().unwrap(),
+            start,
+        )
+        .bytes(40, 120)
+        .rounds(200);
+        for (ts, frame) in packets(&conv) {
+            w.write_packet(ts, &frame, frame.len() as u32).unwrap();
+        }
+    }
+    std::io::Write::flush(&mut w.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `96k`) on a fresh directory; `None`
+    /// when not root and FLOWMON_ALLOW_NO_TMPFS=1 says to skip.
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !root && std::env::var("FLOWMON_ALLOW_NO_TMPFS").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: full-disk test needs root to mount a tmpfs");
+            return None;
+        }
+        let dir = dir(name);
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            st.success(),
+            "mounting a {size} tmpfs failed: this test needs root (CI runs as root); \
+             set FLOWMON_ALLOW_NO_TMPFS=1 to skip it deliberately"
+        );
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_disk_that_fills_mid_run_reports_only_what_was_flushed() {
+    let d = dir("midrun");
+    let pcap = generated_capture(&d);
+    let whole = d.join("whole.json");
+    ok(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "-o",
+        whole.to_str().unwrap(),
+    ]);
+    let whole = std::fs::read_to_string(whole).unwrap();
+    let whole: Vec<&str> = whole.lines().collect();
+    let Some(fs) = Tmpfs::mount("midrun-tmpfs", "16k") else {
+        return;
+    };
+    let path = fs.0.join("conn.json");
+    let o = sensor(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let prefix = format!(
+        "cannot write records to {} (no space left on the device) after ",
+        path.display()
+    );
+    let reported: usize = err
+        .split_once(&prefix)
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let text = std::fs::read(&path).unwrap();
+    let complete: Vec<&[u8]> = text
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .collect();
+    // It failed mid-run, after some batches were flushed...
+    assert!(reported > 0, "{err}");
+    assert!(complete.len() < whole.len());
+    // ...and everything it reports as written is in the file, as it should be.
+    assert!(
+        reported <= complete.len(),
+        "{reported} reported, {} in the file",
+        complete.len()
+    );
+    for (line, expected) in complete.iter().zip(&whole) {
+        assert_eq!(std::str::from_utf8(line).unwrap().trim_end(), *expected);
+    }
+    drop(fs);
+    let _ = std::fs::remove_dir_all(d);
+}
