@@ -439,3 +439,29 @@ fn a_disk_that_fills_mid_run_reports_only_what_was_flushed() {
     drop(fs);
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn rotation_needs_a_regular_file() {
+    let o = sensor(&["replay", "-q", &demo(), "--rotate-size", "1M"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("standard output is never rotated"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sensor(&[
+        "replay",
+        "-q",
+        &demo(),
+        "--rotate-interval",
+        "1h",
+        "-o",
+        "/dev/full",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/full is not a regular file; rotation renames files"),
+        "{}",
+        stderr(&o)
+    );
+}

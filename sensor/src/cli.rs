@@ -255,6 +255,18 @@ impl TableArgs {
 /// Parses arguments, runs, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(out) = output_args(&cli.command) {
+        if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--rotate-size and --rotate-interval rotate files: give -o FILE and/or \
+                     --alerts FILE (standard output is never rotated)",
+                )
+                .exit();
+        }
+    }
     init_tracing();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -381,6 +393,15 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
     }
 }
 
+/// The output options of a command that writes records.
+fn output_args(command: &Command) -> Option<&OutputArgs> {
+    match command {
+        Command::Replay(a) => Some(&a.out),
+        Command::Live(a) => Some(&a.out),
+        _ => None,
+    }
+}
+
 /// Adds enclave annotation and, with an alerts file, the detector.
 fn attach_rules(
     out: Output,
@@ -467,4 +488,32 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn intervals_take_time_suffixes() {
+        assert_eq!(parse_interval("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_interval("0h").is_err());
+        assert!(parse_interval("1w").is_err());
+    }
 }

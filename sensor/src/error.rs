@@ -84,8 +84,8 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
-    /// Opening an output failed.
-    #[error("cannot write output: {0}")]
+    /// Writing output failed (the io error follows in the chain).
+    #[error("cannot write output")]
     Output(#[source] io::Error),
     /// Writing records or alerts failed: a full disk, a reader that closed
     /// the pipe, any other write error. Nothing more is written; `written`

@@ -37,11 +37,21 @@ enum Sink {
 }
 
 impl Sink {
-    fn open(path: Option<&Path>, rotation: Rotation) -> Result<Sink, SensorError> {
+    fn open(
+        path: Option<&Path>,
+        rotation: Rotation,
+        what: &'static str,
+    ) -> Result<Sink, SensorError> {
         match path {
-            Some(p) => Ok(Sink::File(Box::new(
-                LogFile::create(p, rotation).map_err(SensorError::Output)?,
-            ))),
+            Some(p) => match LogFile::create(p, rotation) {
+                Ok(f) => Ok(Sink::File(Box::new(f))),
+                Err(source) => Err(SensorError::Write {
+                    what,
+                    dest: describe(path),
+                    written: 0,
+                    source,
+                }),
+            },
             None => Ok(Sink::Stdout(BufWriter::with_capacity(
                 1 << 16,
                 io::stdout(),
@@ -195,7 +205,7 @@ impl Output {
         format: Format,
         rotation: Rotation,
     ) -> Result<Output, SensorError> {
-        let sink = Sink::open(path, rotation)?;
+        let sink = Sink::open(path, rotation, "records")?;
         Ok(Output::over(Records::new(format, sink), describe(path)))
     }
 
@@ -238,7 +248,7 @@ impl Output {
         format: AlertFormat,
         rotation: Rotation,
     ) -> Result<Output, SensorError> {
-        let out = Sink::open(Some(path), rotation)?;
+        let out = Sink::open(Some(path), rotation, "alerts")?;
         self.rules = Some(rules.clone());
         let detector = Detector::new(rules);
         let detector = match baseline {

@@ -70,7 +70,16 @@ impl LogFile {
         let mut closed = Vec::new();
         if rotation.enabled() {
             if let Ok(meta) = fs::metadata(path) {
-                if meta.is_file() && meta.len() > 0 {
+                if !meta.is_file() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is not a regular file; rotation renames files",
+                            path.display()
+                        ),
+                    ));
+                }
+                if meta.len() > 0 {
                     let mtime = meta
                         .modified()
                         .ok()
