@@ -202,8 +202,15 @@ fn demo_eve_alerts_and_flows_follow_suricatas_schema_and_match_the_json_output()
     assert_eq!(flows.len(), plain_records.len());
     assert_eq!(flows.len(), 633);
     let mut flow_ids: HashMap<String, u64> = HashMap::new();
+    let mut last_logged = String::new();
     for (f, r) in flows.iter().zip(&plain_records) {
         Schemas::check(&schemas.flow, f);
+        // Logged (as Suricata) when the record was due: after the flow's
+        // last packet, and in order through the file.
+        let logged = f["timestamp"].as_str().unwrap();
+        assert!(logged >= f["flow"]["end"].as_str().unwrap(), "{f}");
+        assert!(logged >= last_logged.as_str(), "{f}");
+        last_logged = logged.to_owned();
         assert_eq!(&f["flowmon"], r);
         assert_eq!(f["flow"]["pkts_toserver"], r["orig_pkts"]);
         assert_eq!(f["flow"]["pkts_toclient"], r["resp_pkts"]);

@@ -476,7 +476,9 @@ pub fn write_flow<W: Write>(out: &mut W, r: &ConnRecord, alerted: bool) -> io::R
     });
     let event = FlowEvent {
         header: Header {
-            timestamp: timestamp(r.ts),
+            // As Suricata, the time the flow was logged: when the record
+            // became due (its timeout, its end, the end of input).
+            timestamp: timestamp(r.emitted.max(end)),
             flow_id: flow_id(&r.uid),
             event_type: "flow",
             src_ip: r.orig_h,
