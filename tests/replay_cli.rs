@@ -1,14 +1,14 @@
 //! End-to-end tests of `sensor replay`: exit codes and messages for bad
-//! input, broken pipes, filters, formats, multi-file timelines and
+//! input, filters, formats, multi-file timelines and
 //! determinism. Fixtures are the bundled demo capture and captures written
 //! here with flowlib's own pcap writer.
 
 use flowlib::pcap_writer::{PcapWriter, Resolution};
 use flowlib::{LinkType, Timestamp};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn sensor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sensor"))
@@ -252,24 +252,8 @@ fn truncated_capture_processes_complete_records_then_exits_3_with_position() {
     assert!(records.iter().any(|r| r["end_reason"] == "eof"));
 }
 
-#[test]
-fn broken_pipe_on_stdout_ends_quietly() {
-    let mut child = sensor()
-        .args(["replay", "-q", demo().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    // The reader is dropped here: the sensor's next writes hit a closed pipe.
-    let o = child.wait_with_output().unwrap();
-    assert!(first.starts_with('{'));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
-}
+// A closed pipe on standard output is an error with exit code 1 now (it
+// used to end quietly): see tests/output_files.rs.
 
 #[test]
 fn several_files_form_one_timeline() {

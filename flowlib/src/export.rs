@@ -29,6 +29,11 @@ impl<W: Write> JsonLinesWriter<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+
+    /// The underlying writer, e.g. to flush it at a batch boundary.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
 }
 
 impl<W: Write> RecordWriter for JsonLinesWriter<W> {
@@ -107,6 +112,11 @@ impl<W: Write> ZeekTsvWriter<W> {
     /// The underlying writer.
     pub fn into_inner(self) -> W {
         self.out
+    }
+
+    /// The underlying writer, e.g. to flush it at a batch boundary.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     fn header(&mut self, open: Option<Timestamp>) -> io::Result<()> {

@@ -3,10 +3,12 @@
 
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::eve::AlertFormat;
 use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
+use crate::rotation::Rotation;
 use crate::summary::Summary;
 use clap::{Args, Parser, Subcommand};
 use flowlib::TableConfig;
@@ -105,6 +107,68 @@ pub struct OutputArgs {
     /// IPFIX export.
     #[command(flatten)]
     pub ipfix: crate::ipfix_export::IpfixArgs,
+    /// Alert format: our JSON lines, or Suricata EVE `alert` events.
+    #[arg(long, value_enum, default_value = "json", requires = "alerts")]
+    pub alerts_format: AlertFormat,
+    /// Rotate output files (records and alerts; never standard output) once
+    /// they hold this many bytes (suffixes K, M, G: KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub rotate_size: Option<u64>,
+    /// Rotate output files when capture time enters the next interval of
+    /// this length (aligned to the epoch; suffixes s, m, h, d).
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub rotate_interval: Option<Duration>,
+}
+
+impl OutputArgs {
+    /// The rotation these arguments ask for.
+    pub fn rotation(&self) -> Rotation {
+        Rotation {
+            max_bytes: self.rotate_size,
+            interval: self.rotate_interval,
+        }
+    }
+}
+
+/// `100`, `64K`, `10M`, `1G` (binary multiples).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = split_unit(s);
+    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("unknown size unit {unit:?} (use K, M or G)")),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    n.checked_mul(mult)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} must be above 0 and below 2^64 bytes"))
+}
+
+/// `3600`, `90s`, `15m`, `1h`, `1d`.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let (digits, unit) = split_unit(s);
+    let mult: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown time unit {unit:?} (use s, m, h or d)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    n.checked_mul(mult)
+        .filter(|n| *n > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} must be above 0"))
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s.split_at(at)
 }
 
 /// Arguments of `sensor live`.
@@ -204,6 +268,18 @@ impl TableArgs {
 /// Parses arguments, runs, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(out) = output_args(&cli.command) {
+        if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "--rotate-size and --rotate-interval rotate files: give -o FILE and/or \
+                     --alerts FILE (standard output is never rotated)",
+                )
+                .exit();
+        }
+    }
     init_tracing();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -281,10 +357,14 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
             let cap = live::open(&cfg)?;
-            let out = Output::open(args.out.output.as_deref(), args.out.format)?;
+            let out = Output::open(
+                args.out.output.as_deref(),
+                args.out.format,
+                args.out.rotation(),
+            )?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?
-                .with_ipfix(args.out.ipfix.open()?);
+            let mut out =
+                attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
             let o = live::live(&cfg, cap, &mut out)?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
@@ -320,10 +400,14 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
-            let out = Output::open(args.out.output.as_deref(), args.out.format)?;
+            let out = Output::open(
+                args.out.output.as_deref(),
+                args.out.format,
+                args.out.rotation(),
+            )?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?
-                .with_ipfix(args.out.ipfix.open()?);
+            let mut out =
+                attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
             let outcome = replay(&cfg, &mut out)?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
@@ -345,15 +429,26 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
     }
 }
 
+/// The output options of a command that writes records.
+fn output_args(command: &Command) -> Option<&OutputArgs> {
+    match command {
+        Command::Replay(a) => Some(&a.out),
+        Command::Live(a) => Some(&a.out),
+        _ => None,
+    }
+}
+
 /// Adds enclave annotation and, with an alerts file, the detector.
 fn attach_rules(
     out: Output,
     rules: Option<rules::Rules>,
     baseline: Option<rules::baseline::Baseline>,
-    alerts: Option<&std::path::Path>,
+    args: &OutputArgs,
 ) -> Result<Output, SensorError> {
-    match (rules, alerts) {
-        (Some(rules), Some(path)) => out.with_detector(rules, baseline, path),
+    match (rules, args.alerts.as_deref()) {
+        (Some(rules), Some(path)) => {
+            out.with_detector(rules, baseline, path, args.alerts_format, args.rotation())
+        }
         (rules, _) => Ok(out.with_rules(rules)),
     }
 }
@@ -443,4 +538,32 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn intervals_take_time_suffixes() {
+        assert_eq!(parse_interval("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_interval("0h").is_err());
+        assert!(parse_interval("1w").is_err());
+    }
 }

@@ -6,7 +6,9 @@ use thiserror::Error;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: a runtime failure (e.g. output could not be written).
+/// Exit code: a runtime failure: records or alerts could not be written
+/// (a full disk, a closed pipe on standard output, any other write error).
+/// The message says how many had been written and flushed before.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: bad arguments or unusable input.
 pub const EXIT_USAGE: u8 = 2;
@@ -105,7 +107,7 @@ pub enum SensorError {
     Inventory(String),
     /// A file could not be written (e.g. an extracted pcap).
     #[error("{}: cannot write: {message}", path.display())]
-    Write {
+    WriteFile {
         /// The file.
         path: PathBuf,
         /// Why.
@@ -130,9 +132,36 @@ pub enum SensorError {
         /// The other link type.
         other: String,
     },
-    /// Writing records failed.
-    #[error("cannot write output: {0}")]
+    /// Writing output failed (the io error follows in the chain).
+    #[error("cannot write output")]
     Output(#[source] io::Error),
+    /// Writing records or alerts failed: a full disk, a reader that closed
+    /// the pipe, any other write error. Nothing more is written; `written`
+    /// lines had been written and flushed before the failure.
+    #[error(
+        "cannot write {what} to {dest}{} after {written} {what} were written and flushed",
+        hint(source)
+    )]
+    Write {
+        /// `records` or `alerts`.
+        what: &'static str,
+        /// The file, or `standard output`.
+        dest: String,
+        /// Lines written and flushed before the failure.
+        written: u64,
+        /// The write error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a write error means, for the common cases.
+fn hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe => " (the reader closed the pipe)",
+        io::ErrorKind::StorageFull => " (no space left on the device)",
+        _ => "",
+    }
 }
 
 impl SensorError {
@@ -154,6 +183,7 @@ impl SensorError {
             SensorError::Output(_)
             | SensorError::IpfixConnect(_)
             | SensorError::Write { .. }
+            | SensorError::WriteFile { .. }
             | SensorError::NothingSelected { .. } => EXIT_FAILURE,
         }
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod enclaves;
 pub mod error;
+pub mod eve;
 pub mod extract;
 pub mod extract_cmd;
 pub mod inventory;
@@ -18,6 +19,7 @@ pub mod progress;
 pub mod record_json;
 pub mod replay;
 pub mod report;
+pub mod rotation;
 pub mod savefile;
 pub mod source;
 pub mod summary;

@@ -1,16 +1,24 @@
-//! Where records go: stdout or a file, as JSON lines or Zeek TSV.
+//! Where records and alerts go: stdout or files (maybe rotated), as JSON
+//! lines, Zeek TSV or Suricata EVE.
+//!
+//! Records and alerts are flushed at batch boundaries (each batch of
+//! records the pipeline hands over), so a crash loses at most the batch
+//! being written. The counts reported as written are the lines flushed;
+//! any write error (a full disk, a reader that closed the pipe) ends the
+//! run with [`SensorError::Write`], naming how many were written.
 
 use crate::error::SensorError;
+use crate::eve::{self, AlertFormat};
 use crate::ipfix_export::{ExportStats, IpfixExporter};
+use crate::rotation::{LogFile, Rotation};
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
-use flowlib::{ConnRecord, EndReason};
+use flowlib::{ConnRecord, EndReason, Timestamp};
 use rules::baseline::BaselineBuilder;
 use rules::detector::{Alert, Detector, DetectorStats};
 use rules::inventory::{Inventory, InventoryBuilder};
-use std::fs::File;
+use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -19,70 +27,216 @@ pub enum Format {
     Json,
     /// Zeek's tab-separated conn.log.
     Zeek,
+    /// Suricata EVE `flow` events (the JSON record kept in `flowmon`).
+    Eve,
 }
 
-/// The record output, which treats a closed pipe as a request to stop.
+/// Where lines go: standard output, or a file that may be rotated.
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File(Box<LogFile>),
+    Discard,
+}
+
+impl Sink {
+    fn open(
+        path: Option<&Path>,
+        rotation: Rotation,
+        what: &'static str,
+    ) -> Result<Sink, SensorError> {
+        match path {
+            Some(p) => match LogFile::create(p, rotation) {
+                Ok(f) => Ok(Sink::File(Box::new(f))),
+                Err(source) => Err(SensorError::Write {
+                    what,
+                    dest: describe(path),
+                    written: 0,
+                    source,
+                }),
+            },
+            None => Ok(Sink::Stdout(BufWriter::with_capacity(
+                1 << 16,
+                io::stdout(),
+            ))),
+        }
+    }
+
+    /// Whether an entry due at `t` starts a new file.
+    fn due(&self, t: Timestamp) -> bool {
+        match self {
+            Sink::File(f) => f.due(t),
+            _ => false,
+        }
+    }
+
+    /// Notes the capture time of the entry about to be written.
+    fn begin_entry(&mut self, t: Timestamp) {
+        if let Sink::File(f) = self {
+            f.begin_entry(t);
+        }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.rotate(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes to the kernel (a batch boundary).
+    fn commit(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
+    /// Last flush, fsync, closed name.
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.finish(),
+            other => other.flush(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(w) => w.write(buf),
+            Sink::File(w) => w.write(buf),
+            Sink::Discard => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.flush(),
+            Sink::File(w) => w.flush(),
+            Sink::Discard => Ok(()),
+        }
+    }
+}
+
+/// A record writer of one of our formats.
+enum Records {
+    Json(JsonLinesWriter<Sink>),
+    Zeek(ZeekTsvWriter<Sink>),
+    Eve(Sink),
+}
+
+impl Records {
+    fn new(format: Format, sink: Sink) -> Records {
+        match format {
+            Format::Json => Records::Json(JsonLinesWriter::new(sink)),
+            Format::Zeek => Records::Zeek(ZeekTsvWriter::new(sink)),
+            Format::Eve => Records::Eve(sink),
+        }
+    }
+
+    fn sink(&mut self) -> &mut Sink {
+        match self {
+            Records::Json(w) => w.get_mut(),
+            Records::Zeek(w) => w.get_mut(),
+            Records::Eve(s) => s,
+        }
+    }
+
+    fn write(&mut self, r: &ConnRecord, alerted: bool) -> io::Result<()> {
+        match self {
+            Records::Json(w) => w.write_record(r),
+            Records::Zeek(w) => w.write_record(r),
+            Records::Eve(s) => eve::write_flow(s, r, alerted),
+        }
+    }
+
+    /// Writes the format's trailer (Zeek's `#close`) and flushes.
+    fn end_file(&mut self) -> io::Result<()> {
+        match self {
+            Records::Json(w) => w.finish(),
+            Records::Zeek(w) => w.finish(),
+            Records::Eve(s) => s.flush(),
+        }
+    }
+
+    /// The same format over the sink, starting a new file (Zeek: a new
+    /// header).
+    fn restart(self) -> Records {
+        match self {
+            Records::Json(w) => Records::Json(JsonLinesWriter::new(w.into_inner())),
+            Records::Zeek(w) => Records::Zeek(ZeekTsvWriter::new(w.into_inner())),
+            Records::Eve(s) => Records::Eve(s),
+        }
+    }
+}
+
+/// The record output, the detector and its alerts, and the baseline
+/// learner.
 pub struct Output {
-    writer: Box<dyn RecordWriter>,
-    closed: bool,
+    records: Option<Records>,
+    dest: String,
+    /// Records flushed.
     written: u64,
+    /// Records handed to the writer since the last flush.
+    unflushed: u64,
     rules: Option<rules::Rules>,
     alerts: Option<AlertSink>,
     learner: Option<(BaselineBuilder, PathBuf)>,
     ipfix: Option<IpfixExporter>,
     inventory: Option<InventoryBuilder>,
     evidence: Option<crate::report::Evidence>,
+    /// Uids of connections with an alert whose final record is not written
+    /// yet (for EVE's `flow.alerted`).
+    alerted: HashSet<String>,
 }
 
-/// The detector and where its alerts go (JSON lines).
+/// The detector and where its alerts go (nowhere when they are only kept
+/// in memory: see [`Output::with_evidence`]).
 struct AlertSink {
     detector: Detector,
-    /// `None`: alerts are only kept in memory (see [`Output::with_evidence`]).
-    out: Option<BufWriter<File>>,
+    format: AlertFormat,
+    out: Sink,
+    dest: String,
     pending: Vec<Alert>,
     written: u64,
+    unflushed: u64,
+}
+
+fn describe(path: Option<&Path>) -> String {
+    path.map_or_else(|| "standard output".to_owned(), |p| p.display().to_string())
 }
 
 impl Output {
-    /// Opens `path` (or stdout when `None`) for `format`.
-    pub fn open(path: Option<&Path>, format: Format) -> Result<Output, SensorError> {
-        let sink: Box<dyn Write> = match path {
-            Some(p) => Box::new(BufWriter::with_capacity(
-                1 << 16,
-                File::create(p).map_err(SensorError::Output)?,
-            )),
-            None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-        };
-        let writer: Box<dyn RecordWriter> = match format {
-            Format::Json => Box::new(JsonLinesWriter::new(sink)),
-            Format::Zeek => Box::new(ZeekTsvWriter::new(sink)),
-        };
-        Ok(Output {
-            writer,
-            closed: false,
+    /// Opens `path` (or stdout when `None`) for `format`; with `rotation`
+    /// (files only) the file is rotated.
+    pub fn open(
+        path: Option<&Path>,
+        format: Format,
+        rotation: Rotation,
+    ) -> Result<Output, SensorError> {
+        let sink = Sink::open(path, rotation, "records")?;
+        Ok(Output::over(Records::new(format, sink), describe(path)))
+    }
+
+    fn over(records: Records, dest: String) -> Output {
+        Output {
+            records: Some(records),
+            dest,
             written: 0,
+            unflushed: 0,
             rules: None,
             alerts: None,
             learner: None,
             ipfix: None,
             inventory: None,
             evidence: None,
-        })
+            alerted: HashSet::new(),
+        }
     }
 
     /// An output that writes no records (e.g. while learning a baseline).
     pub fn discard() -> Output {
-        Output {
-            writer: Box::new(JsonLinesWriter::new(io::sink())),
-            closed: false,
-            written: 0,
-            rules: None,
-            alerts: None,
-            learner: None,
-            ipfix: None,
-            inventory: None,
-            evidence: None,
-        }
+        Output::over(
+            Records::new(Format::Json, Sink::Discard),
+            "nowhere".to_owned(),
+        )
     }
 
     /// Also exports every record (not start records) over IPFIX.
@@ -102,17 +256,19 @@ impl Output {
         self
     }
 
-    /// Runs the detector over every record, writing alerts as JSON lines
-    /// to `path`. The flow table must report start records
-    /// ([`flowlib::TableConfig::report_starts`]) for policy alerts to be
-    /// raised on a connection's first packet.
+    /// Runs the detector over every record, writing alerts in `format` to
+    /// `path` (rotated like the records with `rotation`). The flow table
+    /// must report start records ([`flowlib::TableConfig::report_starts`])
+    /// for policy alerts to be raised on a connection's first packet.
     pub fn with_detector(
         mut self,
         rules: rules::Rules,
         baseline: Option<rules::baseline::Baseline>,
         path: &Path,
+        format: AlertFormat,
+        rotation: Rotation,
     ) -> Result<Output, SensorError> {
-        let f = File::create(path).map_err(SensorError::Output)?;
+        let out = Sink::open(Some(path), rotation, "alerts")?;
         self.rules = Some(rules.clone());
         let detector = Detector::new(rules);
         let detector = match baseline {
@@ -121,9 +277,12 @@ impl Output {
         };
         self.alerts = Some(AlertSink {
             detector,
-            out: Some(BufWriter::new(f)),
+            format,
+            out,
+            dest: describe(Some(path)),
             pending: Vec::new(),
             written: 0,
+            unflushed: 0,
         });
         Ok(self)
     }
@@ -156,9 +315,12 @@ impl Output {
         };
         self.alerts = Some(AlertSink {
             detector,
-            out: None,
+            format: AlertFormat::Json,
+            out: Sink::Discard,
+            dest: "nowhere".to_owned(),
             pending: Vec::new(),
             written: 0,
+            unflushed: 0,
         });
         self.evidence = Some(crate::report::Evidence::default());
         self
@@ -182,17 +344,38 @@ impl Output {
         self
     }
 
-    /// Writes records; after the reader went away (broken pipe) records are
-    /// dropped silently and [`Output::is_closed`] turns true.
+    /// Writes a batch of records (and the alerts they raise), then flushes
+    /// both: a batch boundary.
     pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
-        for mut r in records.drain(..) {
-            if self.closed {
-                continue;
+        let result = self.write_batch(records);
+        records.clear();
+        if result.is_err() {
+            // Keep what can be kept: the other output's complete lines.
+            if let Some(sink) = &mut self.alerts {
+                let _ = sink.commit();
             }
+            if let Some(rec) = &mut self.records {
+                let _ = rec.sink().commit();
+            }
+        }
+        result
+    }
+
+    fn write_batch(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
+        let eve_flows = matches!(self.records, Some(Records::Eve(_)));
+        for mut r in records.drain(..) {
             if let Some(sink) = &mut self.alerts {
                 sink.detector.observe(&r, &mut sink.pending);
                 if let Some(ev) = &mut self.evidence {
                     ev.note_alerts(&sink.pending);
+                }
+                if eve_flows {
+                    self.alerted.extend(
+                        sink.pending
+                            .iter()
+                            .filter(|a| a.event == "alert")
+                            .map(|a| a.uid.clone()),
+                    );
                 }
                 sink.flush()?;
             }
@@ -214,19 +397,65 @@ impl Output {
             if let Some(ev) = &mut self.evidence {
                 ev.note_record(&r);
             }
-            match self.writer.write_record(&r) {
-                Ok(()) => self.written += 1,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
-                Err(e) => return Err(SensorError::Output(e)),
-            }
+            let alerted = if r.end_reason == EndReason::Active {
+                self.alerted.contains(&r.uid)
+            } else {
+                self.alerted.remove(&r.uid)
+            };
+            self.write_record(&r, alerted)
+                .map_err(|e| self.write_error(e))?;
         }
         if let Some(x) = &mut self.ipfix {
             x.flush();
         }
+        if let Some(sink) = &mut self.alerts {
+            sink.commit()?;
+        }
+        self.commit().map_err(|e| self.write_error(e))
+    }
+
+    fn write_record(&mut self, r: &ConnRecord, alerted: bool) -> io::Result<()> {
+        let Some(mut rec) = self.records.take() else {
+            return Err(io::Error::other("output already failed"));
+        };
+        if rec.sink().due(r.emitted) {
+            if let Err(e) = rec.end_file().and_then(|()| rec.sink().rotate()) {
+                self.records = Some(rec);
+                return Err(e);
+            }
+            // Everything before is in the closed, fsynced file.
+            self.written += self.unflushed;
+            self.unflushed = 0;
+            rec = rec.restart();
+        }
+        rec.sink().begin_entry(r.emitted);
+        let result = rec.write(r, alerted);
+        self.records = Some(rec);
+        result?;
+        self.unflushed += 1;
         Ok(())
     }
 
-    /// Flushes and writes any trailer.
+    fn commit(&mut self) -> io::Result<()> {
+        if let Some(rec) = &mut self.records {
+            rec.sink().commit()?;
+        }
+        self.written += self.unflushed;
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    fn write_error(&self, source: io::Error) -> SensorError {
+        SensorError::Write {
+            what: "records",
+            dest: self.dest.clone(),
+            written: self.written,
+            source,
+        }
+    }
+
+    /// Flushes, writes any trailer, closes (and with rotation renames) the
+    /// files.
     pub fn finish(&mut self) -> Result<(), SensorError> {
         if let Some(x) = &mut self.ipfix {
             x.finish();
@@ -254,42 +483,68 @@ impl Output {
                 ev.note_alerts(&sink.pending);
             }
             sink.flush()?;
-            if let Some(out) = &mut sink.out {
-                out.flush().map_err(SensorError::Output)?;
-            }
+            sink.commit()?;
+            let r = sink.out.finish();
+            r.map_err(|e| sink.error(e))?;
         }
-        if self.closed {
-            return Ok(());
-        }
-        match self.writer.finish() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            other => other.map_err(SensorError::Output),
-        }
+        let finished = match &mut self.records {
+            Some(rec) => rec.end_file().and_then(|()| rec.sink().finish()),
+            None => Ok(()),
+        };
+        finished.map_err(|e| self.write_error(e))?;
+        self.written += self.unflushed;
+        self.unflushed = 0;
+        Ok(())
     }
 
-    /// The reader closed the pipe.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Records written.
+    /// Records written and flushed.
     pub fn written(&self) -> u64 {
         self.written
     }
 }
 
 impl AlertSink {
+    /// Writes the pending alerts into the buffer.
     fn flush(&mut self) -> Result<(), SensorError> {
-        for a in self.pending.drain(..) {
-            if let Some(out) = &mut self.out {
-                serde_json::to_writer(&mut *out, &a).map_err(|e| SensorError::Output(e.into()))?;
-                out.write_all(b"\n").map_err(SensorError::Output)?;
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut result = Ok(());
+        for a in pending.drain(..) {
+            if let Err(e) = self.write(&a) {
+                result = Err(self.error(e));
+                break;
             }
-            self.written += 1;
         }
+        self.pending = pending; // keeps its allocation
+        self.pending.clear();
+        result
+    }
+
+    fn write(&mut self, a: &Alert) -> io::Result<()> {
+        if self.out.due(a.ts) {
+            self.out.rotate()?;
+            self.written += self.unflushed;
+            self.unflushed = 0;
+        }
+        self.out.begin_entry(a.ts);
+        self.format.write(&mut self.out, a)?;
+        self.unflushed += 1;
         Ok(())
+    }
+
+    /// Flushes to the kernel: a batch boundary.
+    fn commit(&mut self) -> Result<(), SensorError> {
+        self.out.commit().map_err(|e| self.error(e))?;
+        self.written += self.unflushed;
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    fn error(&self, source: io::Error) -> SensorError {
+        SensorError::Write {
+            what: "alerts",
+            dest: self.dest.clone(),
+            written: self.written,
+            source,
+        }
     }
 }

@@ -212,7 +212,7 @@ pub struct Dispatcher<'s> {
     queue_drops: u64,
 }
 
-/// The output side went away (closed pipe or write error): stop feeding.
+/// The output failed (a write error, a closed pipe): stop feeding.
 #[derive(Debug)]
 pub struct Stopped;
 
@@ -649,7 +649,7 @@ where
                 if let Err(e) = output.write_all(&mut ready) {
                     failure = Some(e);
                 }
-                if failure.is_some() || output.is_closed() {
+                if failure.is_some() {
                     stop.store(true, Ordering::Relaxed);
                 }
             }

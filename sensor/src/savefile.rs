@@ -34,7 +34,7 @@ impl PcapOut {
     /// Creates (or truncates) `path` for packets of link type `link`, with
     /// nanosecond timestamps if `nanos`.
     pub fn create(path: &Path, link: LinkType, nanos: bool) -> Result<PcapOut, SensorError> {
-        let err = |message: String| SensorError::Write {
+        let err = |message: String| SensorError::WriteFile {
             path: path.to_owned(),
             message,
         };
@@ -105,7 +105,7 @@ impl PcapOut {
 
     /// Flushes and closes the file; returns the packets written.
     pub fn finish(mut self) -> Result<u64, SensorError> {
-        let err = |message: String| SensorError::Write {
+        let err = |message: String| SensorError::WriteFile {
             path: self.path.clone(),
             message,
         };
@@ -113,7 +113,7 @@ impl PcapOut {
         let (path, packets, longest) = (self.path.clone(), self.packets, self.longest);
         drop(self.savefile); // pcap_dump_close
         if longest > DEAD_SNAPLEN {
-            raise_snaplen(&path, longest).map_err(|e| SensorError::Write {
+            raise_snaplen(&path, longest).map_err(|e| SensorError::WriteFile {
                 path: path.clone(),
                 message: format!("cannot set the snapshot length: {e}"),
             })?;

@@ -80,6 +80,11 @@ pub struct Alert {
     /// Capture time of the last of them.
     #[serde(serialize_with = "flowlib::record::ts_secs")]
     pub last_ts: Timestamp,
+    /// The reason that names the alert (the strongest policy reason, or the
+    /// behaviour that fired); alerts are counted and deduplicated by it.
+    /// Not written in the JSON line (its `reasons` list every reason).
+    #[serde(skip)]
+    pub primary: Reason,
 }
 
 /// Severity name for a score.

@@ -213,7 +213,7 @@ impl Detector {
                     .unwrap_or_else(|| policy::detail(&self.rules, r, o, d, &verdict, reason)),
             })
             .collect();
-        let alert = self.build(r, o, d, &verdict, hits, score);
+        let alert = self.build(r, o, d, &verdict, hits, score, primary);
         self.emit(primary, alert, out);
     }
 
@@ -298,6 +298,7 @@ impl Detector {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the alert's parts, each named
     fn build(
         &self,
         r: &ConnRecord,
@@ -306,6 +307,7 @@ impl Detector {
         verdict: &policy::PolicyVerdict,
         hits: Vec<ReasonHit>,
         score: u8,
+        primary: Reason,
     ) -> Alert {
         let rules = &self.rules;
         let group = |l: Location| l.host_group.map(|g| rules.host_group(g).name().to_owned());
@@ -335,6 +337,7 @@ impl Detector {
             techniques,
             count: 1,
             last_ts: r.ts,
+            primary,
         }
     }
 

@@ -1,0 +1,467 @@
+//! Files that behave: rotation by size and by capture time on a real replay
+//! (every record exactly once across the rotated files, names following
+//! the documented scheme, nothing overwritten), and write failures (a full
+//! disk, a closed pipe) ending with the documented message and exit code.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn demo() -> String {
+    repo().join("demo/msp-demo.pcap").display().to_string()
+}
+
+fn rules() -> String {
+    repo()
+        .join("rules/examples/demo.toml")
+        .display()
+        .to_string()
+}
+
+/// A fresh directory for one test.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flowmon-files-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sensor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(args)
+        .output()
+        .expect("sensor runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = sensor(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    o
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Closed files of `active` in `dir`, in write order, after checking each
+/// name is `<active>.<YYYYMMDDTHHMMSSZ>.<n>`; returns (stamp, n, path).
+fn closed_files(dir: &Path, active: &str) -> Vec<(String, u32, PathBuf)> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&format!("{active}.")) else {
+            continue;
+        };
+        let (stamp, n) = rest.split_once('.').unwrap_or_else(|| panic!("{name}"));
+        let b = stamp.as_bytes();
+        assert!(
+            b.len() == 16
+                && b[8] == b'T'
+                && b[15] == b'Z'
+                && stamp[..8].bytes().all(|c| c.is_ascii_digit())
+                && stamp[9..15].bytes().all(|c| c.is_ascii_digit()),
+            "{name} does not follow <name>.<YYYYMMDDTHHMMSSZ>.<n>"
+        );
+        let n: u32 = n.parse().unwrap_or_else(|_| panic!("{name}"));
+        files.push((stamp.to_owned(), n, dir.join(&name)));
+    }
+    files.sort();
+    files
+}
+
+fn concat(files: &[(String, u32, PathBuf)]) -> String {
+    files
+        .iter()
+        .map(|(_, _, p)| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn rotation_by_size_keeps_every_record_exactly_once_in_named_files() {
+    let d = dir("size");
+    let whole = d.join("whole.json");
+    ok(&["replay", "-q", &demo(), "-o", whole.to_str().unwrap()]);
+    let whole = std::fs::read_to_string(whole).unwrap();
+    let active = d.join("conn.json");
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-o",
+        active.to_str().unwrap(),
+        "--rotate-size",
+        "32K",
+    ]);
+    assert!(!active.exists(), "the last file is closed at the end");
+    let files = closed_files(&d, "conn.json");
+    let longest = whole.lines().map(str::len).max().unwrap() as u64 + 1;
+    assert!(files.len() >= 4, "{} files", files.len());
+    for (i, (_, _, p)) in files.iter().enumerate() {
+        let size = std::fs::metadata(p).unwrap().len();
+        assert!(
+            size < 32 * 1024 + longest,
+            "{} holds {size} bytes",
+            p.display()
+        );
+        if i + 1 < files.len() {
+            assert!(size >= 32 * 1024, "{} closed early", p.display());
+        }
+    }
+    // Every record exactly once, in order, no line split across files.
+    assert_eq!(concat(&files), whole);
+    assert_eq!(whole.lines().count(), 633);
+
+    // A second run into the same place never overwrites: its files take the
+    // next free numbers, the first run's stay as they were.
+    let before: Vec<String> = files
+        .iter()
+        .map(|(_, _, p)| std::fs::read_to_string(p).unwrap())
+        .collect();
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-o",
+        active.to_str().unwrap(),
+        "--rotate-size",
+        "32K",
+    ]);
+    let after = closed_files(&d, "conn.json");
+    assert!(after.len() >= 2 * files.len() - 1, "{after:?}");
+    for ((_, _, p), text) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(p).unwrap(), text);
+    }
+}
+
+#[test]
+fn rotation_by_capture_time_cuts_records_and_alerts_at_hour_boundaries() {
+    let d = dir("time");
+    let (whole, whole_alerts) = (d.join("whole.log"), d.join("whole-alerts.json"));
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-f",
+        "zeek",
+        "-o",
+        whole.to_str().unwrap(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        whole_alerts.to_str().unwrap(),
+    ]);
+    let (active, alerts) = (d.join("conn.log"), d.join("alerts.json"));
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-f",
+        "zeek",
+        "-o",
+        active.to_str().unwrap(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--rotate-interval",
+        "1h",
+    ]);
+    let files = closed_files(&d, "conn.log");
+    // The demo spans 24 hours of capture time: one file per hour.
+    assert!(files.len() >= 24, "{} files", files.len());
+    let data = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut records = Vec::new();
+    for (stamp, n, p) in &files {
+        assert_eq!(*n, 1);
+        assert!(
+            stamp.ends_with("0000Z"),
+            "{stamp} is not on an hour boundary"
+        );
+        let text = std::fs::read_to_string(p).unwrap();
+        // Each file is a complete Zeek log: header and #close.
+        assert!(text.starts_with("#separator"), "{}", p.display());
+        assert!(text.lines().last().unwrap().starts_with("#close"));
+        let start = hour_secs(stamp);
+        for line in data(&text) {
+            // A record is due (timeout, end) in its file's hour, so it
+            // started before that hour ended.
+            let ts: f64 = line.split('\t').next().unwrap().parse().unwrap();
+            assert!(ts < (start + 3600) as f64, "{line} in {stamp}");
+            records.push(line);
+        }
+    }
+    assert_eq!(records, data(&std::fs::read_to_string(whole).unwrap()));
+    assert_eq!(records.len(), 633);
+
+    let alert_files = closed_files(&d, "alerts.json");
+    assert!(alert_files.len() >= 2);
+    for (stamp, _, p) in &alert_files {
+        let start = hour_secs(stamp);
+        for line in std::fs::read_to_string(p).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ts = v["ts"].as_f64().unwrap();
+            assert!(ts < (start + 3600) as f64, "{line}");
+            // Raised alerts come in capture-time order, each in its hour;
+            // a deduplicated alert's final count (`update`) is written when
+            // its window closes, into the file open then.
+            if v["event"] == "alert" {
+                assert!(ts >= start as f64, "{line}");
+            }
+        }
+    }
+    assert_eq!(
+        concat(&alert_files),
+        std::fs::read_to_string(whole_alerts).unwrap()
+    );
+}
+
+/// Seconds since the epoch of a `YYYYMMDDTHHMMSSZ` stamp.
+fn hour_secs(stamp: &str) -> i64 {
+    let n = |a: usize, b: usize| stamp[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(4, 6), n(6, 8));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(9, 11) * 3600 + n(11, 13) * 60 + n(13, 15)
+}
+
+#[test]
+fn records_to_a_full_disk_end_with_a_clear_error_and_exit_1() {
+    let o = sensor(&["replay", "-q", &demo(), "-o", "/dev/full"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "cannot write records to /dev/full (no space left on the device) \
+             after 0 records were written and flushed"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("os error 28"), "{err}");
+    // Nothing is reported as written.
+    assert!(!err.contains("records written"), "{err}");
+}
+
+#[test]
+fn alerts_to_a_full_disk_end_with_a_clear_error_and_exit_1() {
+    let d = dir("full-alerts");
+    let records = d.join("conn.json");
+    let o = sensor(&[
+        "replay",
+        "-q",
+        &demo(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        "/dev/full",
+        "-o",
+        records.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "cannot write alerts to /dev/full (no space left on the device) \
+             after 0 alerts were written and flushed"
+        ),
+        "{err}"
+    );
+    // The run stopped at the first failed batch: not every record made it.
+    let written = std::fs::read_to_string(records).unwrap().lines().count();
+    assert!(written < 633, "{written} records after the alerts failed");
+}
+
+#[test]
+fn stdout_to_a_pipe_whose_reader_closed_ends_with_a_clear_error_and_exit_1() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(["replay", "-q", &demo()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The read end is dropped here: the sensor's next writes hit a closed pipe.
+    let o = child.wait_with_output().unwrap();
+    assert!(first.starts_with('{'));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot write records to standard output (the reader closed the pipe) after "),
+        "{err}"
+    );
+    assert!(err.contains("os error 32"), "{err}");
+    // The count it reports is at most what exists.
+    let n: u64 = err
+        .split(" after ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(n < 633, "{err}");
+}
+
+/// A capture of 120 UDP conversations of 400 packets each, one after the
+/// other, written with our own pcap writer: the records come out a few at
+/// a time over many batches.
+fn generated_capture(dir: &Path) -> PathBuf {
+    use flowbench::{packets, Conversation, DEFAULT_START};
+    use flowlib::pcap_writer::{PcapWriter, Resolution};
+    use flowlib::LinkType;
+    use std::time::Duration;
+    let path = dir.join("udp.pcap");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut w = PcapWriter::new(file, Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for i in 0..120u16 {
+        let client = format!("10.1.{}.{}:{}", i / 200, i % 200 + 1, 40_000 + i);
+        let start = DEFAULT_START.plus(Duration::from_secs(5 * u64::from(i)));
+        let conv = Conversation::udp(
+            client.parse().unwrap(),
+            "10.2.0.1:53".parse().unwrap(),
+            start,
+        )
+        .bytes(40, 120)
+        .rounds(200);
+        for (ts, frame) in packets(&conv) {
+            w.write_packet(ts, &frame, frame.len() as u32).unwrap();
+        }
+    }
+    std::io::Write::flush(&mut w.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `96k`) on a fresh directory; `None`
+    /// when not root and FLOWMON_ALLOW_NO_TMPFS=1 says to skip.
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !root && std::env::var("FLOWMON_ALLOW_NO_TMPFS").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: full-disk test needs root to mount a tmpfs");
+            return None;
+        }
+        let dir = dir(name);
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            st.success(),
+            "mounting a {size} tmpfs failed: this test needs root (CI runs as root); \
+             set FLOWMON_ALLOW_NO_TMPFS=1 to skip it deliberately"
+        );
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_disk_that_fills_mid_run_reports_only_what_was_flushed() {
+    let d = dir("midrun");
+    let pcap = generated_capture(&d);
+    let whole = d.join("whole.json");
+    ok(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "-o",
+        whole.to_str().unwrap(),
+    ]);
+    let whole = std::fs::read_to_string(whole).unwrap();
+    let whole: Vec<&str> = whole.lines().collect();
+    let Some(fs) = Tmpfs::mount("midrun-tmpfs", "16k") else {
+        return;
+    };
+    let path = fs.0.join("conn.json");
+    let o = sensor(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let prefix = format!(
+        "cannot write records to {} (no space left on the device) after ",
+        path.display()
+    );
+    let reported: usize = err
+        .split_once(&prefix)
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let text = std::fs::read(&path).unwrap();
+    let complete: Vec<&[u8]> = text
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .collect();
+    // It failed mid-run, after some batches were flushed...
+    assert!(reported > 0, "{err}");
+    assert!(complete.len() < whole.len());
+    // ...and everything it reports as written is in the file, as it should be.
+    assert!(
+        reported <= complete.len(),
+        "{reported} reported, {} in the file",
+        complete.len()
+    );
+    for (line, expected) in complete.iter().zip(&whole) {
+        assert_eq!(std::str::from_utf8(line).unwrap().trim_end(), *expected);
+    }
+    drop(fs);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn rotation_needs_a_regular_file() {
+    let o = sensor(&["replay", "-q", &demo(), "--rotate-size", "1M"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("standard output is never rotated"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sensor(&[
+        "replay",
+        "-q",
+        &demo(),
+        "--rotate-interval",
+        "1h",
+        "-o",
+        "/dev/full",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/full is not a regular file; rotation renames files"),
+        "{}",
+        stderr(&o)
+    );
+}
