@@ -1,14 +1,17 @@
 //! Command-line arguments, validated into configurations, and the
 //! `main -> run -> exit code` wiring.
 
+use crate::config::{parse_args, ArgsError, SensorConfig};
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
 use crate::live::{self, list_interfaces, LiveConfig};
+use crate::metrics::Telemetry;
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
 use crate::summary::Summary;
 use clap::{Args, Parser, Subcommand};
 use flowlib::TableConfig;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -42,6 +45,37 @@ pub enum Command {
     /// Baselines of normal traffic across the trust boundaries.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Sensor configuration files (every flag of replay and live as a key).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `sensor config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file: print the effective settings of
+    /// replay and live, or every error with file, line and key (exit 2).
+    Check {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// The configuration file and the metrics endpoint (`replay` and `live`).
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Read settings from this TOML file (keys are the flags' long names
+    /// with `_` for `-`); flags on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9911; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// When the run ends, write the final metrics to FILE (Prometheus text
+    /// format, replaced atomically, for node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `sensor baseline ...`
@@ -124,6 +158,9 @@ pub struct LiveArgs {
     /// Flow table settings.
     #[command(flatten)]
     pub table: TableArgs,
+    /// Configuration file and metrics.
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 /// Arguments of `sensor replay`.
@@ -150,6 +187,9 @@ pub struct ReplayArgs {
     /// Flow table settings.
     #[command(flatten)]
     pub table: TableArgs,
+    /// Configuration file and metrics.
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 /// Flow table settings (Zeek's defaults).
@@ -190,7 +230,14 @@ impl TableArgs {
 
 /// Parses arguments, runs, and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(e)) => e.exit(),
+        Err(ArgsError::Config(e)) => {
+            eprintln!("sensor: {}", error_chain(&e));
+            return ExitCode::from(e.exit_code());
+        }
+    };
     init_tracing();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -219,6 +266,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 table: args.table.to_config(),
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
                 progress: true,
+                metrics: None,
             };
             let mut out = Output::discard().with_learner(rules, &args.output);
             let outcome = replay(&cfg, &mut out)?;
@@ -231,6 +279,12 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 None => Ok(EXIT_OK),
             }
         }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let cfg = SensorConfig::load(&file)?;
+            println!("# {}: valid; effective settings:", file.display());
+            print!("{}", cfg.describe());
+            Ok(EXIT_OK)
+        }
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());
@@ -238,16 +292,19 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         }
         Command::Live(args) => {
             register_signals(&shutdown);
+            let workers = args.workers.unwrap_or_else(default_workers).max(1);
+            let telemetry = start_telemetry(&args.service, workers)?;
             let cfg = LiveConfig {
                 interface: args.interface,
                 snaplen: args.snaplen.max(64),
                 bpf: args.bpf,
                 buffer_size: args.buffer_size.map(|mib| (mib.min(2047) as i32) << 20),
                 promisc: !args.no_promisc,
-                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                workers,
                 table: args.table.to_config(),
                 stats_interval: Duration::from_secs(args.stats_interval.max(1)),
                 shutdown: shutdown.clone(),
+                metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
@@ -255,8 +312,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let cap = live::open(&cfg)?;
             let out = Output::open(args.out.output.as_deref(), args.out.format)?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
-            let o = live::live(&cfg, cap, &mut out)?;
+            let out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
+            let mut out = out.with_metrics(telemetry.metrics());
+            let o = live::live(&cfg, cap, &mut out);
+            telemetry.finish()?;
+            let o = o?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
                 o.meter,
@@ -279,21 +339,27 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         }
         Command::Replay(args) => {
             register_signals(&shutdown);
+            let workers = args.workers.unwrap_or_else(default_workers).max(1);
+            let telemetry = start_telemetry(&args.service, workers)?;
             let cfg = ReplayConfig {
                 shutdown: shutdown.clone(),
                 files: args.files,
                 bpf: args.bpf,
                 table: args.table.to_config(),
-                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                workers,
                 progress: !args.no_progress,
+                metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
             let out = Output::open(args.out.output.as_deref(), args.out.format)?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
-            let outcome = replay(&cfg, &mut out)?;
+            let out = attach_rules(out, rules, baseline, args.out.alerts.as_deref())?;
+            let mut out = out.with_metrics(telemetry.metrics());
+            let outcome = replay(&cfg, &mut out);
+            telemetry.finish()?;
+            let outcome = outcome?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
                 print_alert_summary(&out);
@@ -307,6 +373,16 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             }
         }
     }
+}
+
+/// Binds the metrics endpoint (before anything is captured) and says
+/// where it listens.
+fn start_telemetry(args: &ServiceArgs, workers: usize) -> Result<Telemetry, SensorError> {
+    let telemetry = Telemetry::start(args.metrics, args.metrics_file.clone(), workers)?;
+    if let Some(addr) = telemetry.addr() {
+        eprintln!("sensor: metrics at http://{addr}/metrics");
+    }
+    Ok(telemetry)
 }
 
 /// Adds enclave annotation and, with an alerts file, the detector.

@@ -82,6 +82,32 @@ pub enum SensorError {
     /// not be written.
     #[error("baseline: {0}")]
     Baseline(String),
+    /// The metrics endpoint could not listen on its address.
+    #[error("metrics endpoint: cannot listen on {addr}: {message}")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// The final metrics could not be written to their file.
+    #[error("cannot write the metrics file {}: {source}", path.display())]
+    MetricsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A sensor configuration file is unreadable or invalid; every error
+    /// is listed.
+    #[error("{} is not a valid sensor configuration:\n{errors}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// One error per line, each naming file, line and key.
+        errors: String,
+    },
     /// Writing records failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -97,9 +123,11 @@ impl SensorError {
             | SensorError::NoInterface { .. }
             | SensorError::Permission { .. }
             | SensorError::Rules { .. }
-            | SensorError::Baseline(_) => EXIT_USAGE,
+            | SensorError::Baseline(_)
+            | SensorError::Metrics { .. }
+            | SensorError::Config { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
-            SensorError::Output(_) => EXIT_FAILURE,
+            SensorError::Output(_) | SensorError::MetricsFile { .. } => EXIT_FAILURE,
         }
     }
 }

@@ -4,9 +4,11 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod enclaves;
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod order;
 pub mod output;
 pub mod pipeline;

@@ -1,6 +1,7 @@
 //! Where records go: stdout or a file, as JSON lines or Zeek TSV.
 
 use crate::error::SensorError;
+use crate::metrics::{AlertCounts, ExportFailure, Metrics};
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason};
 use rules::baseline::BaselineBuilder;
@@ -9,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -27,6 +29,7 @@ pub struct Output {
     rules: Option<rules::Rules>,
     alerts: Option<AlertSink>,
     learner: Option<(BaselineBuilder, PathBuf)>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The detector and where its alerts go (JSON lines).
@@ -35,6 +38,8 @@ struct AlertSink {
     out: BufWriter<File>,
     pending: Vec<Alert>,
     written: u64,
+    /// (alerts raised, lines written) last published to the metrics.
+    published: Option<(u64, u64)>,
 }
 
 impl Output {
@@ -58,6 +63,7 @@ impl Output {
             rules: None,
             alerts: None,
             learner: None,
+            metrics: None,
         })
     }
 
@@ -70,6 +76,7 @@ impl Output {
             rules: None,
             alerts: None,
             learner: None,
+            metrics: None,
         }
     }
 
@@ -101,6 +108,7 @@ impl Output {
             out: BufWriter::new(f),
             pending: Vec::new(),
             written: 0,
+            published: None,
         });
         Ok(self)
     }
@@ -112,6 +120,13 @@ impl Output {
             .map(|a| (a.detector.stats(), a.written))
     }
 
+    /// Publishes records and alerts written, export failures and the
+    /// detector's counts to `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Output {
+        self.metrics = metrics;
+        self
+    }
+
     /// Annotates every record with the enclave and host group of each side.
     pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
         self.rules = rules;
@@ -121,13 +136,29 @@ impl Output {
     /// Writes records; after the reader went away (broken pipe) records are
     /// dropped silently and [`Output::is_closed`] turns true.
     pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
+        let result = self.write_records(records);
+        self.publish_metrics(result.is_err());
+        result
+    }
+
+    fn write_records(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
         for mut r in records.drain(..) {
             if self.closed {
+                if r.end_reason != EndReason::Start {
+                    if let Some(m) = &self.metrics {
+                        m.conn_failure(ExportFailure::OutputClosed, 1);
+                    }
+                }
                 continue;
             }
             if let Some(sink) = &mut self.alerts {
                 sink.detector.observe(&r, &mut sink.pending);
-                sink.flush()?;
+                if let Err(e) = sink.flush() {
+                    if let Some(m) = &self.metrics {
+                        m.alert_failure(ExportFailure::WriteError, 1);
+                    }
+                    return Err(e);
+                }
             }
             if let Some((learner, _)) = &mut self.learner {
                 learner.observe(&r);
@@ -140,11 +171,48 @@ impl Output {
             }
             match self.writer.write_record(&r) {
                 Ok(()) => self.written += 1,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
-                Err(e) => return Err(SensorError::Output(e)),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    self.closed = true;
+                    if let Some(m) = &self.metrics {
+                        m.conn_failure(ExportFailure::OutputClosed, 1);
+                    }
+                }
+                Err(e) => {
+                    if let Some(m) = &self.metrics {
+                        m.conn_failure(ExportFailure::WriteError, 1);
+                    }
+                    return Err(SensorError::Output(e));
+                }
             }
         }
         Ok(())
+    }
+
+    /// Stores the counts so far for the metrics endpoint; the detector's
+    /// maps are copied only when an alert was raised since the last time.
+    fn publish_metrics(&mut self, force: bool) {
+        let Some(m) = &self.metrics else { return };
+        m.publish_records(self.written);
+        if let Some(sink) = &mut self.alerts {
+            let stats = sink.detector.stats();
+            let raised: u64 = stats.alerts.values().sum();
+            if force || sink.published != Some((raised, sink.written)) {
+                sink.published = Some((raised, sink.written));
+                let counts = AlertCounts {
+                    by_reason: stats
+                        .alerts
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    by_severity: stats
+                        .severities
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                };
+                m.publish_alerts(sink.written, counts);
+            }
+        }
     }
 
     /// Flushes and writes any trailer.
@@ -168,8 +236,16 @@ impl Output {
         }
         if let Some(sink) = &mut self.alerts {
             sink.detector.finish(&mut sink.pending);
-            sink.flush()?;
-            sink.out.flush().map_err(SensorError::Output)?;
+            let flushed = sink
+                .flush()
+                .and_then(|()| sink.out.flush().map_err(SensorError::Output));
+            if flushed.is_err() {
+                if let Some(m) = &self.metrics {
+                    m.alert_failure(ExportFailure::WriteError, 1);
+                }
+            }
+            self.publish_metrics(true);
+            flushed?;
         }
         if self.closed {
             return Ok(());
@@ -179,7 +255,13 @@ impl Output {
                 self.closed = true;
                 Ok(())
             }
-            other => other.map_err(SensorError::Output),
+            Err(e) => {
+                if let Some(m) = &self.metrics {
+                    m.conn_failure(ExportFailure::WriteError, 1);
+                }
+                Err(SensorError::Output(e))
+            }
+            Ok(()) => Ok(()),
         }
     }
 

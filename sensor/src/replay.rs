@@ -5,6 +5,7 @@
 //! packet data beyond one buffer per file).
 
 use crate::error::SensorError;
+use crate::metrics::Metrics;
 use crate::output::Output;
 use crate::pipeline::{self, Dispatcher, Packet, PipelineConfig};
 use crate::source::CaptureFile;
@@ -31,6 +32,8 @@ pub struct ReplayConfig {
     pub progress: bool,
     /// Set by SIGINT/SIGTERM: stop reading and flush.
     pub shutdown: Arc<AtomicBool>,
+    /// Counters for the metrics endpoint, when one runs.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The outcome of a replay: counters, and the first input error if any.
@@ -64,6 +67,7 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
         final_reason: EndReason::Eof,
         lossy: false,
         shutdown: cfg.shutdown.clone(),
+        metrics: cfg.metrics.clone(),
     };
     let n_files = files.len();
     let (stats, input_error) =
