@@ -622,7 +622,7 @@ where
                 shard,
                 table: table.clone(),
                 final_reason: cfg.final_reason,
-                shutdown: &*cfg.shutdown,
+                shutdown: &cfg.shutdown,
                 metrics: cfg.metrics.clone(),
             };
             thread::Builder::new()
