@@ -88,7 +88,9 @@ impl CaptureFile {
         } else {
             Box::new(File::open(path).map_err(|e| open_err(e.to_string()))?)
         };
-        let meta = std::fs::metadata(path).ok().filter(|_| path.as_os_str() != STDIN);
+        let meta = std::fs::metadata(path)
+            .ok()
+            .filter(|_| path.as_os_str() != STDIN);
         let regular = meta.as_ref().is_some_and(|m| m.is_file());
         let size = meta.map_or(0, |m| if m.is_file() { m.len() } else { 0 });
         f.read_exact(&mut magic)
