@@ -283,7 +283,10 @@ impl SensorConfig {
     /// of each value in a comment.
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        for command_name in COMMANDS {
+        for (i, command_name) in COMMANDS.iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
             s.push_str(&format!("[{command_name}]\n"));
             for (key, value, source) in self.effective(command_name) {
                 let from = match source {
