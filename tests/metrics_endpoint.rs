@@ -483,3 +483,64 @@ fn the_exposition_parser_rejects_samples_outside_a_family() {
         parse_exposition("# HELP x_total X.\n# TYPE x_total counter\nx_total{a=\"1,\\\"2\"} 1\n");
     assert_eq!(ok.get("x_total", "a=\"1,\\\"2\""), 1.0);
 }
+
+#[test]
+fn export_failures_are_counted_by_reason() {
+    let demo = repo().join("demo/msp-demo.pcap");
+    // A full disk: the write fails, the run ends with exit 1, and the final
+    // numbers still reach the metrics file.
+    let textfile = tmp("full.prom");
+    let o = sensor()
+        .args([
+            "replay",
+            "--no-progress",
+            "-o",
+            "/dev/full",
+            "--metrics-file",
+        ])
+        .arg(&textfile)
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let end = parse_exposition(&std::fs::read_to_string(&textfile).unwrap());
+    assert!(
+        end.get(
+            "flowmon_export_failures_total",
+            "exporter=\"conn\",reason=\"write_error\""
+        ) >= 1.0
+    );
+
+    // A reader that goes away: the records after it are counted, not lost
+    // silently.
+    let textfile = tmp("closed.prom");
+    let mut child = sensor()
+        .args(["replay", "--no-progress", "-w", "1", "--metrics-file"])
+        .arg(&textfile)
+        .arg(&demo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"ts\":"));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let end = parse_exposition(&std::fs::read_to_string(&textfile).unwrap());
+    let written = end.get("flowmon_records_exported_total", "exporter=\"conn\"");
+    let dropped = end.get(
+        "flowmon_export_failures_total",
+        "exporter=\"conn\",reason=\"output_closed\"",
+    );
+    assert!(dropped > 0.0);
+    assert_eq!(written + dropped, end.sum("flowmon_flows_ended_total"));
+    assert_eq!(end.sum("flowmon_flows_ended_total"), 633.0);
+}
