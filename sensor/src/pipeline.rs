@@ -597,6 +597,13 @@ where
     T: Send,
 {
     let n = cfg.workers.max(1);
+    if let Some(m) = &cfg.metrics {
+        assert!(
+            m.shard_count() >= n,
+            "metrics made for {} shards, pipeline runs {n}",
+            m.shard_count()
+        );
+    }
     let mut table = cfg.table.clone();
     table.max_flows = table.max_flows.div_ceil(n).max(1);
     let stop = AtomicBool::new(false);

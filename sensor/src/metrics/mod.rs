@@ -149,9 +149,15 @@ impl Metrics {
         }
     }
 
-    /// The slot of shard `i` (0-based).
+    /// The slot of shard `i` (0-based; the pipeline has as many shards as
+    /// these counters were made for).
     pub fn shard(&self, i: usize) -> &ShardCounters {
-        &self.shards[i.min(self.shards.len() - 1)]
+        &self.shards[i]
+    }
+
+    /// How many shard slots there are.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// The dispatcher's own slot (packets it could not decode) and its
@@ -313,7 +319,7 @@ impl Metrics {
         let mut f = e.family(
             "flowmon_export_failures_total",
             Kind::Counter,
-            "Records not written, by exporter and reason.",
+            "Records not exported, by exporter and reason (write_error: failed writes, which end the run; output_closed: records dropped after the reader went away).",
         );
         for (name, c) in exporters {
             for why in [ExportFailure::WriteError, ExportFailure::OutputClosed] {
