@@ -24,7 +24,9 @@
 //! definitions and parsers, so a flag added to `replay` or `live` is a
 //! configuration key at once, with the same validation, and nothing else
 //! needs to change. Not configurable: `--config` itself, `--help`, and
-//! positional arguments (the capture files of `replay`).
+//! positional arguments (the capture files of `replay`). A switch set to
+//! `true` in the file cannot be turned off on the command line (the flags
+//! have no negations).
 //!
 //! Errors name file, line and key, as rule files do:
 //! `sensor.toml:7: live.snaplen: invalid value 'big' for '--snaplen <BYTES>': ...`.
