@@ -265,6 +265,8 @@ fn live_capture_between_namespaces_matches_the_traffic_and_flushes_on_sigterm() 
         .exec(&ns.a, &sensor)
         .args(["live", "-i", &veth, "--workers", "2", "-o"])
         .arg(&live_json)
+        .arg("--metrics-file")
+        .arg(dir.join("live.prom"))
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&live_err).unwrap())
         .spawn()
@@ -355,6 +357,36 @@ fn live_capture_between_namespaces_matches_the_traffic_and_flushes_on_sigterm() 
     };
     assert_eq!(packets, decoded + weirds, "{err}");
     assert_eq!(queue, 0, "no drops expected at this rate: {err}");
+
+    // The final metrics say what the summary says, drops by stage included.
+    let prom = std::fs::read_to_string(dir.join("live.prom")).unwrap();
+    let metric = |series: &str| -> u64 {
+        let line = prom
+            .lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(s, _)| s == series))
+            .unwrap_or_else(|| panic!("{series} missing in:\n{prom}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    };
+    assert_eq!(metric("flowmon_packets_total"), packets, "{prom}");
+    assert_eq!(metric("flowmon_packets_decoded_total"), decoded);
+    assert_eq!(
+        metric(r#"flowmon_drops_total{stage="kernel",reason="buffer_full"}"#),
+        num("drops: kernel ")
+    );
+    assert_eq!(
+        metric(r#"flowmon_drops_total{stage="interface",reason="interface_drop"}"#),
+        num(", interface ")
+    );
+    assert_eq!(
+        metric(r#"flowmon_drops_total{stage="dispatcher",reason="shard_queue_full"}"#),
+        queue
+    );
+    assert_eq!(
+        metric("flowmon_capture_received_total"),
+        num("(kernel received ")
+    );
+    assert!(metric(r#"flowmon_flows_ended_total{reason="shutdown"}"#) > 0);
+    assert_eq!(metric("flowmon_flows_live"), 0);
 
     let live_records = records(&std::fs::read_to_string(&live_json).unwrap());
     // Every open flow flushed exactly once.

@@ -1,17 +1,20 @@
 //! Command-line arguments, validated into configurations, and the
 //! `main -> run -> exit code` wiring.
 
+use crate::config::{parse_args, ArgsError, SensorConfig};
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
 use crate::eve::AlertFormat;
 use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
+use crate::metrics::Telemetry;
 use crate::output::{Format, Output};
 use crate::replay::{replay, ReplayConfig};
 use crate::rotation::Rotation;
 use crate::summary::Summary;
 use clap::{Args, Parser, Subcommand};
 use flowlib::TableConfig;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -54,6 +57,37 @@ pub enum Command {
     /// Write the packets of selected connections (by uid, Community ID or
     /// host) to a new pcap file.
     Extract(ExtractArgs),
+    /// Sensor configuration files (every flag of replay and live as a key).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `sensor config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file: print the effective settings of
+    /// replay and live, or every error with file, line and key (exit 2).
+    Check {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+/// The configuration file and the metrics endpoint (`replay` and `live`).
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Read settings from this TOML file (keys are the flags' long names
+    /// with `_` for `-`); flags on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9911; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// When the run ends, write the final metrics to FILE (Prometheus text
+    /// format, replaced atomically, for node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `sensor baseline ...`
@@ -201,6 +235,9 @@ pub struct LiveArgs {
     /// Flow table settings.
     #[command(flatten)]
     pub table: TableArgs,
+    /// Configuration file and metrics.
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 /// Arguments of `sensor replay`.
@@ -227,6 +264,9 @@ pub struct ReplayArgs {
     /// Flow table settings.
     #[command(flatten)]
     pub table: TableArgs,
+    /// Configuration file and metrics.
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 /// Flow table settings (Zeek's defaults).
@@ -267,7 +307,14 @@ impl TableArgs {
 
 /// Parses arguments, runs, and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(e)) => e.exit(),
+        Err(ArgsError::Config(e)) => {
+            eprintln!("sensor: {}", error_chain(&e));
+            return ExitCode::from(e.exit_code());
+        }
+    };
     if let Some(out) = output_args(&cli.command) {
         if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
             use clap::CommandFactory;
@@ -308,6 +355,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 table: args.table.to_config(),
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
                 progress: true,
+                metrics: None,
             };
             let mut out = Output::discard().with_learner(rules, &args.output);
             let outcome = replay(&cfg, &mut out)?;
@@ -335,6 +383,12 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             }
             None => Ok(EXIT_OK),
         },
+        Command::Config(ConfigCommand::Check { file }) => {
+            let cfg = SensorConfig::load(&file)?;
+            println!("# {}: valid; effective settings:", file.display());
+            print!("{}", cfg.describe());
+            Ok(EXIT_OK)
+        }
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
             println!("{}", rules.summary());
@@ -342,16 +396,19 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         }
         Command::Live(args) => {
             register_signals(&shutdown);
+            let workers = args.workers.unwrap_or_else(default_workers).max(1);
+            let telemetry = start_telemetry(&args.service, workers)?;
             let cfg = LiveConfig {
                 interface: args.interface,
                 snaplen: args.snaplen.max(64),
                 bpf: args.bpf,
                 buffer_size: args.buffer_size.map(|mib| (mib.min(2047) as i32) << 20),
                 promisc: !args.no_promisc,
-                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                workers,
                 table: args.table.to_config(),
                 stats_interval: Duration::from_secs(args.stats_interval.max(1)),
                 shutdown: shutdown.clone(),
+                metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
@@ -363,9 +420,12 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 args.out.rotation(),
             )?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out =
+            let out =
                 attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
-            let o = live::live(&cfg, cap, &mut out)?;
+            let mut out = out.with_metrics(telemetry.metrics());
+            let o = live::live(&cfg, cap, &mut out);
+            telemetry.finish()?;
+            let o = o?;
             let summary = Summary::new(
                 format!("interface {}", cfg.interface),
                 o.meter,
@@ -389,13 +449,16 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         }
         Command::Replay(args) => {
             register_signals(&shutdown);
+            let workers = args.workers.unwrap_or_else(default_workers).max(1);
+            let telemetry = start_telemetry(&args.service, workers)?;
             let cfg = ReplayConfig {
                 shutdown: shutdown.clone(),
                 files: args.files,
                 bpf: args.bpf,
                 table: args.table.to_config(),
-                workers: args.workers.unwrap_or_else(default_workers).max(1),
+                workers,
                 progress: !args.no_progress && !args.quiet,
+                metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
@@ -406,9 +469,12 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 args.out.rotation(),
             )?;
             let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let mut out =
+            let out =
                 attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
-            let outcome = replay(&cfg, &mut out)?;
+            let mut out = out.with_metrics(telemetry.metrics());
+            let outcome = replay(&cfg, &mut out);
+            telemetry.finish()?;
+            let outcome = outcome?;
             if !args.quiet {
                 eprintln!("{}", outcome.summary);
                 print_alert_summary(&out);
@@ -436,6 +502,16 @@ fn output_args(command: &Command) -> Option<&OutputArgs> {
         Command::Live(a) => Some(&a.out),
         _ => None,
     }
+}
+
+/// Binds the metrics endpoint (before anything is captured) and says
+/// where it listens.
+fn start_telemetry(args: &ServiceArgs, workers: usize) -> Result<Telemetry, SensorError> {
+    let telemetry = Telemetry::start(args.metrics, args.metrics_file.clone(), workers)?;
+    if let Some(addr) = telemetry.addr() {
+        eprintln!("sensor: metrics at http://{addr}/metrics");
+    }
+    Ok(telemetry)
 }
 
 /// Adds enclave annotation and, with an alerts file, the detector.

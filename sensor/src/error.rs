@@ -132,6 +132,32 @@ pub enum SensorError {
         /// The other link type.
         other: String,
     },
+    /// The metrics endpoint could not listen on its address.
+    #[error("metrics endpoint: cannot listen on {addr}: {message}")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// The final metrics could not be written to their file.
+    #[error("cannot write the metrics file {}: {source}", path.display())]
+    MetricsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A sensor configuration file is unreadable or invalid; every error
+    /// is listed.
+    #[error("{} is not a valid sensor configuration:\n{errors}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// One error per line, each naming file, line and key.
+        errors: String,
+    },
     /// Writing output failed (the io error follows in the chain).
     #[error("cannot write output")]
     Output(#[source] io::Error),
@@ -178,12 +204,15 @@ impl SensorError {
             | SensorError::Ipfix(_)
             | SensorError::Records { .. }
             | SensorError::Inventory(_)
-            | SensorError::MixedLinkTypes { .. } => EXIT_USAGE,
+            | SensorError::MixedLinkTypes { .. }
+            | SensorError::Metrics { .. }
+            | SensorError::Config { .. } => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             SensorError::Output(_)
             | SensorError::IpfixConnect(_)
             | SensorError::Write { .. }
             | SensorError::WriteFile { .. }
+            | SensorError::MetricsFile { .. }
             | SensorError::NothingSelected { .. } => EXIT_FAILURE,
         }
     }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod enclaves;
 pub mod error;
 pub mod eve;
@@ -12,6 +13,7 @@ pub mod extract_cmd;
 pub mod inventory;
 pub mod ipfix_export;
 pub mod live;
+pub mod metrics;
 pub mod order;
 pub mod output;
 pub mod pipeline;

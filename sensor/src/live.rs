@@ -7,6 +7,7 @@
 //! promptly and every open flow is flushed once with end reason `shutdown`.
 
 use crate::error::SensorError;
+use crate::metrics::Metrics;
 use crate::output::Output;
 use crate::pipeline::{self, Dispatcher, Packet, PipelineConfig};
 use crate::source::compile_check;
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 const IDLE_POLL: Duration = Duration::from_millis(1);
 /// How often an idle capture advances the shards' clocks.
 const IDLE_TICK: Duration = Duration::from_millis(200);
+/// How often libpcap's counters are read for the metrics endpoint.
+const METRICS_STATS: Duration = Duration::from_secs(1);
 
 /// What to capture and how.
 #[derive(Clone, Debug)]
@@ -43,6 +46,8 @@ pub struct LiveConfig {
     pub stats_interval: Duration,
     /// Set by SIGINT/SIGTERM.
     pub shutdown: Arc<AtomicBool>,
+    /// Counters for the metrics endpoint, when one runs.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// A 32-bit counter that wraps (libpcap's statistics) folded into 64 bits.
@@ -179,9 +184,13 @@ pub fn live(
         final_reason: EndReason::Shutdown,
         lossy: true,
         shutdown: cfg.shutdown.clone(),
+        metrics: cfg.metrics.clone(),
     };
     let interval = cfg.stats_interval;
-    let (stats, fed) = pipeline::run(&pipeline, out, move |d| capture_loop(cap, d, interval))?;
+    let metrics = cfg.metrics.as_deref();
+    let (stats, fed) = pipeline::run(&pipeline, out, move |d| {
+        capture_loop(cap, d, interval, metrics)
+    })?;
     let (mut drops, error) = fed;
     drops.shard_queue = stats.queue_drops;
     if let Some(e) = error {
@@ -203,6 +212,7 @@ fn capture_loop(
     mut cap: Capture<Active>,
     d: &mut Dispatcher<'_>,
     interval: Duration,
+    metrics: Option<&Metrics>,
 ) -> (LiveDrops, Option<pcap::Error>) {
     let link = LinkType::from_dlt(cap.get_datalink().0 as u32);
     let mut drops = LiveDrops::default();
@@ -211,6 +221,7 @@ fn capture_loop(
     let mut packets = 0u64;
     let mut error = None;
     let mut last_tick = Instant::now();
+    let mut next_metrics = Instant::now();
     tracing::info!("capturing ({link})");
     while !d.stopped() {
         match cap.next_packet() {
@@ -247,6 +258,11 @@ fn capture_loop(
                 break;
             }
         }
+        if let Some(m) = metrics.filter(|_| Instant::now() >= next_metrics) {
+            next_metrics = Instant::now() + METRICS_STATS;
+            read_stats(&mut cap, &mut drops);
+            publish_drops(m, &drops);
+        }
         if Instant::now() >= next_stats {
             next_stats += interval;
             read_stats(&mut cap, &mut drops);
@@ -260,8 +276,19 @@ fn capture_loop(
         }
     }
     read_stats(&mut cap, &mut drops);
+    if let Some(m) = metrics {
+        publish_drops(m, &drops);
+    }
     drops.captured = packets;
     (drops, error)
+}
+
+fn publish_drops(m: &Metrics, drops: &LiveDrops) {
+    m.publish_capture(
+        drops.kernel_received.total(),
+        drops.kernel.total(),
+        drops.interface.total(),
+    );
 }
 
 fn read_stats(cap: &mut Capture<Active>, drops: &mut LiveDrops) {

@@ -10,6 +10,7 @@
 use crate::error::SensorError;
 use crate::eve::{self, AlertFormat};
 use crate::ipfix_export::{ExportStats, IpfixExporter};
+use crate::metrics::{AlertCounts, ExportFailure, Metrics};
 use crate::rotation::{LogFile, Rotation};
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason, Timestamp};
@@ -19,6 +20,7 @@ use rules::inventory::{Inventory, InventoryBuilder};
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +187,7 @@ pub struct Output {
     /// Uids of connections with an alert whose final record is not written
     /// yet (for EVE's `flow.alerted`).
     alerted: HashSet<String>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The detector and where its alerts go (nowhere when they are only kept
@@ -197,6 +200,8 @@ struct AlertSink {
     pending: Vec<Alert>,
     written: u64,
     unflushed: u64,
+    /// (alerts raised, lines written) last published to the metrics.
+    published: Option<(u64, u64)>,
 }
 
 fn describe(path: Option<&Path>) -> String {
@@ -228,6 +233,7 @@ impl Output {
             inventory: None,
             evidence: None,
             alerted: HashSet::new(),
+            metrics: None,
         }
     }
 
@@ -283,6 +289,7 @@ impl Output {
             pending: Vec::new(),
             written: 0,
             unflushed: 0,
+            published: None,
         });
         Ok(self)
     }
@@ -321,6 +328,7 @@ impl Output {
             pending: Vec::new(),
             written: 0,
             unflushed: 0,
+            published: None,
         });
         self.evidence = Some(crate::report::Evidence::default());
         self
@@ -338,6 +346,13 @@ impl Output {
             .map(|a| (a.detector.stats(), a.written))
     }
 
+    /// Publishes records and alerts written, export failures and the
+    /// detector's counts to `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Output {
+        self.metrics = metrics;
+        self
+    }
+
     /// Annotates every record with the enclave and host group of each side.
     pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
         self.rules = rules;
@@ -349,7 +364,8 @@ impl Output {
     pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
         let result = self.write_batch(records);
         records.clear();
-        if result.is_err() {
+        if let Err(e) = &result {
+            self.count_failure(e);
             // Keep what can be kept: the other output's complete lines.
             if let Some(sink) = &mut self.alerts {
                 let _ = sink.commit();
@@ -358,6 +374,7 @@ impl Output {
                 let _ = rec.sink().commit();
             }
         }
+        self.publish_metrics(result.is_err());
         result
     }
 
@@ -454,9 +471,64 @@ impl Output {
         }
     }
 
+    /// Counts a failed write in the metrics: `output_closed` when the reader
+    /// closed the pipe, `write_error` for anything else.
+    fn count_failure(&self, e: &SensorError) {
+        let Some(m) = &self.metrics else { return };
+        let SensorError::Write { what, source, .. } = e else {
+            return;
+        };
+        let failure = if source.kind() == io::ErrorKind::BrokenPipe {
+            ExportFailure::OutputClosed
+        } else {
+            ExportFailure::WriteError
+        };
+        if *what == "alerts" {
+            m.alert_failure(failure, 1);
+        } else {
+            m.conn_failure(failure, 1);
+        }
+    }
+
+    /// Stores the counts so far for the metrics endpoint; the detector's
+    /// maps are copied only when an alert was raised since the last time.
+    fn publish_metrics(&mut self, force: bool) {
+        let Some(m) = &self.metrics else { return };
+        m.publish_records(self.written);
+        if let Some(sink) = &mut self.alerts {
+            let stats = sink.detector.stats();
+            let raised: u64 = stats.alerts.values().sum();
+            if force || sink.published != Some((raised, sink.written)) {
+                sink.published = Some((raised, sink.written));
+                let counts = AlertCounts {
+                    by_reason: stats
+                        .alerts
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    by_severity: stats
+                        .severities
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                };
+                m.publish_alerts(sink.written, counts);
+            }
+        }
+    }
+
     /// Flushes, writes any trailer, closes (and with rotation renames) the
     /// files.
     pub fn finish(&mut self) -> Result<(), SensorError> {
+        let result = self.finish_files();
+        if let Err(e) = &result {
+            self.count_failure(e);
+        }
+        self.publish_metrics(true);
+        result
+    }
+
+    fn finish_files(&mut self) -> Result<(), SensorError> {
         if let Some(x) = &mut self.ipfix {
             x.finish();
         }

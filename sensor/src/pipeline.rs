@@ -32,6 +32,7 @@
 //!   shards).
 
 use crate::error::SensorError;
+use crate::metrics::Metrics;
 use crate::order::RecordOrder;
 use crate::output::Output;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
@@ -72,6 +73,9 @@ pub struct PipelineConfig {
     /// Set by a signal handler: stop reading, flush every open flow with end
     /// reason `shutdown`.
     pub shutdown: Arc<AtomicBool>,
+    /// Where shards, the dispatcher and the output publish their counters
+    /// (once per batch) for the metrics endpoint.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// One packet handed to the dispatcher.
@@ -149,6 +153,7 @@ struct LocalShard {
     records: Vec<ConnRecord>,
     out: Sender<ShardMsg>,
     final_reason: EndReason,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl LocalShard {
@@ -166,6 +171,7 @@ impl LocalShard {
     /// Hands the records so far to the output, with the shard's clock.
     fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
         self.meter.advance(now, &mut self.records);
+        publish_shard(self.metrics.as_deref(), 0, &self.meter);
         let msg = ShardMsg::Records {
             shard: 0,
             clock: now,
@@ -184,6 +190,7 @@ impl LocalShard {
             self.final_reason
         };
         self.meter.flush(reason, &mut self.records);
+        publish_shard(self.metrics.as_deref(), 0, &self.meter);
         let _ = self.out.send(ShardMsg::Done {
             shard: 0,
             records: self.records,
@@ -210,6 +217,7 @@ pub struct Dispatcher<'s> {
     shutdown: &'s AtomicBool,
     lossy: bool,
     queue_drops: u64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The output failed (a write error, a closed pipe): stop feeding.
@@ -303,6 +311,9 @@ impl Dispatcher<'_> {
     /// Sends every shard its pending batch (maybe empty), so clocks and
     /// output keep moving.
     fn send_all(&mut self) -> Result<(), Stopped> {
+        if let Some(m) = &self.metrics {
+            m.publish_dispatcher(&self.stats, self.queue_drops);
+        }
         if let Some(local) = &mut self.local {
             local.publish(self.now)?;
         }
@@ -387,6 +398,9 @@ impl Dispatcher<'_> {
         self.senders.clear();
         if let Some(local) = self.local.take() {
             local.finish(self.now, self.shutdown.load(Ordering::Relaxed));
+        }
+        if let Some(m) = &self.metrics {
+            m.publish_dispatcher(&self.stats, self.queue_drops);
         }
         (self.stats, self.queue_drops)
     }
@@ -500,15 +514,31 @@ fn shard_of(
     (mix64(h) % n as u64) as usize
 }
 
-fn worker(
+/// Stores a shard's running totals for the metrics endpoint.
+fn publish_shard(metrics: Option<&Metrics>, shard: usize, meter: &FlowMeter) {
+    if let Some(m) = metrics {
+        m.shard(shard)
+            .publish(meter.stats(), meter.table_stats(), meter.live_flows());
+    }
+}
+
+/// What a shard worker thread needs besides its queues.
+struct WorkerSetup<'a> {
     shard: usize,
-    rx: Receiver<Batch>,
-    out: Sender<ShardMsg>,
-    free: Sender<Batch>,
     table: TableConfig,
     final_reason: EndReason,
-    shutdown: &AtomicBool,
-) {
+    shutdown: &'a AtomicBool,
+    metrics: Option<Arc<Metrics>>,
+}
+
+fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, free: Sender<Batch>) {
+    let WorkerSetup {
+        shard,
+        table,
+        final_reason,
+        shutdown,
+        metrics,
+    } = setup;
     let mut meter = FlowMeter::new(table);
     let mut records = Vec::new();
     let mut clock = Timestamp(i64::MIN);
@@ -527,6 +557,7 @@ fn worker(
         }
         clock = clock.max(batch.now);
         meter.advance(clock, &mut records);
+        publish_shard(metrics.as_deref(), shard, &meter);
         let msg = ShardMsg::Records {
             shard,
             clock,
@@ -544,6 +575,7 @@ fn worker(
         final_reason
     };
     meter.flush(reason, &mut records);
+    publish_shard(metrics.as_deref(), shard, &meter);
     let _ = out.send(ShardMsg::Done {
         shard,
         records,
@@ -565,6 +597,13 @@ where
     T: Send,
 {
     let n = cfg.workers.max(1);
+    if let Some(m) = &cfg.metrics {
+        assert!(
+            m.shard_count() >= n,
+            "metrics made for {} shards, pipeline runs {n}",
+            m.shard_count()
+        );
+    }
     let mut table = cfg.table.clone();
     table.max_flows = table.max_flows.div_ceil(n).max(1);
     let stop = AtomicBool::new(false);
@@ -578,20 +617,24 @@ where
             records: Vec::new(),
             out: out_tx.clone(),
             final_reason: cfg.final_reason,
+            metrics: cfg.metrics.clone(),
         });
         let first_thread = usize::from(local.is_some());
         let mut senders = Vec::with_capacity(n);
         for shard in first_thread..n {
             let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
             senders.push(tx);
-            let (out, free, table) = (out_tx.clone(), free_tx.clone(), table.clone());
-            let reason = cfg.final_reason;
-            let shutdown = &*cfg.shutdown;
+            let (out, free) = (out_tx.clone(), free_tx.clone());
+            let setup = WorkerSetup {
+                shard,
+                table: table.clone(),
+                final_reason: cfg.final_reason,
+                shutdown: &cfg.shutdown,
+                metrics: cfg.metrics.clone(),
+            };
             thread::Builder::new()
                 .name(format!("shard-{shard}"))
-                .spawn_scoped(s, move || {
-                    worker(shard, rx, out, free, table, reason, shutdown)
-                })
+                .spawn_scoped(s, move || worker(setup, rx, out, free))
                 .expect("spawn shard worker");
         }
         drop(out_tx);
@@ -599,6 +642,7 @@ where
         let stop_ref = &stop;
         let shutdown_ref = &*cfg.shutdown;
         let lossy = cfg.lossy;
+        let metrics = cfg.metrics.clone();
         let feeder = thread::Builder::new()
             .name("dispatch".into())
             .spawn_scoped(s, move || {
@@ -615,6 +659,7 @@ where
                     shutdown: shutdown_ref,
                     lossy,
                     queue_drops: 0,
+                    metrics,
                 };
                 let r = feed(&mut d);
                 (r, d.finish())

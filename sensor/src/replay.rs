@@ -4,6 +4,7 @@
 //! capture time across files. Progress is shown with [`Progress`].
 
 use crate::error::SensorError;
+use crate::metrics::Metrics;
 use crate::output::Output;
 use crate::pipeline::{self, PipelineConfig};
 use crate::progress::Progress;
@@ -32,6 +33,8 @@ pub struct ReplayConfig {
     pub progress: bool,
     /// Set by SIGINT/SIGTERM: stop reading and flush.
     pub shutdown: Arc<AtomicBool>,
+    /// Counters for the metrics endpoint, when one runs.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// The outcome of a replay: counters, and the first input error if any.
@@ -53,6 +56,7 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
         final_reason: EndReason::Eof,
         lossy: false,
         shutdown: cfg.shutdown.clone(),
+        metrics: cfg.metrics.clone(),
     };
     let n_files = timeline.files().len();
     let (stats, input_error) = pipeline::run(&pipeline, out, |d| {

@@ -40,16 +40,19 @@ pub struct RawPacket<'a> {
     pub selected: bool,
 }
 
+/// Bytes of a capture: a file, or a stream (standard input, a FIFO).
+type Input = Box<dyn Read + Send>;
+
 /// How a file is read.
 enum Backend {
     /// flowlib's classic pcap reader.
-    Pcap(PcapReader<File>),
+    Pcap(PcapReader<Input>),
     /// libpcap: pcapng files libpcap accepts.
     Libpcap(Capture<Offline>),
     /// flowlib's own pcapng reader, for pcapng files libpcap refuses
     /// (libpcap 1.10 requires every interface to share one link type and
     /// snapshot length).
-    PcapNg(PcapNgReader<BufReader<File>>),
+    PcapNg(PcapNgReader<BufReader<Input>>),
 }
 
 /// An open capture file.
@@ -66,17 +69,30 @@ pub struct CaptureFile {
     size: u64,
 }
 
+/// The path that names standard input.
+pub const STDIN: &str = "-";
+
 impl CaptureFile {
     /// Opens `path`; with `bpf`, only matching packets are returned (records
-    /// are still counted, so reported positions stay exact).
+    /// are still counted, so reported positions stay exact). `-` is standard
+    /// input; it, FIFOs and other files that are not regular files are read
+    /// once, front to back, by flowlib's readers (libpcap is not involved).
     pub fn open(path: &Path, bpf: Option<&str>) -> Result<CaptureFile, SensorError> {
         let open_err = |message: String| SensorError::Open {
             path: path.to_owned(),
             message,
         };
         let mut magic = [0u8; 4];
-        let mut f = File::open(path).map_err(|e| open_err(e.to_string()))?;
-        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut f: Input = if path.as_os_str() == STDIN {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(path).map_err(|e| open_err(e.to_string()))?)
+        };
+        let meta = std::fs::metadata(path)
+            .ok()
+            .filter(|_| path.as_os_str() != STDIN);
+        let regular = meta.as_ref().is_some_and(|m| m.is_file());
+        let size = meta.map_or(0, |m| if m.is_file() { m.len() } else { 0 });
         f.read_exact(&mut magic)
             .map_err(|_| open_err("file is too short to be a capture".into()))?;
         let format = match u32::from_le_bytes(magic) {
@@ -84,6 +100,14 @@ impl CaptureFile {
             0x0a0d_0d0a => FileFormat::PcapNg,
             _ => return Err(open_err("not a pcap or pcapng file".into())),
         };
+        if !regular {
+            // A stream cannot be reopened: put the magic back in front.
+            let stream: Input = Box::new(std::io::Cursor::new(magic).chain(f));
+            return match format {
+                FileFormat::Pcap => Self::pcap_from(path, stream, bpf, 0),
+                FileFormat::PcapNg => Self::pcapng_from(path, stream, bpf, 0),
+            };
+        }
         if format == FileFormat::Pcap {
             return Self::open_pcap(path, bpf, size);
         }
@@ -134,12 +158,24 @@ impl CaptureFile {
     }
 
     fn open_pcap(path: &Path, bpf: Option<&str>, size: u64) -> Result<CaptureFile, SensorError> {
+        let f = File::open(path).map_err(|e| SensorError::Open {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::pcap_from(path, Box::new(f), bpf, size)
+    }
+
+    fn pcap_from(
+        path: &Path,
+        input: Input,
+        bpf: Option<&str>,
+        size: u64,
+    ) -> Result<CaptureFile, SensorError> {
         let open_err = |message: String| SensorError::Open {
             path: path.to_owned(),
             message,
         };
-        let f = File::open(path).map_err(|e| open_err(e.to_string()))?;
-        let reader = PcapReader::new(f).map_err(|e| open_err(e.to_string()))?;
+        let reader = PcapReader::new(input).map_err(|e| open_err(e.to_string()))?;
         let link = reader.header().link;
         if !link.is_supported() {
             return Err(unsupported_link(path, link));
@@ -166,6 +202,15 @@ impl CaptureFile {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        Self::pcapng_from(path, Box::new(f), bpf, size)
+    }
+
+    fn pcapng_from(
+        path: &Path,
+        f: Input,
+        bpf: Option<&str>,
+        size: u64,
+    ) -> Result<CaptureFile, SensorError> {
         if let Some(expr) = bpf {
             // Validate the expression up front, against Ethernet.
             compile_for(LinkType::ETHERNET, expr)?;

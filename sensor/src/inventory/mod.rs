@@ -159,6 +159,7 @@ fn build(
             .unwrap_or_else(crate::cli::default_workers)
             .max(1),
         progress: !args.no_progress,
+        metrics: None,
     };
     let mut out = Output::discard().with_inventory(InventoryBuilder::new(Some(rules), "capture"));
     let outcome = replay(&cfg, &mut out)?;

@@ -72,6 +72,7 @@ pub fn run(args: ReportArgs, shutdown: Arc<AtomicBool>) -> Result<u8, SensorErro
             .unwrap_or_else(crate::cli::default_workers)
             .max(1),
         progress: !args.no_progress,
+        metrics: None,
     };
     let mut out = Output::discard()
         .with_inventory(InventoryBuilder::new(Some(rules.clone()), "capture"))

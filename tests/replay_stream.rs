@@ -1,0 +1,142 @@
+//! `sensor replay -` and FIFOs: a capture read once, front to back, from a
+//! stream gives exactly the records and summary of the same file read from
+//! disk (pcap and pcapng), and a broken stream gives the same errors and
+//! exit codes as a broken file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn sensor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sensor"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn corpus_pcap(name: &str) -> PathBuf {
+    let root = std::env::var_os("FLOWMON_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    let path = root.join("pcaps").join(name);
+    assert!(
+        path.is_file(),
+        "{} missing: the corpus is needed",
+        path.display()
+    );
+    path
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowmon-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// `sensor replay ARGS... -` with `input` on standard input.
+fn replay_stdin(input: &[u8], args: &[&str]) -> Output {
+    let mut child = sensor()
+        .arg("replay")
+        .args(args)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+fn replay_file(path: &Path, args: &[&str]) -> Output {
+    sensor()
+        .arg("replay")
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+/// The summary without its timing-dependent packets/s.
+fn summary(o: &Output) -> String {
+    let s = String::from_utf8_lossy(&o.stderr);
+    s.lines()
+        .map(|l| match l.strip_suffix(" packets/s") {
+            // ..., 0 truncated by snaplen, 88791 packets/s
+            Some(l) => l.rsplit_once(", ").map_or(l, |(a, _)| a),
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn stdin_and_a_fifo_give_the_records_of_the_file() {
+    let demo = repo().join("demo/msp-demo.pcap");
+    let ng = corpus_pcap("pcapng-two-interfaces.pcapng");
+    for (path, args) in [
+        (&demo, &["--no-progress", "-f", "zeek", "-w", "2"][..]),
+        (&ng, &["--no-progress", "-w", "1"][..]),
+    ] {
+        let from_file = replay_file(path, args);
+        assert!(from_file.status.success());
+        assert!(!from_file.stdout.is_empty());
+        let bytes = std::fs::read(path).unwrap();
+        let from_stdin = replay_stdin(&bytes, args);
+        assert!(
+            from_stdin.status.success(),
+            "{}",
+            String::from_utf8_lossy(&from_stdin.stderr)
+        );
+        assert!(from_stdin.stdout == from_file.stdout, "{}", path.display());
+        assert_eq!(summary(&from_stdin), summary(&from_file));
+
+        let fifo = tmp("capture.fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let child = sensor()
+            .arg("replay")
+            .args(args)
+            .arg(&fifo)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        let from_fifo = child.wait_with_output().unwrap();
+        assert!(from_fifo.status.success());
+        assert!(from_fifo.stdout == from_file.stdout, "{}", path.display());
+        std::fs::remove_file(&fifo).unwrap();
+    }
+}
+
+#[test]
+fn a_broken_stream_is_reported_like_a_broken_file() {
+    let o = replay_stdin(b"this is not a capture", &["--no-progress"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-: cannot open capture: not a pcap"));
+
+    let demo = std::fs::read(repo().join("demo/msp-demo.pcap")).unwrap();
+    let cut = &demo[..demo.len() - 30];
+    let o = replay_stdin(cut, &["--no-progress"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("-: capture ended early at record 3900"),
+        "{err}"
+    );
+    assert!(err.contains("packets: 3899"), "{err}");
+}
