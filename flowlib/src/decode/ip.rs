@@ -247,12 +247,12 @@ impl<'a> Decoder<'a> {
             }
             proto::IPIP | proto::IPV6 => {
                 let version = if info.proto == proto::IPIP { 4 } else { 6 };
-                self.enter_tunnel(TunnelKind::IpInIp, &info, 0, 0, b.end)?;
+                self.enter_tunnel(TunnelKind::IpInIp, &info, (0, 0), b.l4_off, b.end)?;
                 return Ok(IpStep::Continue(b.l4_off, Next::Ip(Some(version))));
             }
             proto::GRE => {
                 let (off, next, kind) = self.gre(b.l4_off, b.end)?;
-                self.enter_tunnel(kind, &info, 0, 0, b.end)?;
+                self.enter_tunnel(kind, &info, (0, 0), b.l4_off, b.end)?;
                 return Ok(IpStep::Continue(off, next));
             }
             _ => Transport::Other {
@@ -274,18 +274,19 @@ impl<'a> Decoder<'a> {
     }
 
     /// Records that decoding descends into a tunnel whose outer packet is
-    /// `outer`, and limits the view to the outer packet's bytes.
+    /// `outer` (with these ports) and whose header starts at `at`, and
+    /// limits the view to the outer packet's bytes, which end at `end`.
     pub(super) fn enter_tunnel(
         &mut self,
         kind: TunnelKind,
         outer: &IpInfo,
-        src_port: u16,
-        dst_port: u16,
+        (src_port, dst_port): (u16, u16),
+        at: usize,
         end: usize,
     ) -> Result<(), DecodeError> {
         self.depth += 1;
         if self.depth > MAX_TUNNEL_DEPTH {
-            return err(Weird::TunnelsTooDeep, end);
+            return err(Weird::TunnelsTooDeep, at);
         }
         self.tunnel = Some(Tunnel {
             kind,

@@ -143,7 +143,7 @@ impl<'a> Decoder<'a> {
         self.fallback = Some((*outer, self.n_encaps));
         self.encaps[self.n_encaps] = Some(*outer);
         self.n_encaps += 1;
-        self.enter_tunnel(kind, &outer.ip, sp, dp, end)?;
+        self.enter_tunnel(kind, &outer.ip, (sp, dp), off, end)?;
         Ok(Some(IpStep::Continue(off + inner, next)))
     }
 }
