@@ -23,8 +23,15 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(decode capture_file table_ops rule_file)
 
-corpus_dir=${FLOWMON_CORPUS:-../../shared/corpus}
-[ -d "$corpus_dir/pcaps" ] || corpus_dir=../$corpus_dir  # relative to the repository root
+# The corpus: $FLOWMON_CORPUS (absolute, or relative to the repository
+# root, as the tests take it), else ../shared/corpus beside the repository.
+corpus_dir=${FLOWMON_CORPUS:-../shared/corpus}
+case $corpus_dir in /*) ;; *) corpus_dir=../$corpus_dir ;; esac
+if [ ! -d "$corpus_dir/pcaps" ]; then
+    echo "fuzz: no capture corpus at $corpus_dir/pcaps (set FLOWMON_CORPUS)" >&2
+    exit 2
+fi
+corpus_dir=$(realpath "$corpus_dir")
 host=$(rustc -vV | sed -n 's/^host: //p')
 
 # --target keeps RUSTFLAGS off build scripts and proc macros.
@@ -37,7 +44,7 @@ RUSTFLAGS="-C passes=sancov-module \
     cargo build --release --locked --target "$host" --bins
 
 rm -rf seeds
-(cd .. && cargo run --quiet --locked -p flowlib --example make_fuzz_seeds -- "$(realpath "fuzz/$corpus_dir")" fuzz/seeds)
+(cd .. && cargo run --quiet --locked -p flowlib --example make_fuzz_seeds -- "$corpus_dir" fuzz/seeds)
 
 max_len() {
     case $1 in

@@ -30,10 +30,13 @@ fn first_pcapng_ts(data: &[u8]) -> Timestamp {
     r.next_packet().expect("readable").expect("one packet").ts
 }
 
+/// A fuzz target: its name and what it does with an input.
+type Target = (&'static str, fn(&[u8]));
+
 /// Runs every committed input of every target: none may panic.
 #[test]
 fn all_committed_inputs_replay_without_a_crash() {
-    let targets: [(&str, fn(&[u8])); 4] = [
+    let targets: [Target; 4] = [
         ("decode", fuzz_targets::decode),
         ("capture_file", fuzz_targets::capture_file),
         ("table_ops", fuzz_targets::table_ops),
@@ -70,4 +73,39 @@ fn pcapng_raw_seconds_above_i64() {
     let data = input("capture_file", "pcapng_raw_seconds_above_i64");
     assert_eq!(first_pcapng_ts(&data), Timestamp(i64::MAX));
     fuzz_targets::capture_file(&data);
+}
+
+/// A deterministic byte stream (xorshift64*), so the targets' checks also
+/// run in `cargo test` over inputs no one picked by hand.
+fn pseudo_random_inputs(seed: u64, count: usize, len: usize) -> Vec<Vec<u8>> {
+    let mut s = seed;
+    (0..count)
+        .map(|i| {
+            (0..(len / 2 + i % (len / 2)))
+                .map(|_| {
+                    s ^= s >> 12;
+                    s ^= s << 25;
+                    s ^= s >> 27;
+                    (s.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The table target's invariant checks (conservation, index, timers, no
+/// negative durations) after every operation of 300 random sequences.
+#[test]
+fn table_invariants_hold_over_random_operation_sequences() {
+    for input in pseudo_random_inputs(0x0074_6162_6c65, 300, 1200) {
+        fuzz_targets::table_ops(&input);
+    }
+}
+
+/// The decoder target's checks over random bytes on every link type.
+#[test]
+fn decoder_checks_hold_over_random_packets() {
+    for input in pseudo_random_inputs(0x6465_636f_6465, 3000, 200) {
+        fuzz_targets::decode(&input);
+    }
 }

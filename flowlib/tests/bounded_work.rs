@@ -61,7 +61,7 @@ fn hundred_stacked_vlan_tags_stop_after_the_limit() {
         );
         assert_eq!(Weird::TooManyVlanTags.name(), "too_many_vlan_tags");
     }
-    let ok = eth_tagged(&vec![0x88a8; MAX_VLAN_TAGS], 0x0800, &tcp_v4());
+    let ok = eth_tagged(&[0x88a8; MAX_VLAN_TAGS], 0x0800, &tcp_v4());
     let v = decodes(&ok);
     assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(100), Some(101)));
 }
@@ -145,6 +145,9 @@ fn vxlan(inner: Vec<u8>) -> Vec<u8> {
     ipv4(OUTER_A4, OUTER_B4, UDP, &udp(40000, 4789, &v))
 }
 
+/// Builds one tunnel layer around an IPv4 packet.
+type Wrap = dyn Fn(Vec<u8>) -> Vec<u8>;
+
 fn mixed(i: usize) -> impl Fn(Vec<u8>) -> Vec<u8> {
     move |inner| match i % 3 {
         0 => ipip(inner),
@@ -155,7 +158,7 @@ fn mixed(i: usize) -> impl Fn(Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn tunnels_nested_ten_deep_stop_after_the_limit() {
-    let kinds: [(&str, &dyn Fn(Vec<u8>) -> Vec<u8>, usize); 3] = [
+    let kinds: [(&str, &Wrap, usize); 3] = [
         ("ip-in-ip", &ipip, MAX_TUNNEL_DEPTH),
         ("gre", &gre_v4, MAX_TUNNEL_DEPTH),
         ("vxlan", &vxlan, MAX_ENCAPS),

@@ -238,7 +238,7 @@ fn ops_packet(b: &mut Bytes<'_>) -> Vec<u8> {
     let total = (20 + l4.len()) as u16;
     let mut ip = vec![0x45, 0];
     ip.extend(total.to_be_bytes());
-    ip.extend([0, u8::from(sel)]);
+    ip.extend([0, sel]);
     ip.extend(frag.to_be_bytes());
     ip.extend([64, proto, 0, 0]);
     ip.extend(src);
