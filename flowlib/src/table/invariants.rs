@@ -137,3 +137,69 @@ impl FlowTable {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TableConfig;
+    use crate::decode::PacketView;
+    use crate::LinkType;
+
+    /// A table holding one UDP flow.
+    fn one_flow() -> FlowTable {
+        let ip = [
+            0x45, 0, 0, 33, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x14, 0xe9, 0, 53,
+            0, 13, 0, 0, b'q', b'u', b'e', b'r', b'y',
+        ];
+        let ts = Timestamp::from_micros(1_700_000_000, 0);
+        let v = PacketView::parse(&ip, LinkType::RAW, ts, ip.len() as u32).unwrap();
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        t.update(&v.inner, ts, true, &mut out);
+        assert!(out.is_empty());
+        t
+    }
+
+    #[test]
+    fn a_consistent_table_passes() {
+        assert_eq!(one_flow().check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_lost_connection_breaks_conservation() {
+        let mut t = one_flow();
+        t.stats.created += 1;
+        assert!(matches!(
+            t.check_invariants(),
+            Err(InvariantViolation::Conservation {
+                created: 2,
+                live: 1,
+                ended: 0
+            })
+        ));
+    }
+
+    #[test]
+    fn a_connection_missing_from_the_timer_wheel_is_unfiled() {
+        let mut t = one_flow();
+        t.timers.clear();
+        assert!(matches!(
+            t.check_invariants(),
+            Err(InvariantViolation::Unfiled { filed: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_connection_missing_from_the_index_is_reported() {
+        let mut t = one_flow();
+        t.index.clear();
+        assert!(matches!(
+            t.check_invariants(),
+            Err(InvariantViolation::LiveCount {
+                live: 1,
+                slots: 1,
+                indexed: 0
+            })
+        ));
+    }
+}
