@@ -341,7 +341,8 @@ fn ts_from_units(raw: u64, units: u64, offset_secs: i64) -> Timestamp {
     let secs = raw / units;
     let frac = raw % units;
     let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(units)) as u32;
-    Timestamp::from_nanos(offset_secs.saturating_add(secs as i64), nanos)
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    Timestamp::from_nanos(offset_secs.saturating_add(secs), nanos)
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+mod invariants;
+pub use invariants::InvariantViolation;
+
 /// Counters of a [`FlowTable`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TableStats {

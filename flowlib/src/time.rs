@@ -10,14 +10,22 @@ use std::time::Duration;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
-    /// Builds a timestamp from seconds and a sub-second part in microseconds.
+    /// Builds a timestamp from seconds and a sub-second part in
+    /// microseconds, saturating at the ends of the representable range.
     pub fn from_micros(secs: i64, micros: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000) + i64::from(micros) * 1_000)
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(micros) * 1_000),
+        )
     }
 
-    /// Builds a timestamp from seconds and a sub-second part in nanoseconds.
+    /// Builds a timestamp from seconds and a sub-second part in
+    /// nanoseconds, saturating at the ends of the representable range.
     pub fn from_nanos(secs: i64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000) + i64::from(nanos))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(nanos)),
+        )
     }
 
     /// Whole seconds since the epoch (floor).

@@ -48,8 +48,18 @@ weirds! {
     TruncatedMpls => "truncated_mpls", true;
     /// Captured bytes end inside a PPPoE or PPP header.
     TruncatedPpp => "truncated_ppp", true;
-    /// More stacked VLAN tags / MPLS labels / encapsulations than flowlib follows.
+    /// More layers in one packet than flowlib follows
+    /// ([`crate::decode::MAX_LAYERS`]), whatever their kind.
     TooManyHeaders => "too_many_headers", true;
+    /// More stacked 802.1Q / 802.1ad tags than [`crate::decode::MAX_VLAN_TAGS`].
+    TooManyVlanTags => "too_many_vlan_tags", true;
+    /// An MPLS label stack deeper than [`crate::decode::MAX_MPLS_LABELS`].
+    TooManyMplsLabels => "too_many_mpls_labels", true;
+    /// More IPv6 extension headers than [`crate::decode::MAX_IPV6_EXT_HEADERS`].
+    TooManyIpv6ExtensionHeaders => "too_many_ipv6_extension_headers", true;
+    /// Tunnels nested deeper than [`crate::decode::MAX_TUNNEL_DEPTH`] (or more
+    /// UDP-based encapsulations than [`crate::decode::MAX_ENCAPS`]).
+    TunnelsTooDeep => "tunnels_too_deep", true;
     /// A BSD loopback address family that is neither IPv4 nor IPv6.
     UnknownLoopbackFamily => "unknown_loopback_family", false;
     /// A frame whose EtherType (or PPP protocol) is not IP: ARP, LLDP, STP, ...

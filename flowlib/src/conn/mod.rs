@@ -309,6 +309,11 @@ impl Conn {
         self.start
     }
 
+    /// Time of the last packet.
+    pub(crate) fn last(&self) -> Timestamp {
+        self.last
+    }
+
     fn orig(&self) -> usize {
         usize::from(self.orig)
     }

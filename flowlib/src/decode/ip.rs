@@ -5,9 +5,7 @@ use super::{be16, be32, byte, err, DecodeError, Decoder, FlowPacket, Fragment, I
 use super::{TcpFlags, TcpSegment, Transport, Tunnel, TunnelKind, MAX_TUNNEL_DEPTH};
 use crate::weird::Weird;
 use etherparse::err::{ipv4, ipv6, tcp};
-use etherparse::{
-    Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice,
-};
+use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice};
 use std::net::IpAddr;
 
 /// IP protocol numbers flowlib treats specially.
@@ -132,30 +130,12 @@ impl<'a> Decoder<'a> {
             40 + stated
         };
         let b = self.bounds(off, 40, ip_len)?;
-        let (exts, next, _) =
-            Ipv6ExtensionsSlice::from_slice(h.next_header(), &self.data[b.l4_off..b.end]).map_err(
-                |_| DecodeError {
-                    weird: Weird::BadIpv6ExtensionHeader,
-                    offset: b.l4_off,
-                },
-            )?;
-        let ext_len = exts.slice().len();
-        let mut fragment = None;
-        for ext in exts {
-            if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                if f.is_fragmenting_payload() {
-                    fragment = Some(Fragment {
-                        id: f.identification(),
-                        offset: u32::from(f.fragment_offset().byte_offset()),
-                        more: f.more_fragments(),
-                    });
-                }
-            }
-        }
+        let chain = super::ipv6_ext::walk(&self.data[..b.end], b.l4_off, h.next_header().0)?;
+        let (ext_len, next, fragment) = (chain.len, chain.next, chain.fragment);
         let info = IpInfo {
             src: IpAddr::from(h.source_addr()),
             dst: IpAddr::from(h.destination_addr()),
-            proto: next.0,
+            proto: next,
             ip_len: ip_len as u32,
             header_len: (40 + ext_len) as u32,
             fragment,
@@ -267,12 +247,12 @@ impl<'a> Decoder<'a> {
             }
             proto::IPIP | proto::IPV6 => {
                 let version = if info.proto == proto::IPIP { 4 } else { 6 };
-                self.enter_tunnel(TunnelKind::IpInIp, &info, 0, 0, b.end)?;
+                self.enter_tunnel(TunnelKind::IpInIp, &info, (0, 0), b.l4_off, b.end)?;
                 return Ok(IpStep::Continue(b.l4_off, Next::Ip(Some(version))));
             }
             proto::GRE => {
                 let (off, next, kind) = self.gre(b.l4_off, b.end)?;
-                self.enter_tunnel(kind, &info, 0, 0, b.end)?;
+                self.enter_tunnel(kind, &info, (0, 0), b.l4_off, b.end)?;
                 return Ok(IpStep::Continue(off, next));
             }
             _ => Transport::Other {
@@ -294,18 +274,19 @@ impl<'a> Decoder<'a> {
     }
 
     /// Records that decoding descends into a tunnel whose outer packet is
-    /// `outer`, and limits the view to the outer packet's bytes.
+    /// `outer` (with these ports) and whose header starts at `at`, and
+    /// limits the view to the outer packet's bytes, which end at `end`.
     pub(super) fn enter_tunnel(
         &mut self,
         kind: TunnelKind,
         outer: &IpInfo,
-        src_port: u16,
-        dst_port: u16,
+        (src_port, dst_port): (u16, u16),
+        at: usize,
         end: usize,
     ) -> Result<(), DecodeError> {
         self.depth += 1;
         if self.depth > MAX_TUNNEL_DEPTH {
-            return err(Weird::TooManyHeaders, end);
+            return err(Weird::TunnelsTooDeep, at);
         }
         self.tunnel = Some(Tunnel {
             kind,

@@ -1,7 +1,9 @@
 //! Link layers and everything between the link header and IP: VLAN tags,
 //! MPLS, PPPoE, PPP, VN-Tag, 802.2 SNAP.
 
-use super::{be16, be32, byte, err, DecodeError, Decoder, Next};
+use super::{
+    be16, be32, byte, err, need, DecodeError, Decoder, Next, MAX_MPLS_LABELS, MAX_VLAN_TAGS,
+};
 use crate::weird::Weird;
 use crate::LinkType;
 
@@ -34,6 +36,7 @@ impl<'a> Decoder<'a> {
             LinkType::LINUX_SLL => {
                 // 16 bytes: packet type, ARPHRD type, address length, 8 bytes
                 // of address, protocol (an EtherType for most ARPHRD types).
+                need(data, 0, 16, Weird::TruncatedLinkHeader)?;
                 let proto = be16(data, 14, Weird::TruncatedLinkHeader)?;
                 Ok((16, Next::EtherType(proto)))
             }
@@ -76,6 +79,10 @@ impl<'a> Decoder<'a> {
             ethertype::IPV4 => Ok((off, Next::Ip(Some(4)))),
             ethertype::IPV6 => Ok((off, Next::Ip(Some(6)))),
             ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD | ethertype::QINQ_OLD2 => {
+                self.vlan_tags += 1;
+                if self.vlan_tags > MAX_VLAN_TAGS {
+                    return err(Weird::TooManyVlanTags, off);
+                }
                 let tci = be16(data, off, Weird::TruncatedVlanTag)?;
                 let next = be16(data, off + 2, Weird::TruncatedVlanTag)?;
                 let id = tci & 0x0fff;
@@ -96,6 +103,7 @@ impl<'a> Decoder<'a> {
             }
             ethertype::VNTAG => {
                 // 4 bytes of tag, then the real EtherType.
+                need(data, off, 6, Weird::TruncatedLinkHeader)?;
                 let next = be16(data, off + 4, Weird::TruncatedLinkHeader)?;
                 Ok((off + 6, Next::EtherType(next)))
             }
@@ -104,6 +112,7 @@ impl<'a> Decoder<'a> {
                 let dsap = byte(data, off, Weird::TruncatedLinkHeader)?;
                 let ssap = byte(data, off + 1, Weird::TruncatedLinkHeader)?;
                 if dsap == 0xaa && ssap == 0xaa {
+                    need(data, off, 8, Weird::TruncatedLinkHeader)?;
                     let next = be16(data, off + 6, Weird::TruncatedLinkHeader)?;
                     Ok((off + 8, Next::EtherType(next)))
                 } else {
@@ -119,8 +128,11 @@ impl<'a> Decoder<'a> {
     pub(super) fn ppp(&mut self, off: usize) -> Result<(usize, Next), DecodeError> {
         let data = self.data;
         let mut off = off;
-        if data.get(off..off + 2) == Some(&[0xff, 0x03]) {
-            off += 2;
+        match data.get(off..off + 2) {
+            Some([0xff, 0x03]) => off += 2,
+            // An address byte cut before its control byte.
+            None if data.get(off) == Some(&0xff) => return err(Weird::TruncatedPpp, off),
+            _ => {}
         }
         let first = byte(data, off, Weird::TruncatedPpp)?;
         // Protocol field compression: an odd first byte is a 1-byte protocol.
@@ -143,7 +155,7 @@ impl<'a> Decoder<'a> {
     pub(super) fn mpls(&mut self, off: usize) -> Result<(usize, Next), DecodeError> {
         let data = self.data;
         let mut off = off;
-        for _ in 0..16 {
+        for _ in 0..MAX_MPLS_LABELS {
             let entry = be32(data, off, Weird::TruncatedMpls)?;
             off += 4;
             if entry & 0x100 != 0 {
@@ -155,6 +167,6 @@ impl<'a> Decoder<'a> {
                 };
             }
         }
-        err(Weird::TooManyHeaders, off)
+        err(Weird::TooManyMplsLabels, off)
     }
 }

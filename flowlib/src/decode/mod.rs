@@ -24,6 +24,7 @@
 //! that is cut off makes a packet undecodable.
 
 mod ip;
+mod ipv6_ext;
 mod link;
 mod tunnel;
 
@@ -35,18 +36,40 @@ use std::net::IpAddr;
 
 /// How many UDP-based encapsulations (each one a flow of its own) a single
 /// packet may carry before its inner packet; deeper nesting is a
-/// [`Weird::TooManyHeaders`].
+/// [`Weird::TunnelsTooDeep`].
 pub const MAX_ENCAPS: usize = 3;
 
-/// Maximum nesting of tunnels of any kind (GRE, IP-in-IP, UDP-based).
+/// Maximum nesting of tunnels of any kind (GRE, IP-in-IP, UDP-based); deeper
+/// nesting is a [`Weird::TunnelsTooDeep`].
 pub const MAX_TUNNEL_DEPTH: usize = 4;
+
+/// Maximum 802.1Q / 802.1ad tags in one frame (QinQ uses two; some carrier
+/// networks three); more is a [`Weird::TooManyVlanTags`].
+pub const MAX_VLAN_TAGS: usize = 8;
+
+/// Maximum MPLS labels in one stack; a deeper stack is a
+/// [`Weird::TooManyMplsLabels`].
+pub const MAX_MPLS_LABELS: usize = 16;
+
+/// Maximum IPv6 extension headers in one IPv6 header chain (RFC 8200 lets
+/// each appear once, destination options twice); a longer chain is a
+/// [`Weird::TooManyIpv6ExtensionHeaders`].
+pub const MAX_IPV6_EXT_HEADERS: usize = 16;
+
+/// Maximum layers (link headers, tags, label stacks, IP headers, tunnel
+/// headers) decoded in one packet, whatever their kind; more is a
+/// [`Weird::TooManyHeaders`]. Together with the limits above, this bounds
+/// the work per packet independently of its contents.
+pub const MAX_LAYERS: usize = 64;
 
 /// A packet that could not be decoded: why, and where decoding stopped.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DecodeError {
     /// The named reason, counted by the caller.
     pub weird: Weird,
-    /// Byte offset into the captured bytes of the header that failed.
+    /// Byte offset into the captured bytes of the header that failed (or of
+    /// the first byte that could not be followed); never beyond the
+    /// captured length.
     pub offset: usize,
 }
 
@@ -367,6 +390,7 @@ impl<'a> PacketView<'a> {
             inner_vlan: None,
             tunnel: None,
             depth: 0,
+            vlan_tags: 0,
             encaps: [None; MAX_ENCAPS],
             n_encaps: 0,
             partial: false,
@@ -418,6 +442,8 @@ pub(crate) struct Decoder<'a> {
     pub(crate) inner_vlan: Option<u16>,
     pub(crate) tunnel: Option<Tunnel>,
     pub(crate) depth: usize,
+    /// 802.1Q / 802.1ad tags seen so far.
+    pub(crate) vlan_tags: usize,
     pub(crate) encaps: [Option<FlowPacket<'a>>; MAX_ENCAPS],
     pub(crate) n_encaps: usize,
     /// Inside the first fragment of a fragmented packet: inner length fields
@@ -432,6 +458,15 @@ pub(crate) struct Decoder<'a> {
 /// Shorthand for a decode error.
 pub(crate) fn err<T>(weird: Weird, offset: usize) -> Result<T, DecodeError> {
     Err(DecodeError { weird, offset })
+}
+
+/// Checks that a `len`-byte header starts at `off`, or fails with `weird`
+/// at the header's start.
+pub(crate) fn need(data: &[u8], off: usize, len: usize, weird: Weird) -> Result<(), DecodeError> {
+    if data.len() < off.saturating_add(len) {
+        return err(weird, off.min(data.len()));
+    }
+    Ok(())
 }
 
 /// Reads a big-endian u16 at `off`, or fails with `weird`.
@@ -458,13 +493,27 @@ pub(crate) fn byte(data: &[u8], off: usize, weird: Weird) -> Result<u8, DecodeEr
     }
 }
 
+/// Whether `weird` is one of the per-packet work limits.
+fn is_limit(weird: Weird) -> bool {
+    matches!(
+        weird,
+        Weird::TooManyHeaders
+            | Weird::TooManyVlanTags
+            | Weird::TooManyMplsLabels
+            | Weird::TooManyIpv6ExtensionHeaders
+            | Weird::TunnelsTooDeep
+    )
+}
+
 impl<'a> Decoder<'a> {
     /// Decodes the whole packet. A failure inside a UDP tunnel's payload
     /// falls back to the outer UDP packet: the datagram was real, only its
-    /// content was not what the port suggested.
+    /// content was not what the port suggested. Hitting a work limit does
+    /// not: such a packet is counted under its limit's weird.
     fn run(&mut self, link: LinkType) -> Result<FlowPacket<'a>, DecodeError> {
         match self.layers(link) {
             Ok(packet) => Ok(packet),
+            Err(e) if is_limit(e.weird) => Err(e),
             Err(e) => match self.fallback.take() {
                 Some((outer, n_encaps)) => {
                     for slot in &mut self.encaps[n_encaps..] {
@@ -480,10 +529,11 @@ impl<'a> Decoder<'a> {
 
     fn layers(&mut self, link: LinkType) -> Result<FlowPacket<'a>, DecodeError> {
         let (mut off, mut next) = self.link_header(link)?;
-        // Bounded: every iteration consumes at least one header byte or ends.
-        for _ in 0..64 {
+        // Bounded: at most MAX_LAYERS steps, each of bounded work.
+        for _ in 0..MAX_LAYERS {
             match next {
                 Next::Ethernet => {
+                    need(self.data, off, 14, Weird::TruncatedLinkHeader)?;
                     let ethertype = be16(self.data, off + 12, Weird::TruncatedLinkHeader)?;
                     off += 14;
                     next = Next::EtherType(ethertype);

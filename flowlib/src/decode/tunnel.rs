@@ -1,7 +1,9 @@
 //! Tunnel headers: GRE (incl. ERSPAN and PPTP) and the UDP-based tunnels.
 
 use super::ip::IpStep;
-use super::{be16, byte, err, DecodeError, Decoder, FlowPacket, Next, TunnelKind, MAX_ENCAPS};
+use super::{
+    be16, byte, err, need, DecodeError, Decoder, FlowPacket, Next, TunnelKind, MAX_ENCAPS,
+};
 use crate::weird::Weird;
 
 /// UDP ports of the tunnels flowlib decapsulates.
@@ -66,8 +68,16 @@ impl<'a> Decoder<'a> {
             0x8847 | 0x8848 => (inner, Next::Mpls, kind),
             0x880b => {
                 if inner >= d.len() {
-                    // An acknowledgement-only PPTP packet carries no PPP frame.
-                    return err(Weird::NonIpFrame, inner);
+                    // An acknowledgement-only PPTP packet carries no PPP
+                    // frame (its key's payload length is 0); otherwise the
+                    // PPP frame was cut off.
+                    let payload_len = be16(d, off + 4, t)?;
+                    let weird = if payload_len == 0 {
+                        Weird::NonIpFrame
+                    } else {
+                        Weird::TruncatedPpp
+                    };
+                    return err(weird, inner);
                 }
                 (inner, Next::Ppp, kind)
             }
@@ -81,6 +91,7 @@ impl<'a> Decoder<'a> {
             0x22eb => {
                 // ERSPAN type III: 12 bytes, plus 8 of platform-specific
                 // sub-header when its O flag is set.
+                need(d, inner, 12, t)?;
                 let o = byte(d, inner + 11, t)? & 0x01;
                 (
                     inner + 12 + 8 * usize::from(o),
@@ -127,12 +138,12 @@ impl<'a> Decoder<'a> {
             return Ok(None);
         };
         if self.n_encaps == MAX_ENCAPS {
-            return err(Weird::TooManyHeaders, off);
+            return err(Weird::TunnelsTooDeep, off);
         }
         self.fallback = Some((*outer, self.n_encaps));
         self.encaps[self.n_encaps] = Some(*outer);
         self.n_encaps += 1;
-        self.enter_tunnel(kind, &outer.ip, sp, dp, end)?;
+        self.enter_tunnel(kind, &outer.ip, (sp, dp), off, end)?;
         Ok(Some(IpStep::Continue(off + inner, next)))
     }
 }
