@@ -30,6 +30,9 @@ pub struct MeterStats {
     pub truncated: u64,
     /// Packets that did not become a flow update, by reason.
     pub weirds: WeirdCounts,
+    /// Packets stamped earlier than one already seen: processed at the
+    /// latest time seen, so capture time never runs backwards.
+    pub clock_backwards: u64,
 }
 
 impl MeterStats {
@@ -40,6 +43,7 @@ impl MeterStats {
         self.decoded += other.decoded;
         self.truncated += other.truncated;
         self.weirds.merge(&other.weirds);
+        self.clock_backwards += other.clock_backwards;
     }
 }
 
@@ -108,6 +112,9 @@ impl FlowMeter {
     /// Capture time never runs backwards for the table: a packet stamped
     /// earlier than one already seen is processed at the latest time.
     fn clock(&mut self, ts: Timestamp) -> Timestamp {
+        if ts < self.last_ts {
+            self.stats.clock_backwards += 1;
+        }
         let ts = ts.max(self.last_ts);
         self.last_ts = ts;
         ts
@@ -128,6 +135,7 @@ impl FlowMeter {
         let mut unattributed = false;
         let mut no_next = false;
         let mut updated = false;
+        let mut refused = false;
         for (i, p) in view.flow_packets().enumerate() {
             if parts & (1 << i) == 0 {
                 updated = true; // another meter applies this part
@@ -152,7 +160,10 @@ impl FlowMeter {
                 Transport::Tcp(ref seg) => seg.payload.len() as u64 >= u64::from(seg.payload_len),
                 _ => !view.truncated,
             };
-            let (key, src_is_lo) = self.table.update(p, ts, complete, out);
+            let Some((key, src_is_lo)) = self.table.update(p, ts, complete, out) else {
+                refused = true;
+                continue;
+            };
             if p.ip.fragment.is_some_and(|f| f.offset == 0 && f.more) {
                 self.fragments.first_fragment(p, key, src_is_lo, ts);
             }
@@ -165,7 +176,9 @@ impl FlowMeter {
         if view.truncated {
             self.stats.truncated += 1;
         }
-        if unattributed {
+        if refused {
+            self.stats.weirds.add(Weird::FlowTableFull);
+        } else if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);
         } else if no_next && !updated {
             self.stats.weirds.add(Weird::NoNextHeader);
@@ -206,5 +219,15 @@ impl FlowMeter {
     /// Live connections.
     pub fn live_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Bytes the flow table holds now ([`FlowTable::memory_bytes`]).
+    pub fn table_memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    /// Most connections the flow table keeps live ([`FlowTable::flow_limit`]).
+    pub fn table_flow_limit(&self) -> usize {
+        self.table.flow_limit()
     }
 }

@@ -86,6 +86,9 @@ weirds! {
     NoNextHeader => "no_next_header", false;
     /// A non-first IP fragment whose first fragment was never seen (or was evicted).
     UnattributedFragment => "unattributed_fragment", false;
+    /// A packet that would have started a connection, refused because the
+    /// flow table's memory cap left no room and nothing could be evicted.
+    FlowTableFull => "flow_table_full", false;
 }
 
 impl fmt::Display for Weird {

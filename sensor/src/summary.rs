@@ -66,6 +66,20 @@ impl fmt::Display for Summary {
             write!(f, " ({})", ended.join(", "))?;
         }
         writeln!(f)?;
+        let t = &self.table;
+        let backwards = self.meter.clock_backwards + t.clock_backwards;
+        if t.evicted_half_open + t.evicted_oldest + t.refused_no_memory + backwards > 0 {
+            writeln!(
+                f,
+                "table pressure: {} half-open evicted, {} oldest evicted, {} refused (no memory), \
+                 {} packets earlier than the clock, peak {} bytes",
+                t.evicted_half_open,
+                t.evicted_oldest,
+                t.refused_no_memory,
+                backwards,
+                t.peak_memory_bytes
+            )?;
+        }
         write!(f, "weirds: {}", self.meter.weirds.total())?;
         let weirds: Vec<String> = self
             .meter
