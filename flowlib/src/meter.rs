@@ -4,7 +4,7 @@
 
 use crate::config::TableConfig;
 use crate::decode::{PacketView, Transport};
-use crate::fragment::FragmentTracker;
+use crate::fragment::{FragmentStats, FragmentTracker};
 use crate::record::{ConnRecord, EndReason};
 use crate::table::{FlowTable, TableStats};
 use crate::time::Timestamp;
@@ -33,6 +33,11 @@ pub struct MeterStats {
     /// Packets stamped earlier than one already seen: processed at the
     /// latest time seen, so capture time never runs backwards.
     pub clock_backwards: u64,
+    /// Anomalies of packets that were still decoded (overlapping, tiny or
+    /// oversized fragments): not part of `packets = decoded + weirds`.
+    pub anomalies: WeirdCounts,
+    /// The fragment tracker's counters.
+    pub fragments: FragmentStats,
 }
 
 impl MeterStats {
@@ -44,6 +49,8 @@ impl MeterStats {
         self.truncated += other.truncated;
         self.weirds.merge(&other.weirds);
         self.clock_backwards += other.clock_backwards;
+        self.anomalies.merge(&other.anomalies);
+        self.fragments.merge(&other.fragments);
     }
 }
 
@@ -74,7 +81,11 @@ impl FlowMeter {
     /// A meter with an empty table.
     pub fn new(cfg: TableConfig) -> FlowMeter {
         FlowMeter {
-            fragments: FragmentTracker::new(cfg.max_fragment_trains, cfg.fragment_timeout),
+            fragments: FragmentTracker::new(
+                cfg.max_fragment_trains,
+                cfg.max_fragment_bytes,
+                cfg.fragment_timeout,
+            ),
             table: FlowTable::new(cfg),
             stats: MeterStats::default(),
             last_ts: Timestamp(i64::MIN),
@@ -142,11 +153,13 @@ impl FlowMeter {
                 continue;
             }
             if let Transport::NonFirstFragment { payload_len } = p.transport {
-                match self.fragments.lookup(p, ts) {
+                let anomalies = &mut self.stats.anomalies;
+                match self.fragments.fragment(p, None, ts, |w| anomalies.add(w)) {
                     Some((key, src_is_lo))
                         if self.table.add_fragment(&key, src_is_lo, payload_len, ts) => {}
                     _ => unattributed = true,
                 }
+                self.stats.fragments = self.fragments.stats().clone();
                 continue;
             }
             if p.ip.proto == IPV6_NO_NEXT_HEADER {
@@ -164,8 +177,11 @@ impl FlowMeter {
                 refused = true;
                 continue;
             };
-            if p.ip.fragment.is_some_and(|f| f.offset == 0 && f.more) {
-                self.fragments.first_fragment(p, key, src_is_lo, ts);
+            if p.ip.fragment.is_some() {
+                let anomalies = &mut self.stats.anomalies;
+                self.fragments
+                    .fragment(p, Some((key, src_is_lo)), ts, |w| anomalies.add(w));
+                self.stats.fragments = self.fragments.stats().clone();
             }
         }
         if !count {
@@ -219,6 +235,16 @@ impl FlowMeter {
     /// Live connections.
     pub fn live_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Bytes the fragment tracker holds now ([`FragmentTracker::memory_bytes`]).
+    pub fn fragment_memory_bytes(&self) -> usize {
+        self.fragments.memory_bytes()
+    }
+
+    /// Bytes charged to the fragment tracker's byte cap now.
+    pub fn fragment_charged_bytes(&self) -> usize {
+        self.fragments.charged_bytes()
     }
 
     /// Bytes the flow table holds now ([`FlowTable::memory_bytes`]).

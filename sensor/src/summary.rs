@@ -90,6 +90,29 @@ impl fmt::Display for Summary {
         if !weirds.is_empty() {
             write!(f, " ({})", weirds.join(", "))?;
         }
+        let m = &self.meter;
+        if m.anomalies.total() > 0 {
+            let names: Vec<String> = m
+                .anomalies
+                .iter()
+                .map(|(w, n)| format!("{w} {n}"))
+                .collect();
+            write!(
+                f,
+                "\nanomalies: {} ({})",
+                m.anomalies.total(),
+                names.join(", ")
+            )?;
+        }
+        let fr = &m.fragments;
+        if fr.evicted_train_cap + fr.evicted_byte_cap + fr.unchecked > 0 {
+            write!(
+                f,
+                "\nfragment trains: {} evicted (train cap), {} evicted (byte cap), {} expired, \
+                 {} fragments unchecked",
+                fr.evicted_train_cap, fr.evicted_byte_cap, fr.expired, fr.unchecked
+            )?;
+        }
         Ok(())
     }
 }
