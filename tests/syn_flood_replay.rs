@@ -40,7 +40,7 @@ fn syn_flood_under_max_memory_evicts_half_open_connections_and_keeps_the_establi
     let (c, s) = (([192, 168, 1, 10], 50_000), ([172, 16, 0, 1], 443));
     let mut ts = Timestamp::from_micros(1_772_438_400, 0);
     let step = Duration::from_micros(20); // 50 000 SYNs a second
-    let mut put = |w: &mut PcapWriter<_>, ts: &mut Timestamp, f: Vec<u8>| {
+    let put = |w: &mut PcapWriter<_>, ts: &mut Timestamp, f: Vec<u8>| {
         w.write_packet(*ts, &f, f.len() as u32).unwrap();
         *ts = ts.plus(step);
     };
