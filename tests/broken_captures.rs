@@ -325,12 +325,12 @@ fn pcapng_block_shorter_than_12_bytes_ends_the_file_after_the_good_packets() {
     expect(
         &o,
         3,
-        &["record 3", &format!("byte offset {offset}"), "packets: 2 "],
-    );
-    let err = stderr(&o);
-    assert!(
-        err.contains("has a length of 8 < 12") || err.contains("less than 12 bytes"),
-        "{err}"
+        &[
+            "record 3",
+            &format!("byte offset {offset}"),
+            "block length is less than 12 bytes",
+            "packets: 2 ",
+        ],
     );
     assert_eq!(packets_in_records(&o), 2);
 }
@@ -391,12 +391,12 @@ fn pcapng_block_length_above_the_maximum_ends_the_file() {
     expect(
         &o,
         3,
-        &["record 2", &format!("byte offset {offset}"), "packets: 1 "],
-    );
-    let err = stderr(&o);
-    assert!(
-        err.contains("> maximum") || err.contains("over the 16 MiB maximum"),
-        "{err}"
+        &[
+            "record 2",
+            &format!("byte offset {offset}"),
+            "block length is over the 16 MiB maximum",
+            "packets: 1 ",
+        ],
     );
 }
 
@@ -422,13 +422,15 @@ fn pcapng_unknown_interface_id_ends_the_file_after_the_good_packets() {
     let offset = f.len();
     f.extend(epb(3, 1_772_438_409, &frame(9)));
     let o = replay("iface.pcapng", &f);
-    expect(&o, 3, &["record 3", "packets: 2 "]);
-    let err = stderr(&o);
-    assert!(
-        err.contains("no Interface Description Block for that interface")
-            || (err.contains("interface its section did not describe")
-                && err.contains(&format!("byte offset {offset}"))),
-        "{err}"
+    expect(
+        &o,
+        3,
+        &[
+            "record 3",
+            &format!("byte offset {offset}"),
+            "packet names an interface its section did not describe",
+            "packets: 2 ",
+        ],
     );
     assert_eq!(packets_in_records(&o), 2);
 }
@@ -490,7 +492,15 @@ fn pcapng_sections_with_their_own_interfaces_byte_orders_and_link_types_are_all_
     // A packet naming section 2's interface 1 in section 3 is an error.
     f.extend(epb(1, 1_772_438_413, &frame(13)));
     let o = replay("sections-bad.pcapng", &f);
-    expect(&o, 3, &["record 6", "packets: 5 "]);
+    expect(
+        &o,
+        3,
+        &[
+            "record 6",
+            "packet names an interface its section did not describe",
+            "packets: 5 ",
+        ],
+    );
 }
 
 // ---- the corpus's malformed captures ------------------------------------
