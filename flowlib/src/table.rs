@@ -538,14 +538,19 @@ impl FlowTable {
     /// An empty table.
     ///
     /// Under a memory cap ([`TableConfig::max_memory`]) the hash index is
-    /// allocated once, with an eighth of the cap, and the live connections
+    /// allocated once, with up to an eighth of the cap (no more than
+    /// [`TableConfig::max_flows`] needs), and the live connections
     /// are kept at most at half its capacity so it never grows; the slabs
     /// then grow in exact steps as long as they fit in the rest.
     pub fn new(cfg: TableConfig) -> FlowTable {
         let (index, index_buckets, flow_limit) = match cfg.max_memory {
             Some(limit) => {
+                // Up to an eighth of the cap, and no larger than the flow
+                // cap needs (live flows stay under half the buckets).
                 let mut buckets = 16usize;
-                while buckets * 2 * INDEX_BUCKET_BYTES <= limit / 8 {
+                while buckets.saturating_mul(2 * INDEX_BUCKET_BYTES) <= limit / 8
+                    && buckets / 8 * 7 / 2 < cfg.max_flows
+                {
                     buckets *= 2;
                 }
                 let index = HashTable::with_capacity(buckets / 8 * 7);

@@ -172,7 +172,7 @@ pub struct TableArgs {
     pub max_flows: usize,
     /// Cap on the flow tables' memory, in MiB (all shards together): when
     /// full, half-open connections are evicted first, then the oldest.
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_memory: Option<u64>,
 }
 
