@@ -105,5 +105,60 @@ fn syn_flood_under_max_memory_evicts_half_open_connections_and_keeps_the_establi
         .map(|r| r["orig_pkts"].as_u64().unwrap() + r["resp_pkts"].as_u64().unwrap())
         .sum();
     assert_eq!(pkts, u64::from(SYNS) + 3 + 60);
+
+    // Emergency mode: SYNs that would only push out another half-open
+    // connection are refused and counted (weird flow_table_full).
+    let o = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args([
+            "replay",
+            "--no-progress",
+            "-w",
+            "1",
+            "--max-memory",
+            "2",
+            "--refuse-syns-when-full",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().all(|r| r["end_reason"] != "evicted"),
+        "{err}"
+    );
+    let est: Vec<_> = records
+        .iter()
+        .filter(|r| r["id.orig_h"] == "192.168.1.10")
+        .collect();
+    assert_eq!(
+        (est.len(), &est[0]["orig_pkts"]),
+        (1, &serde_json::json!(62))
+    );
+    let in_records: u64 = records
+        .iter()
+        .map(|r| r["orig_pkts"].as_u64().unwrap() + r["resp_pkts"].as_u64().unwrap())
+        .sum();
+    let at = err.find("flow_table_full ").expect("refusals counted") + "flow_table_full ".len();
+    let refused: u64 = err[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert!(refused > u64::from(SYNS) / 2, "{err}");
+    assert!(
+        err.contains(&format!("{refused} SYNs refused (table full)")),
+        "{err}"
+    );
+    assert_eq!(
+        in_records + refused,
+        u64::from(SYNS) + 3 + 60,
+        "every packet in a record or counted"
+    );
     std::fs::remove_file(&path).ok();
 }

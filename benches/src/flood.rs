@@ -185,6 +185,7 @@ pub fn run(cfg: &FloodConfig, mut check: impl FnMut(&FlowMeter)) -> FloodReport 
     let rss_before = rss_bytes();
     let table = TableConfig {
         max_memory: Some(cfg.max_memory),
+        refuse_syns_when_full: std::env::var_os("FLOOD_REFUSE").is_some(),
         max_flows: usize::MAX,
         ..TableConfig::default()
     };
@@ -330,7 +331,7 @@ pub fn run(cfg: &FloodConfig, mut check: impl FnMut(&FlowMeter)) -> FloodReport 
     report.peak_memory_stat = stats.peak_memory_bytes;
     report.evicted_half_open = stats.evicted_half_open;
     report.evicted_oldest = stats.evicted_oldest;
-    report.refused = stats.refused_no_memory;
+    report.refused = stats.refused_no_memory + stats.refused_syn_when_full;
     report.created = stats.created;
     report.flow_limit = meter.table_flow_limit();
     report.quiet_pps = median(&mut quiet);
@@ -350,9 +351,11 @@ fn time(meter: &mut FlowMeter, out: &mut Vec<ConnRecord>, frames: &[(Timestamp, 
     started.elapsed().as_secs_f64()
 }
 
+/// Connections evicted and SYNs refused so far: nonzero once the table
+/// is at its cap.
 fn evictions(meter: &FlowMeter) -> u64 {
     let s = meter.table_stats();
-    s.evicted_half_open + s.evicted_oldest
+    s.evicted_half_open + s.evicted_oldest + s.refused_syn_when_full
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -34,6 +34,12 @@ pub struct TableConfig {
     /// SYN) are evicted first, then the connection nearest to expiry; when
     /// nothing can be evicted the packet is refused and counted.
     pub max_memory: Option<usize>,
+    /// Emergency mode for SYN floods: while the table is full (flow cap
+    /// or memory cap), a bare SYN that would start a connection is refused
+    /// and counted instead of evicting another half-open connection. New
+    /// connections still enter from their SYN-ACK, and other new flows
+    /// still evict half-open connections first.
+    pub refuse_syns_when_full: bool,
     /// Cap on tracked IP fragment trains (for attributing non-first fragments).
     pub max_fragment_trains: usize,
     /// Cap on the fragment tracker's memory in bytes (its map's allocation).
@@ -58,6 +64,7 @@ impl Default for TableConfig {
             active_timeout: Some(Duration::from_secs(3600)),
             max_flows: 1_000_000,
             max_memory: None,
+            refuse_syns_when_full: false,
             max_fragment_trains: 65_536,
             max_fragment_bytes: 8 << 20,
             fragment_timeout: Duration::from_secs(30),

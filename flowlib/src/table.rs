@@ -47,6 +47,9 @@ pub struct TableStats {
     /// Packets that would have created a connection but were refused: the
     /// memory cap left no room and nothing could be evicted to make some.
     pub refused_no_memory: u64,
+    /// Bare SYNs refused because the table was full, with
+    /// [`TableConfig::refuse_syns_when_full`].
+    pub refused_syn_when_full: u64,
     /// Packets stamped earlier than the table's latest capture time: they
     /// were applied at the latest time, so the table's clock never ran
     /// backwards.
@@ -72,6 +75,7 @@ impl TableStats {
         self.evicted_half_open += other.evicted_half_open;
         self.evicted_oldest += other.evicted_oldest;
         self.refused_no_memory += other.refused_no_memory;
+        self.refused_syn_when_full += other.refused_syn_when_full;
         self.clock_backwards += other.clock_backwards;
         self.peak_memory_bytes += other.peak_memory_bytes;
     }
@@ -705,7 +709,18 @@ impl FlowTable {
         let r = match found {
             Some(r) => r,
             None => {
-                let tcp = matches!(p.transport, crate::decode::Transport::Tcp(_));
+                let (tcp, bare_syn) = match p.transport {
+                    crate::decode::Transport::Tcp(ref seg) => {
+                        (true, seg.flags.syn() && !seg.flags.ack())
+                    }
+                    _ => (false, false),
+                };
+                if bare_syn && self.cfg.refuse_syns_when_full && !self.has_room(tcp) {
+                    // Emergency: a SYN while the table is full would only
+                    // push out another half-open connection.
+                    self.stats.refused_syn_when_full += 1;
+                    return None;
+                }
                 if !self.make_room(tcp, ts, out) {
                     self.stats.refused_no_memory += 1;
                     return None;
@@ -742,6 +757,12 @@ impl FlowTable {
         self.purge_stale();
         self.note_memory();
         Some((key, src_is_lo))
+    }
+
+    /// Whether a new connection (in the TCP slab with `tcp`) fits without
+    /// evicting one.
+    fn has_room(&mut self, tcp: bool) -> bool {
+        self.live < self.flow_limit && self.slot_available(tcp)
     }
 
     /// Makes room for one new connection (in the TCP slab with `tcp`):
@@ -1455,5 +1476,52 @@ mod tests {
             Timestamp(1_000_500_000_000),
             "at the latest time"
         );
+    }
+
+    #[test]
+    fn emergency_mode_refuses_syns_while_full_but_lets_answers_and_other_flows_in() {
+        let cfg = TableConfig {
+            max_flows: 100,
+            refuse_syns_when_full: true,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        let syn = |i: u32| {
+            tcp(
+                ([172, 16, (i >> 8) as u8, i as u8], 1000),
+                S,
+                7,
+                None,
+                "S",
+                0,
+            )
+        };
+        let mut refused = 0;
+        for i in 0..1000u32 {
+            let frame = syn(i);
+            let ts = Timestamp(1_000_000_000 + i64::from(i) * 1000);
+            let view =
+                PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+            if t.update(&view.inner, ts, true, &mut out).is_none() {
+                refused += 1;
+            }
+            assert_conserved(&t);
+        }
+        assert_eq!((t.len(), refused), (100, 900));
+        assert_eq!(t.stats().refused_syn_when_full, 900);
+        assert!(out.is_empty(), "nothing was evicted");
+        // A SYN-ACK of a connection whose SYN was refused gets in, pushing
+        // out a half-open connection; so does a UDP flow.
+        feed(
+            &mut t,
+            &tcp(S, ([172, 16, 3, 200], 1000), 500, Some(8), "SA", 0),
+            1.5,
+            &mut out,
+        );
+        feed(&mut t, &udp(C, S, 10), 1.5, &mut out);
+        assert_eq!(t.stats().evicted_half_open, 2);
+        assert_eq!(t.len(), 100);
+        assert_conserved(&t);
     }
 }

@@ -174,6 +174,10 @@ pub struct TableArgs {
     /// full, half-open connections are evicted first, then the oldest.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_memory: Option<u64>,
+    /// While a flow table is full, refuse (and count) new bare SYNs instead
+    /// of evicting half-open connections for them (SYN flood emergency mode).
+    #[arg(long)]
+    pub refuse_syns_when_full: bool,
 }
 
 impl TableArgs {
@@ -190,6 +194,7 @@ impl TableArgs {
             max_memory: self
                 .max_memory
                 .map(|mib| (mib as usize).saturating_mul(1 << 20)),
+            refuse_syns_when_full: self.refuse_syns_when_full,
             ..TableConfig::default()
         }
     }

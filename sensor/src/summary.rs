@@ -68,14 +68,16 @@ impl fmt::Display for Summary {
         writeln!(f)?;
         let t = &self.table;
         let backwards = self.meter.clock_backwards + t.clock_backwards;
-        if t.evicted_half_open + t.evicted_oldest + t.refused_no_memory + backwards > 0 {
+        let refused = t.refused_no_memory + t.refused_syn_when_full;
+        if t.evicted_half_open + t.evicted_oldest + refused + backwards > 0 {
             writeln!(
                 f,
                 "table pressure: {} half-open evicted, {} oldest evicted, {} refused (no memory), \
-                 {} packets earlier than the clock, peak {} bytes",
+                 {} SYNs refused (table full), {} packets earlier than the clock, peak {} bytes",
                 t.evicted_half_open,
                 t.evicted_oldest,
                 t.refused_no_memory,
+                t.refused_syn_when_full,
                 backwards,
                 t.peak_memory_bytes
             )?;
