@@ -31,7 +31,7 @@ const NOT_KEYS: [&str; 3] = ["help", "version", "config"];
 /// Values for flags that have no default to derive one from. A flag
 /// added without a default needs a line here: the test then proves that
 /// its configuration key works.
-const SAMPLES: [(&str, &str); 14] = [
+const SAMPLES: [(&str, &str); 15] = [
     ("output", "out.json"),
     ("rules", "rules.toml"),
     ("alerts", "alerts.json"),
@@ -46,6 +46,7 @@ const SAMPLES: [(&str, &str); 14] = [
     ("ipfix_message_size", "1200"),
     ("rotate_size", "64M"),
     ("rotate_interval", "1h"),
+    ("max_memory", "512"),
 ];
 
 /// A value for `arg` other than its default, as TOML and as a flag.

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod conversation;
+pub mod flood;
 mod mix;
 mod rng;
 pub mod scenario;

@@ -28,8 +28,22 @@ pub struct TableConfig {
     /// Hard cap on live flows; beyond it the flows nearest to expiry are
     /// evicted (end reason `evicted`).
     pub max_flows: usize,
+    /// Cap on the table's own memory in bytes (slabs, hash index, timer
+    /// wheel, half-open queue, side slabs), `None` for no cap. When a new
+    /// connection would need more, half-open connections (an unanswered
+    /// SYN) are evicted first, then the connection nearest to expiry; when
+    /// nothing can be evicted the packet is refused and counted.
+    pub max_memory: Option<usize>,
+    /// Emergency mode for SYN floods: while the table is full (flow cap
+    /// or memory cap), a bare SYN that would start a connection is refused
+    /// and counted instead of evicting another half-open connection. New
+    /// connections still enter from their SYN-ACK, and other new flows
+    /// still evict half-open connections first.
+    pub refuse_syns_when_full: bool,
     /// Cap on tracked IP fragment trains (for attributing non-first fragments).
     pub max_fragment_trains: usize,
+    /// Cap on the fragment tracker's memory in bytes (its map's allocation).
+    pub max_fragment_bytes: usize,
     /// How long a fragment train is remembered.
     pub fragment_timeout: Duration,
     /// Also emit a record with end reason `start` when a connection's first
@@ -49,7 +63,10 @@ impl Default for TableConfig {
             tcp_attempt_delay: Duration::from_secs(5),
             active_timeout: Some(Duration::from_secs(3600)),
             max_flows: 1_000_000,
+            max_memory: None,
+            refuse_syns_when_full: false,
             max_fragment_trains: 65_536,
+            max_fragment_bytes: 8 << 20,
             fragment_timeout: Duration::from_secs(30),
             report_starts: false,
         }

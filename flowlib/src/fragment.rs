@@ -1,18 +1,46 @@
-//! Attribution of non-first IP fragments to their flow.
+//! Attribution of non-first IP fragments to their flow, and checks of
+//! every fragment against the others of its datagram.
 //!
 //! Only the first fragment of a datagram carries the transport header. The
 //! tracker remembers, per fragment train (addresses, protocol, IP id, VLAN),
 //! which flow the first fragment went to, so later fragments are counted in
-//! that flow's packets and IP bytes. No payload is reassembled. The tracker
-//! is bounded; fragments it cannot attribute are counted by the caller as
-//! [`crate::Weird::UnattributedFragment`].
+//! that flow's packets and IP bytes. No datagram is reassembled, but the
+//! captured bytes of each fragment are kept while the train lives, so a
+//! fragment that overlaps an earlier one is reported with the same bytes
+//! ([`Weird::FragmentOverlap`]) or different ones
+//! ([`Weird::FragmentInconsistency`], an evasion: receivers may reassemble
+//! different datagrams). Fragments under 64 bytes that are not the last
+//! ([`Weird::ExcessivelySmallFragment`]) and fragments reaching past byte
+//! 65535 ([`Weird::ExcessivelyLargeFragment`]) are reported too; the names
+//! are Zeek's.
+//!
+//! The tracker is bounded by trains ([`crate::TableConfig::max_fragment_trains`])
+//! and by bytes ([`crate::TableConfig::max_fragment_bytes`]: fragment bytes
+//! kept plus bookkeeping, see [`FragmentTracker::memory_bytes`]). When
+//! either is reached the oldest trains are evicted and counted
+//! ([`FragmentStats`]); trains older than the fragment timeout expire.
+//! Fragments whose first fragment was never seen (or was evicted) are
+//! counted by the caller as [`Weird::UnattributedFragment`].
 
 use crate::decode::FlowPacket;
 use crate::key::FlowKey;
 use crate::time::Timestamp;
+use crate::weird::Weird;
 use hashbrown::HashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// Fragments of one train whose bytes are kept for overlap checks; later
+/// ones are still attributed but not checked.
+pub const MAX_FRAGMENTS_CHECKED: usize = 64;
+
+/// Largest IP datagram (IPv4 total length, IPv6 payload without jumbograms).
+const MAX_DATAGRAM: u64 = 65_535;
+
+/// A non-last fragment smaller than this (IP packet bytes) is reported
+/// as [`Weird::ExcessivelySmallFragment`], as Zeek does.
+const MIN_FRAGMENT: u32 = 64;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 struct TrainKey {
@@ -37,47 +65,231 @@ impl TrainKey {
     }
 }
 
-/// Bounded map from fragment trains to flows.
+/// One fragment's bytes, at its offset in the datagram.
+struct Block {
+    start: u32,
+    data: Box<[u8]>,
+}
+
+/// What the tracker knows of one datagram.
+struct Train {
+    created: Timestamp,
+    /// The flow of the first fragment, once seen, and its sender side.
+    flow: Option<(FlowKey, bool)>,
+    blocks: Vec<Block>,
+    /// Bytes charged to the byte cap for this train.
+    charged: usize,
+}
+
+/// Bookkeeping bytes charged per train (its map entry and record) and per
+/// kept fragment (its block and allocation header), on top of the bytes.
+const TRAIN_COST: usize =
+    std::mem::size_of::<TrainKey>() + std::mem::size_of::<Train>() + 1 + 2 * 24;
+const BLOCK_COST: usize = std::mem::size_of::<Block>() + 16;
+
+/// Counters of a [`FragmentTracker`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FragmentStats {
+    /// Trains started.
+    pub trains: u64,
+    /// Trains evicted because the train cap was reached.
+    pub evicted_train_cap: u64,
+    /// Trains evicted because the byte cap was reached.
+    pub evicted_byte_cap: u64,
+    /// Trains dropped after the fragment timeout.
+    pub expired: u64,
+    /// Fragments attributed or kept but not checked for overlaps (beyond
+    /// [`MAX_FRAGMENTS_CHECKED`] in a train, or larger than the byte cap).
+    pub unchecked: u64,
+    /// Most bytes charged to the byte cap at once.
+    pub peak_bytes: u64,
+}
+
+impl FragmentStats {
+    /// Adds `other` into `self` (merging shards).
+    pub fn merge(&mut self, other: &FragmentStats) {
+        self.trains += other.trains;
+        self.evicted_train_cap += other.evicted_train_cap;
+        self.evicted_byte_cap += other.evicted_byte_cap;
+        self.expired += other.expired;
+        self.unchecked += other.unchecked;
+        self.peak_bytes += other.peak_bytes;
+    }
+}
+
+/// Bounded map from fragment trains to flows, with each train's bytes.
 pub struct FragmentTracker {
-    trains: HashMap<TrainKey, (FlowKey, bool, Timestamp)>,
-    cap: usize,
+    trains: HashMap<TrainKey, Train>,
+    /// Trains in creation order (lazily validated against `created`).
+    order: VecDeque<(TrainKey, Timestamp)>,
+    max_trains: usize,
+    max_bytes: usize,
     timeout: Duration,
+    /// Bytes charged: trains' bookkeeping and kept fragment bytes.
+    charged: usize,
+    stats: FragmentStats,
 }
 
 impl FragmentTracker {
-    /// A tracker remembering at most `cap` trains for `timeout` each.
-    pub fn new(cap: usize, timeout: Duration) -> FragmentTracker {
+    /// A tracker of at most `max_trains` trains and `max_bytes` charged
+    /// bytes, remembering each train for `timeout`.
+    pub fn new(max_trains: usize, max_bytes: usize, timeout: Duration) -> FragmentTracker {
         FragmentTracker {
             trains: HashMap::new(),
-            cap,
+            order: VecDeque::new(),
+            max_trains: max_trains.max(1),
+            max_bytes,
             timeout,
+            charged: 0,
+            stats: FragmentStats::default(),
         }
     }
 
-    /// Remembers the flow of a first fragment (offset 0, more fragments follow).
-    pub fn first_fragment(
+    /// Takes in a fragment (`p.ip.fragment` set) seen at `ts`: checks it
+    /// against the train's earlier fragments and keeps its bytes. For a
+    /// first fragment, `flow` is the flow it went to. Anomalies found are
+    /// passed to `weird`; returns the train's flow (for a non-first
+    /// fragment: where to count it), if its first fragment was seen.
+    pub fn fragment(
         &mut self,
         p: &FlowPacket<'_>,
-        key: FlowKey,
-        src_is_lo: bool,
+        flow: Option<(FlowKey, bool)>,
         ts: Timestamp,
-    ) {
-        let Some(train) = TrainKey::of(p) else { return };
-        if self.trains.len() >= self.cap && !self.trains.contains_key(&train) {
-            let timeout = self.timeout;
-            self.trains.retain(|_, (_, _, t)| ts.since(*t) < timeout);
-            if self.trains.len() >= self.cap {
+        mut weird: impl FnMut(Weird),
+    ) -> Option<(FlowKey, bool)> {
+        let key = TrainKey::of(p)?;
+        let frag = p.ip.fragment?;
+        let len = p.ip.ip_len.saturating_sub(p.ip.header_len);
+        if frag.more && p.ip.ip_len < MIN_FRAGMENT {
+            weird(Weird::ExcessivelySmallFragment);
+        }
+        if u64::from(frag.offset) + u64::from(len) > MAX_DATAGRAM {
+            weird(Weird::ExcessivelyLargeFragment);
+        }
+        self.expire(ts);
+        if !self.trains.contains_key(&key) {
+            while self.trains.len() >= self.max_trains {
+                self.evict_oldest();
+                self.stats.evicted_train_cap += 1;
+            }
+            self.make_room(TRAIN_COST);
+            self.trains.insert(
+                key,
+                Train {
+                    created: ts,
+                    flow: None,
+                    blocks: Vec::new(),
+                    charged: TRAIN_COST,
+                },
+            );
+            self.order.push_back((key, ts));
+            self.charged += TRAIN_COST;
+            self.stats.trains += 1;
+        }
+        let bytes = p.fragment_bytes;
+        let cost = BLOCK_COST + bytes.len();
+        let mut keep = false;
+        if let Some(train) = self.trains.get(&key) {
+            // One anomaly per fragment: inconsistent if any overlapped
+            // bytes differ, else an overlap.
+            let found = train
+                .blocks
+                .iter()
+                .filter_map(|b| overlap(b, frag.offset, bytes))
+                .fold(None, |acc: Option<bool>, same| {
+                    Some(acc.unwrap_or(true) && same)
+                });
+            match found {
+                Some(true) => weird(Weird::FragmentOverlap),
+                Some(false) => weird(Weird::FragmentInconsistency),
+                None => {}
+            }
+            keep = train.blocks.len() < MAX_FRAGMENTS_CHECKED
+                && TRAIN_COST + cost <= self.max_bytes
+                && !bytes.is_empty();
+        }
+        if keep {
+            // Evicting makes room, but must not evict this train.
+            self.make_room_keeping(cost, &key);
+        }
+        let train = self.trains.get_mut(&key)?;
+        if keep && self.charged + cost <= self.max_bytes {
+            train.blocks.push(Block {
+                start: frag.offset,
+                data: bytes.into(),
+            });
+            train.charged += cost;
+            self.charged += cost;
+        } else if !bytes.is_empty() {
+            self.stats.unchecked += 1;
+        }
+        if frag.offset == 0 {
+            if let Some(f) = flow {
+                train.flow = Some(f);
+            }
+        }
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.charged as u64);
+        train.flow
+    }
+
+    /// Drops trains older than the timeout (oldest first).
+    fn expire(&mut self, ts: Timestamp) {
+        while let Some(&(key, created)) = self.order.front() {
+            if ts.since(created) < self.timeout {
+                break;
+            }
+            self.order.pop_front();
+            if self.remove_if(&key, created) {
+                self.stats.expired += 1;
+            }
+        }
+    }
+
+    /// Evicts trains, oldest first, until `cost` more bytes fit.
+    fn make_room(&mut self, cost: usize) {
+        while self.charged + cost > self.max_bytes && !self.trains.is_empty() {
+            self.evict_oldest();
+            self.stats.evicted_byte_cap += 1;
+        }
+    }
+
+    /// [`FragmentTracker::make_room`] that never evicts train `keep`.
+    fn make_room_keeping(&mut self, cost: usize, keep: &TrainKey) {
+        while self.charged + cost > self.max_bytes && self.trains.len() > 1 {
+            let Some(&(key, _)) = self.order.front() else {
+                return;
+            };
+            if key == *keep {
+                // Move it to the back; evict the next oldest instead.
+                if let Some(front) = self.order.pop_front() {
+                    self.order.push_back(front);
+                }
+                continue;
+            }
+            self.evict_oldest();
+            self.stats.evicted_byte_cap += 1;
+        }
+    }
+
+    /// Removes the oldest live train.
+    fn evict_oldest(&mut self) {
+        while let Some((key, created)) = self.order.pop_front() {
+            if self.remove_if(&key, created) {
                 return;
             }
         }
-        self.trains.insert(train, (key, src_is_lo, ts));
     }
 
-    /// The flow (key and sender side) of a non-first fragment, if its first
-    /// fragment was seen recently enough.
-    pub fn lookup(&self, p: &FlowPacket<'_>, ts: Timestamp) -> Option<(FlowKey, bool)> {
-        let (key, src_is_lo, t) = self.trains.get(&TrainKey::of(p)?)?;
-        (ts.since(*t) < self.timeout).then_some((*key, *src_is_lo))
+    /// Removes train `key` if it is the one created at `created`.
+    fn remove_if(&mut self, key: &TrainKey, created: Timestamp) -> bool {
+        match self.trains.get(key) {
+            Some(t) if t.created == created => {
+                let t = self.trains.remove(key).expect("just found");
+                self.charged -= t.charged;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Trains currently remembered.
@@ -89,4 +301,52 @@ impl FragmentTracker {
     pub fn is_empty(&self) -> bool {
         self.trains.is_empty()
     }
+
+    /// Bytes charged to the byte cap now: kept fragment bytes and the
+    /// bookkeeping of trains and fragments (always at most
+    /// [`crate::TableConfig::max_fragment_bytes`]).
+    pub fn charged_bytes(&self) -> usize {
+        self.charged
+    }
+
+    /// Bytes the tracker holds, by capacity: the charged bytes plus the
+    /// hash map's and the creation-order queue's allocations (which the
+    /// train cap bounds).
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<TrainKey>() + std::mem::size_of::<Train>();
+        let blocks: usize = self
+            .trains
+            .values()
+            .map(|t| t.blocks.capacity() * std::mem::size_of::<Block>())
+            .sum();
+        let block_bytes: usize = self
+            .trains
+            .values()
+            .flat_map(|t| t.blocks.iter())
+            .map(|b| b.data.len())
+            .sum();
+        self.trains.capacity() * 8 / 7 * (entry + 1)
+            + self.order.capacity() * std::mem::size_of::<(TrainKey, Timestamp)>()
+            + blocks
+            + block_bytes
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &FragmentStats {
+        &self.stats
+    }
+}
+
+/// Whether fragment bytes `data` at `start` overlap block `b`, and if so
+/// whether the overlapping bytes are the same.
+fn overlap(b: &Block, start: u32, data: &[u8]) -> Option<bool> {
+    let (a0, a1) = (u64::from(b.start), u64::from(b.start) + b.data.len() as u64);
+    let (b0, b1) = (u64::from(start), u64::from(start) + data.len() as u64);
+    let (lo, hi) = (a0.max(b0), a1.min(b1));
+    if lo >= hi {
+        return None;
+    }
+    let x = &b.data[(lo - a0) as usize..(hi - a0) as usize];
+    let y = &data[(lo - b0) as usize..(hi - b0) as usize];
+    Some(x == y)
 }

@@ -4,7 +4,7 @@
 
 use crate::config::TableConfig;
 use crate::decode::{PacketView, Transport};
-use crate::fragment::FragmentTracker;
+use crate::fragment::{FragmentStats, FragmentTracker};
 use crate::key::FlowKey;
 use crate::record::{ConnRecord, EndReason};
 use crate::table::{FlowTable, TableStats};
@@ -50,6 +50,14 @@ pub struct MeterStats {
     pub truncated: u64,
     /// Packets that did not become a flow update, by reason.
     pub weirds: WeirdCounts,
+    /// Packets stamped earlier than one already seen: processed at the
+    /// latest time seen, so capture time never runs backwards.
+    pub clock_backwards: u64,
+    /// Anomalies of packets that were still decoded (overlapping, tiny or
+    /// oversized fragments): not part of `packets = decoded + weirds`.
+    pub anomalies: WeirdCounts,
+    /// The fragment tracker's counters.
+    pub fragments: FragmentStats,
 }
 
 impl MeterStats {
@@ -60,6 +68,9 @@ impl MeterStats {
         self.decoded += other.decoded;
         self.truncated += other.truncated;
         self.weirds.merge(&other.weirds);
+        self.clock_backwards += other.clock_backwards;
+        self.anomalies.merge(&other.anomalies);
+        self.fragments.merge(&other.fragments);
     }
 }
 
@@ -90,7 +101,11 @@ impl FlowMeter {
     /// A meter with an empty table.
     pub fn new(cfg: TableConfig) -> FlowMeter {
         FlowMeter {
-            fragments: FragmentTracker::new(cfg.max_fragment_trains, cfg.fragment_timeout),
+            fragments: FragmentTracker::new(
+                cfg.max_fragment_trains,
+                cfg.max_fragment_bytes,
+                cfg.fragment_timeout,
+            ),
             table: FlowTable::new(cfg),
             stats: MeterStats::default(),
             last_ts: Timestamp(i64::MIN),
@@ -159,6 +174,9 @@ impl FlowMeter {
     /// Capture time never runs backwards for the table: a packet stamped
     /// earlier than one already seen is processed at the latest time.
     fn clock(&mut self, ts: Timestamp) -> Timestamp {
+        if ts < self.last_ts {
+            self.stats.clock_backwards += 1;
+        }
         let ts = ts.max(self.last_ts);
         self.last_ts = ts;
         ts
@@ -192,13 +210,15 @@ impl FlowMeter {
         let mut unattributed = false;
         let mut no_next = false;
         let mut updated = false;
+        let mut refused = false;
         for (i, p) in view.flow_packets().enumerate() {
             if parts & (1 << i) == 0 {
                 updated = true; // another meter applies this part
                 continue;
             }
             if let Transport::NonFirstFragment { payload_len } = p.transport {
-                match self.fragments.lookup(p, ts) {
+                let anomalies = &mut self.stats.anomalies;
+                match self.fragments.fragment(p, None, ts, |w| anomalies.add(w)) {
                     Some((key, src_is_lo))
                         if self.table.add_fragment(&key, src_is_lo, payload_len, ts) =>
                     {
@@ -208,6 +228,7 @@ impl FlowMeter {
                     }
                     _ => unattributed = true,
                 }
+                self.stats.fragments = self.fragments.stats().clone();
                 continue;
             }
             if p.ip.proto == IPV6_NO_NEXT_HEADER {
@@ -221,12 +242,18 @@ impl FlowMeter {
                 Transport::Tcp(ref seg) => seg.payload.len() as u64 >= u64::from(seg.payload_len),
                 _ => !view.truncated,
             };
-            let (key, src_is_lo) = self.table.update(p, ts, complete, out);
+            let Some((key, src_is_lo)) = self.table.update(p, ts, complete, out) else {
+                refused = true;
+                continue;
+            };
             if let Some(conns) = conns.as_deref_mut() {
                 self.attribute(key, conns);
             }
-            if p.ip.fragment.is_some_and(|f| f.offset == 0 && f.more) {
-                self.fragments.first_fragment(p, key, src_is_lo, ts);
+            if p.ip.fragment.is_some() {
+                let anomalies = &mut self.stats.anomalies;
+                self.fragments
+                    .fragment(p, Some((key, src_is_lo)), ts, |w| anomalies.add(w));
+                self.stats.fragments = self.fragments.stats().clone();
             }
         }
         if !count {
@@ -237,7 +264,9 @@ impl FlowMeter {
         if view.truncated {
             self.stats.truncated += 1;
         }
-        if unattributed {
+        if refused {
+            self.stats.weirds.add(Weird::FlowTableFull);
+        } else if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);
         } else if no_next && !updated {
             self.stats.weirds.add(Weird::NoNextHeader);
@@ -285,6 +314,26 @@ impl FlowMeter {
     /// Live connections.
     pub fn live_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Bytes the fragment tracker holds now ([`FragmentTracker::memory_bytes`]).
+    pub fn fragment_memory_bytes(&self) -> usize {
+        self.fragments.memory_bytes()
+    }
+
+    /// Bytes charged to the fragment tracker's byte cap now.
+    pub fn fragment_charged_bytes(&self) -> usize {
+        self.fragments.charged_bytes()
+    }
+
+    /// Bytes the flow table holds now ([`FlowTable::memory_bytes`]).
+    pub fn table_memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    /// Most connections the flow table keeps live ([`FlowTable::flow_limit`]).
+    pub fn table_flow_limit(&self) -> usize {
+        self.table.flow_limit()
     }
 }
 

@@ -2,9 +2,18 @@
 //!
 //! It follows every interface's own link type and timestamp resolution, so
 //! it reads files that libpcap 1.10 refuses (interfaces with different link
-//! types or snapshot lengths). Packet data are read into one reusable
-//! buffer: no allocation per packet. It always knows which block it is at
-//! and its byte offset, so a damaged file is reported precisely.
+//! types or snapshot lengths, sections of different byte orders). Packet
+//! data are read into one reusable buffer: no allocation per packet. It
+//! always knows which block it is at and its byte offset, so a damaged file
+//! is reported precisely.
+//!
+//! Checked, as libpcap checks them: the first block is a section header of
+//! major version 1; every block is at least 12 bytes, a multiple of 4, at
+//! most 16 MiB, and its trailing length repeats its leading one; a packet
+//! names an interface its section described (each section starts with no
+//! interfaces). Blocks of unknown types are skipped and counted
+//! ([`PcapNgReader::skipped_blocks`]). Unlike libpcap, a packet longer than
+//! its interface's snapshot length is kept whole (the block holds it).
 
 use crate::time::Timestamp;
 use crate::LinkType;
@@ -82,6 +91,7 @@ pub struct PcapNgReader<R: Read> {
     offset: u64,
     blocks: u64,
     packets: u64,
+    skipped: u64,
     last_ts: Timestamp,
 }
 
@@ -96,6 +106,7 @@ impl<R: Read> PcapNgReader<R> {
             offset: 0,
             blocks: 0,
             packets: 0,
+            skipped: 0,
             last_ts: Timestamp::default(),
         }
     }
@@ -108,6 +119,22 @@ impl<R: Read> PcapNgReader<R> {
     /// Packets returned so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Blocks skipped so far: types this reader does not use (name
+    /// resolution, statistics, custom and unknown blocks).
+    pub fn skipped_blocks(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Checks that the block of `len` bytes whose body (from its byte 8)
+    /// is in `buf` ends with its length repeated.
+    fn check_trailer(&self, len: usize) -> Result<(), PcapNgError> {
+        let t = self.u32_at(&self.buf, len - 12);
+        if t as usize != len {
+            return Err(self.malformed("block total length in header and trailer don't match"));
+        }
+        Ok(())
     }
 
     fn u16_at(&self, b: &[u8], at: usize) -> u16 {
@@ -190,6 +217,20 @@ impl<R: Read> PcapNgReader<R> {
                     return Err(self.malformed("bad section header length"));
                 }
                 self.fill(len - 12, false)?;
+                // After the byte-order magic: versions, section length,
+                // options, then the trailing length.
+                let major = self.u16_at(&self.buf, 0);
+                if major != 1 {
+                    return Err(
+                        self.malformed("unsupported pcapng version (major version is not 1)")
+                    );
+                }
+                let trailer = self.u32_at(&self.buf, len - 16) as usize;
+                if trailer != len {
+                    return Err(
+                        self.malformed("block total length in header and trailer don't match")
+                    );
+                }
                 self.interfaces.clear();
                 self.blocks += 1;
                 self.offset += len as u64;
@@ -200,10 +241,17 @@ impl<R: Read> PcapNgReader<R> {
             }
             let btype = self.u32_at(&self.buf, 0);
             let len = self.u32_at(&self.buf, 4) as usize;
-            if !(12..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
-                return Err(self.malformed("bad block length"));
+            if len < 12 {
+                return Err(self.malformed("block length is less than 12 bytes"));
+            }
+            if len % 4 != 0 {
+                return Err(self.malformed("block length is not a multiple of 4"));
+            }
+            if len > MAX_BLOCK {
+                return Err(self.malformed("block length is over the 16 MiB maximum"));
             }
             self.fill(len - 8, false)?;
+            self.check_trailer(len)?;
             let block_offset = self.offset;
             self.blocks += 1;
             self.offset += len as u64;
@@ -230,9 +278,14 @@ impl<R: Read> PcapNgReader<R> {
                         );
                     }
                     let Some(i) = self.interfaces.get(iface).copied() else {
-                        return Err(
-                            self.malformed_at(block_offset, "packet names an undefined interface")
-                        );
+                        return Err(self.malformed_at(
+                            block_offset,
+                            if self.interfaces.is_empty() {
+                                "packet block before any interface description block"
+                            } else {
+                                "packet names an interface its section did not describe"
+                            },
+                        ));
                     };
                     let ts = ts_from_units(ts_raw, i.units_per_sec, i.offset_secs);
                     self.last_ts = ts;
@@ -251,7 +304,10 @@ impl<R: Read> PcapNgReader<R> {
                         );
                     }
                     let Some(i) = self.interfaces.first().copied() else {
-                        return Err(self.malformed_at(block_offset, "packet before any interface"));
+                        return Err(self.malformed_at(
+                            block_offset,
+                            "packet block before any interface description block",
+                        ));
                     };
                     let wire_len = self.u32_at(&self.buf, 0);
                     let mut caplen = (wire_len as usize).min(body_len - 4);
@@ -266,7 +322,8 @@ impl<R: Read> PcapNgReader<R> {
                         wire_len,
                     }));
                 }
-                _ => {} // name resolution, statistics, custom blocks: skipped
+                // Name resolution, statistics, custom and unknown blocks.
+                _ => self.skipped += 1,
             }
         }
     }

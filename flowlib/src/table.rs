@@ -25,7 +25,7 @@ use crate::key::{Endpoint, FlowKey};
 use crate::record::{ConnRecord, EndReason};
 use crate::time::Timestamp;
 use hashbrown::{DefaultHashBuilder, HashTable};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -41,6 +41,25 @@ pub struct TableStats {
     pub ended: [u64; EndReason::ALL.len()],
     /// Most connections live at once.
     pub peak_live: u64,
+    /// Evictions of half-open connections (an unanswered SYN), made first
+    /// when the table is full (flow cap or memory cap).
+    pub evicted_half_open: u64,
+    /// Evictions of the connection nearest to expiry, made when no
+    /// half-open connection was left to evict.
+    pub evicted_oldest: u64,
+    /// Packets that would have created a connection but were refused: the
+    /// memory cap left no room and nothing could be evicted to make some.
+    pub refused_no_memory: u64,
+    /// Bare SYNs refused because the table was full, with
+    /// [`TableConfig::refuse_syns_when_full`].
+    pub refused_syn_when_full: u64,
+    /// Packets stamped earlier than the table's latest capture time: they
+    /// were applied at the latest time, so the table's clock never ran
+    /// backwards.
+    pub clock_backwards: u64,
+    /// Most bytes the table held at once ([`FlowTable::memory_bytes`]),
+    /// sampled whenever it allocated.
+    pub peak_memory_bytes: u64,
 }
 
 impl TableStats {
@@ -56,6 +75,23 @@ impl TableStats {
             *a += b;
         }
         self.peak_live += other.peak_live;
+        self.evicted_half_open += other.evicted_half_open;
+        self.evicted_oldest += other.evicted_oldest;
+        self.refused_no_memory += other.refused_no_memory;
+        self.refused_syn_when_full += other.refused_syn_when_full;
+        self.clock_backwards += other.clock_backwards;
+        self.peak_memory_bytes += other.peak_memory_bytes;
+    }
+
+    /// Connections that ended: records of every end reason but the
+    /// interim (`active`) and `start` ones, which do not end a connection.
+    /// Evictions are included (end reason `evicted`).
+    pub fn finished(&self) -> u64 {
+        EndReason::ALL
+            .iter()
+            .filter(|r| !matches!(r, EndReason::Active | EndReason::Start))
+            .map(|&r| self.ended(r))
+            .sum()
     }
 }
 
@@ -306,6 +342,45 @@ impl Flows {
         }
     }
 
+    /// Whether the live connection `r` is half-open (an unanswered SYN).
+    fn is_half_open(&self, r: u32) -> bool {
+        let (conn, state) = self.get(r);
+        conn.is_attempt(state)
+    }
+
+    /// Bytes of the slabs and their free lists, by capacity.
+    fn capacity_bytes(&self) -> usize {
+        self.tcp.capacity() * std::mem::size_of::<TcpEntry>()
+            + self.small.capacity() * std::mem::size_of::<SmallEntry>()
+            + (self.tcp_free.capacity() + self.small_free.capacity()) * 4
+            + self.ooo.capacity_bytes()
+            + self.tunnels.capacity_bytes()
+            + self.v6.addrs.capacity() * 32
+            + self.v6.free.capacity() * 4
+    }
+
+    /// Slots of the TCP (`tcp`) or the other slab: (free, used, allocated).
+    fn slab_slots(&self, tcp: bool) -> (usize, usize, usize) {
+        if tcp {
+            (self.tcp_free.len(), self.tcp.len(), self.tcp.capacity())
+        } else {
+            (
+                self.small_free.len(),
+                self.small.len(),
+                self.small.capacity(),
+            )
+        }
+    }
+
+    /// Allocates room for exactly `n` more connections in one slab.
+    fn reserve(&mut self, tcp: bool, n: usize) {
+        if tcp {
+            self.tcp.reserve_exact(n);
+        } else {
+            self.small.reserve_exact(n);
+        }
+    }
+
     fn record(&self, r: u32, reason: EndReason, at: Timestamp) -> ConnRecord {
         let (conn, state) = self.get(r);
         conn.record(state, &self.tunnels, &self.key(r), reason, at)
@@ -414,36 +489,111 @@ impl Flows {
     }
 }
 
+/// Bytes of one hash index bucket: a `u32` slab reference and a control byte.
+const INDEX_BUCKET_BYTES: usize = std::mem::size_of::<u32>() + 1;
+
+/// Bytes charged per timer-wheel second (its B-tree node share), an
+/// estimate: the standard B-tree does not report its allocations.
+const TIMER_SLOT_BYTES: usize = 64;
+
+/// Timer vectors kept for reuse at most, and the largest one kept (in entries).
+const MAX_SPARE: usize = 64;
+const MAX_SPARE_ENTRIES: usize = 256;
+
+/// Bytes a memory-capped table budgets per slab slot beyond the slot
+/// itself: up to two timer entries and two half-open queue entries (stale
+/// ones are purged beyond that), each with vector growth slack, and a free
+/// list entry.
+const PER_FLOW_OVERHEAD: usize = 2 * 2 * std::mem::size_of::<Timer>() * 2 + 8;
+
+/// Stale timer or half-open queue entries tolerated beyond one per live
+/// connection before they are purged.
+const STALE_SLACK: usize = 1024;
+
 /// A bidirectional flow table.
 pub struct FlowTable {
     cfg: TableConfig,
     /// Slab references, hashed by the key stored in the slab.
     index: HashTable<u32>,
+    /// Buckets of `index` when allocated once up front (memory cap), else 0.
+    index_buckets: usize,
     hasher: DefaultHashBuilder,
     flows: Flows,
     live: usize,
+    /// Most live connections: `max_flows`, lower under a memory cap.
+    flow_limit: usize,
     /// Second -> connections due in that second (lazily validated).
     timers: BTreeMap<i64, Vec<Timer>>,
     spare: Vec<Vec<Timer>>,
+    /// Entries in `timers`, stale ones included.
+    timer_entries: usize,
+    /// Bytes of the buffers of the vectors in `timers` and `spare`.
+    timer_bytes: usize,
+    /// Half-open connections in creation order (lazily validated).
+    half_open: VecDeque<Timer>,
     stats: TableStats,
     /// Latest capture time seen.
     now: Timestamp,
 }
 
+/// Whether timer entry `t` filed under `slot` still stands for its connection.
+fn is_current(flows: &Flows, slot: i64, t: Timer) -> bool {
+    flows.gen(t.flow) == t.gen && flows.get(t.flow).0.timer_slot == slot
+}
+
 impl FlowTable {
     /// An empty table.
+    ///
+    /// Under a memory cap ([`TableConfig::max_memory`]) the hash index is
+    /// allocated once, with up to an eighth of the cap (no more than
+    /// [`TableConfig::max_flows`] needs), and the live connections
+    /// are kept at most at half its capacity so it never grows; the slabs
+    /// then grow in exact steps as long as they fit in the rest.
     pub fn new(cfg: TableConfig) -> FlowTable {
-        FlowTable {
-            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+        let (index, index_buckets, flow_limit) = match cfg.max_memory {
+            Some(limit) => {
+                // Up to an eighth of the cap, and no larger than the flow
+                // cap needs (live flows stay under half the buckets).
+                let mut buckets = 16usize;
+                while buckets.saturating_mul(2 * INDEX_BUCKET_BYTES) <= limit / 8
+                    && buckets / 8 * 7 / 2 < cfg.max_flows
+                {
+                    buckets *= 2;
+                }
+                let index = HashTable::with_capacity(buckets / 8 * 7);
+                let flow_limit = cfg.max_flows.min(buckets / 8 * 7 / 2).max(1);
+                (index, buckets, flow_limit)
+            }
+            None => (
+                HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+                0,
+                cfg.max_flows,
+            ),
+        };
+        let mut t = FlowTable {
+            index,
+            index_buckets,
             hasher: DefaultHashBuilder::default(),
             flows: Flows::default(),
             live: 0,
+            flow_limit,
             cfg,
             timers: BTreeMap::new(),
             spare: Vec::new(),
+            timer_entries: 0,
+            timer_bytes: 0,
+            half_open: VecDeque::new(),
             stats: TableStats::default(),
             now: Timestamp(i64::MIN),
-        }
+        };
+        t.note_memory();
+        t
+    }
+
+    /// Most connections the table keeps live (the flow cap, or less where
+    /// the memory cap's hash index allows fewer).
+    pub fn flow_limit(&self) -> usize {
+        self.flow_limit
     }
 
     /// The table's settings.
@@ -466,24 +616,26 @@ impl FlowTable {
         &self.stats
     }
 
-    /// Bytes the table holds right now (slabs, index, timer wheel), by
-    /// capacity: what it costs, not what it uses.
+    /// Bytes the table holds right now, by capacity (what it costs, not
+    /// what it uses): slabs and their free lists, side slabs, hash index,
+    /// timer-wheel vectors and half-open queue, plus an estimate of the
+    /// timer wheel's B-tree nodes. Constant time; this is what
+    /// [`TableConfig::max_memory`] caps.
     pub fn memory_bytes(&self) -> usize {
-        let f = &self.flows;
-        f.tcp.capacity() * std::mem::size_of::<TcpEntry>()
-            + f.small.capacity() * std::mem::size_of::<SmallEntry>()
-            + (f.tcp_free.capacity() + f.small_free.capacity()) * 4
-            + f.ooo.capacity_bytes()
-            + f.tunnels.capacity_bytes()
-            + f.v6.addrs.capacity() * 32
-            + f.v6.free.capacity() * 4
-            + self.index.capacity() * 8 / 7 * (std::mem::size_of::<u32>() + 1)
-            + self
-                .timers
-                .values()
-                .chain(self.spare.iter())
-                .map(|v| v.capacity() * std::mem::size_of::<Timer>())
-                .sum::<usize>()
+        let estimated_buckets = self.index.capacity() * 8 / 7;
+        self.flows.capacity_bytes()
+            + self.index_buckets.max(estimated_buckets) * INDEX_BUCKET_BYTES
+            + self.timer_bytes
+            + self.timers.len() * TIMER_SLOT_BYTES
+            + self.half_open.capacity() * std::mem::size_of::<Timer>()
+    }
+
+    /// Records the peak of [`FlowTable::memory_bytes`].
+    fn note_memory(&mut self) {
+        let m = self.memory_bytes() as u64;
+        if m > self.stats.peak_memory_bytes {
+            self.stats.peak_memory_bytes = m;
+        }
     }
 
     /// The key a packet belongs to, and whether its sender is the key's `lo`
@@ -517,13 +669,25 @@ impl FlowTable {
     /// connections that end on the way are appended to `out`. `complete`
     /// says the payload was fully captured. Returns the packet's key and
     /// sender side.
+    ///
+    /// Returns `None` if the packet would have started a connection but
+    /// the memory cap left no room and nothing could be evicted (counted in
+    /// [`TableStats::refused_no_memory`]). A packet stamped earlier than
+    /// the latest one is applied at the latest time (counted in
+    /// [`TableStats::clock_backwards`]).
     pub fn update(
         &mut self,
         p: &FlowPacket<'_>,
         ts: Timestamp,
         complete: bool,
         out: &mut Vec<ConnRecord>,
-    ) -> (FlowKey, bool) {
+    ) -> Option<(FlowKey, bool)> {
+        let ts = if ts < self.now {
+            self.stats.clock_backwards += 1;
+            self.now
+        } else {
+            ts
+        };
         self.advance(ts, out);
         let (key, src_is_lo) = Self::key_of(p);
         let hash = self.hasher.hash_one(key);
@@ -548,8 +712,21 @@ impl FlowTable {
         let r = match found {
             Some(r) => r,
             None => {
-                if self.live >= self.cfg.max_flows {
-                    self.evict_one(ts, out);
+                let (tcp, bare_syn) = match p.transport {
+                    crate::decode::Transport::Tcp(ref seg) => {
+                        (true, seg.flags.syn() && !seg.flags.ack())
+                    }
+                    _ => (false, false),
+                };
+                if bare_syn && self.cfg.refuse_syns_when_full && !self.has_room(tcp) {
+                    // Emergency: a SYN while the table is full would only
+                    // push out another half-open connection.
+                    self.stats.refused_syn_when_full += 1;
+                    return None;
+                }
+                if !self.make_room(tcp, ts, out) {
+                    self.stats.refused_no_memory += 1;
+                    return None;
                 }
                 self.stats.created += 1;
                 let (conn, state) = Conn::new(p, src_is_lo, ts, &self.cfg);
@@ -574,7 +751,141 @@ impl FlowTable {
             self.flows.get_mut(r).0.timer_slot = slot;
             self.file(slot, r);
         }
-        (key, src_is_lo)
+        if created && self.flows.is_half_open(r) {
+            self.half_open.push_back(Timer {
+                flow: r,
+                gen: self.flows.gen(r),
+            });
+        }
+        self.purge_stale();
+        self.note_memory();
+        Some((key, src_is_lo))
+    }
+
+    /// Whether a new connection (in the TCP slab with `tcp`) fits without
+    /// evicting one.
+    fn has_room(&mut self, tcp: bool) -> bool {
+        self.live < self.flow_limit && self.slot_available(tcp)
+    }
+
+    /// Makes room for one new connection (in the TCP slab with `tcp`):
+    /// evicts half-open connections first, then the connection nearest to
+    /// expiry. `false` if no room could be made.
+    fn make_room(&mut self, tcp: bool, now: Timestamp, out: &mut Vec<ConnRecord>) -> bool {
+        loop {
+            let below_limit = self.live < self.flow_limit;
+            if below_limit && self.slot_available(tcp) {
+                return true;
+            }
+            // Below the flow limit only the slab of this kind is short, and
+            // only a connection of the same kind frees a slot in it.
+            let kind = below_limit.then_some(tcp);
+            if kind != Some(false) && self.evict_half_open(now, out) {
+                self.stats.evicted_half_open += 1;
+                continue;
+            }
+            if self.evict_nearest(kind, now, out) {
+                self.stats.evicted_oldest += 1;
+                continue;
+            }
+            return false;
+        }
+    }
+
+    /// Whether a slot is free in the slab (growing it if the memory cap
+    /// allows: by up to its size, in one exact step).
+    fn slot_available(&mut self, tcp: bool) -> bool {
+        let (free, used, allocated) = self.flows.slab_slots(tcp);
+        if free > 0 || used < allocated {
+            return true;
+        }
+        let Some(limit) = self.cfg.max_memory else {
+            return true;
+        };
+        let slot_bytes = if tcp {
+            std::mem::size_of::<TcpEntry>()
+        } else {
+            std::mem::size_of::<SmallEntry>()
+        } + PER_FLOW_OVERHEAD;
+        let (_, _, tcp_slots) = self.flows.slab_slots(true);
+        let (_, _, small_slots) = self.flows.slab_slots(false);
+        // What is held now, with the per-slot overhead budgeted for every
+        // slot (not only what the timers hold at this moment), and a
+        // reserve for the timer wheel's seconds and spare vectors.
+        let reserve = self.index_buckets * INDEX_BUCKET_BYTES + limit / 32;
+        let committed =
+            self.flows.capacity_bytes() + (tcp_slots + small_slots) * PER_FLOW_OVERHEAD + reserve;
+        // Slabs never shrink, so neither kind may take more than three
+        // quarters of the slab budget: a SYN flood cannot starve UDP of
+        // room for good, nor a UDP flood TCP.
+        let share = limit.saturating_sub(reserve) / 4 * 3 / slot_bytes;
+        let room =
+            (limit.saturating_sub(committed) / slot_bytes).min(share.saturating_sub(allocated));
+        let grow = room
+            .min(used.max(16))
+            .min(self.flow_limit.saturating_sub(used));
+        if grow == 0 {
+            return false;
+        }
+        self.flows.reserve(tcp, grow);
+        true
+    }
+
+    /// Evicts the oldest half-open connection, if there is one.
+    fn evict_half_open(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) -> bool {
+        while let Some(t) = self.half_open.pop_front() {
+            if self.flows.gen(t.flow) == t.gen && self.flows.is_half_open(t.flow) {
+                self.end(t.flow, EndReason::Evicted, now, out);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops stale timer-wheel and half-open queue entries once they
+    /// outnumber the live connections (amortised constant time).
+    fn purge_stale(&mut self) {
+        let allowed = 2 * self.live + STALE_SLACK;
+        if self.timer_entries > allowed {
+            let flows = &self.flows;
+            let mut entries = 0;
+            let mut bytes = 0;
+            self.timers.retain(|&slot, due| {
+                due.retain(|&t| is_current(flows, slot, t));
+                if due.capacity() > 2 * due.len() + 4 {
+                    due.shrink_to(due.len() + 4);
+                }
+                entries += due.len();
+                bytes += due.capacity() * std::mem::size_of::<Timer>();
+                !due.is_empty()
+            });
+            self.timer_entries = entries;
+            self.timer_bytes = bytes + self.spare_bytes();
+        }
+        if self.half_open.len() > allowed {
+            let flows = &self.flows;
+            self.half_open
+                .retain(|t| flows.gen(t.flow) == t.gen && flows.is_half_open(t.flow));
+            if self.half_open.capacity() > 2 * self.half_open.len() + STALE_SLACK {
+                self.half_open.shrink_to(self.half_open.len() + STALE_SLACK);
+            }
+        }
+    }
+
+    fn spare_bytes(&self) -> usize {
+        self.spare
+            .iter()
+            .map(|v| v.capacity() * std::mem::size_of::<Timer>())
+            .sum()
+    }
+
+    /// Keeps an emptied timer vector for reuse, or frees it.
+    fn recycle(&mut self, due: Vec<Timer>) {
+        if self.spare.len() < MAX_SPARE && due.capacity() <= MAX_SPARE_ENTRIES {
+            self.spare.push(due);
+        } else {
+            self.timer_bytes -= due.capacity() * std::mem::size_of::<Timer>();
+        }
     }
 
     /// Start time (first packet) of the live connection on `key`, if any.
@@ -607,8 +918,15 @@ impl FlowTable {
 
     /// Moves the table's clock to `now`: connections due before `now`'s
     /// second end (or report interim records) and go to `out`.
+    ///
+    /// The wheel holds only the seconds that have entries, in order, so a
+    /// jump of any length visits the due entries, never the seconds in
+    /// between. A `now` earlier than the latest time seen does nothing.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
-        self.now = self.now.max(now);
+        if now < self.now {
+            return;
+        }
+        self.now = now;
         let now_sec = now.secs();
         while let Some(entry) = self.timers.first_entry() {
             let slot = *entry.key();
@@ -616,17 +934,19 @@ impl FlowTable {
                 break;
             }
             let mut due = entry.remove();
+            self.timer_entries -= due.len();
             for t in due.drain(..) {
                 self.fire(slot, t, now, out);
             }
-            self.spare.push(due);
+            self.recycle(due);
         }
+        self.note_memory();
     }
 
     /// Whether timer entry `t` filed under `slot` still stands for its
     /// connection.
     fn current(&self, slot: i64, t: Timer) -> bool {
-        self.flows.gen(t.flow) == t.gen && self.flows.get(t.flow).0.timer_slot == slot
+        is_current(&self.flows, slot, t)
     }
 
     fn fire(&mut self, slot: i64, t: Timer, now: Timestamp, out: &mut Vec<ConnRecord>) {
@@ -658,10 +978,14 @@ impl FlowTable {
             gen: self.flows.gen(r),
         };
         let spare = &mut self.spare;
-        self.timers
+        let due = self
+            .timers
             .entry(slot)
-            .or_insert_with(|| spare.pop().unwrap_or_default())
-            .push(t);
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        let before = due.capacity();
+        due.push(t);
+        self.timer_bytes += (due.capacity() - before) * std::mem::size_of::<Timer>();
+        self.timer_entries += 1;
     }
 
     /// Removes a connection and emits its record, ended at capture time `at`.
@@ -677,19 +1001,49 @@ impl FlowTable {
         self.live -= 1;
     }
 
-    /// Evicts the live connection nearest to its deadline.
-    fn evict_one(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
-        while let Some(mut entry) = self.timers.first_entry() {
-            let slot = *entry.key();
-            let due = entry.get_mut();
-            while let Some(t) = due.pop() {
-                if self.flows.gen(t.flow) == t.gen && self.flows.get(t.flow).0.timer_slot == slot {
-                    self.end(t.flow, EndReason::Evicted, now, out);
-                    return;
-                }
+    /// Evicts the live connection nearest to its deadline (of the TCP
+    /// slab, or of the other one, when `kind` says which); `false` if there
+    /// is none.
+    fn evict_nearest(
+        &mut self,
+        kind: Option<bool>,
+        now: Timestamp,
+        out: &mut Vec<ConnRecord>,
+    ) -> bool {
+        let flows = &self.flows;
+        let mut found = None;
+        let mut emptied = Vec::new();
+        for (&slot, due) in self.timers.iter_mut() {
+            // Stale entries at the end are dropped on the way.
+            while due.last().is_some_and(|&t| !is_current(flows, slot, t)) {
+                due.pop();
+                self.timer_entries -= 1;
             }
-            let due = entry.remove();
-            self.spare.push(due);
+            let wanted = |t: &Timer| {
+                is_current(flows, slot, *t) && kind.is_none_or(|tcp| (t.flow & TCP_BIT != 0) == tcp)
+            };
+            if let Some(i) = due.iter().rposition(wanted) {
+                found = Some(due.swap_remove(i));
+                self.timer_entries -= 1;
+            }
+            if due.is_empty() {
+                emptied.push(slot);
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        for slot in emptied {
+            if let Some(due) = self.timers.remove(&slot) {
+                self.recycle(due);
+            }
+        }
+        match found {
+            Some(t) => {
+                self.end(t.flow, EndReason::Evicted, now, out);
+                true
+            }
+            None => false,
         }
     }
 
@@ -714,6 +1068,9 @@ impl FlowTable {
         self.index.clear();
         self.live = 0;
         self.timers.clear();
+        self.timer_entries = 0;
+        self.half_open.clear();
+        self.timer_bytes = self.spare_bytes();
     }
 }
 
@@ -784,7 +1141,7 @@ mod tests {
     fn feed(t: &mut FlowTable, frame: &[u8], secs: f64, out: &mut Vec<ConnRecord>) {
         let ts = Timestamp((secs * 1e9) as i64);
         let view = PacketView::parse(frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
-        t.update(&view.inner, ts, true, out);
+        t.update(&view.inner, ts, true, out).unwrap();
     }
 
     const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
@@ -1003,5 +1360,180 @@ mod tests {
         assert_eq!(out[1].uid, out[0].uid);
         assert!(out[0].community_id.is_empty(), "start records stay cheap");
         assert_eq!(out[0].computed_community_id(), out[1].community_id);
+    }
+
+    /// Client `i` of a family of distinct endpoints.
+    fn client(i: u32) -> ([u8; 4], u16) {
+        ([10, 1, (i >> 8) as u8, i as u8], 30000 + (i % 1000) as u16)
+    }
+
+    /// Conservation: every connection created is live or has ended.
+    fn assert_conserved(t: &FlowTable) {
+        let s = t.stats();
+        assert_eq!(s.created, t.len() as u64 + s.finished());
+        assert_eq!(
+            s.ended(EndReason::Evicted),
+            s.evicted_half_open + s.evicted_oldest
+        );
+    }
+
+    #[test]
+    fn memory_cap_evicts_half_open_connections_before_established_ones() {
+        const CAP: usize = 256 << 10;
+        let cfg = TableConfig {
+            max_memory: Some(CAP),
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..50 {
+            let c = client(i);
+            feed(&mut t, &tcp(c, S, 100, None, "S", 0), 0.0, &mut out);
+            feed(&mut t, &tcp(S, c, 500, Some(101), "SA", 0), 0.0, &mut out);
+            feed(&mut t, &tcp(c, S, 101, Some(501), "A", 10), 0.0, &mut out);
+        }
+        for i in 0..20_000u32 {
+            let syn = ([172, 16, (i >> 8) as u8, i as u8], 1000 + (i % 7) as u16);
+            feed(&mut t, &tcp(syn, S, 7, None, "S", 0), 1.0, &mut out);
+            assert!(t.memory_bytes() <= CAP, "{} > {CAP}", t.memory_bytes());
+            assert_conserved(&t);
+        }
+        let s = t.stats().clone();
+        assert!(s.evicted_half_open > 10_000, "{s:?}");
+        assert_eq!((s.evicted_oldest, s.refused_no_memory), (0, 0));
+        assert!(
+            out.iter().all(|r| r.history == "S"),
+            "only SYNs were evicted"
+        );
+        assert!(s.peak_memory_bytes as usize <= CAP);
+        assert!(s.peak_memory_bytes as usize > CAP / 2, "{s:?}");
+        // UDP still finds room: TCP may take only three quarters.
+        out.clear();
+        for i in 0..100 {
+            feed(&mut t, &udp(client(i), S, 10), 2.0, &mut out);
+        }
+        assert_eq!(t.stats().refused_no_memory, 0);
+        assert!(out.is_empty(), "room was there without evicting");
+        assert_conserved(&t);
+    }
+
+    #[test]
+    fn memory_cap_evicts_the_oldest_when_no_half_open_is_left() {
+        let cfg = TableConfig {
+            max_memory: Some(128 << 10),
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..5_000u32 {
+            feed(
+                &mut t,
+                &udp(client(i), S, 10),
+                f64::from(i) * 0.001,
+                &mut out,
+            );
+            assert!(t.memory_bytes() <= 128 << 10);
+            assert_conserved(&t);
+        }
+        let s = t.stats();
+        assert!(s.evicted_oldest > 1000, "{s:?}");
+        assert_eq!(s.evicted_half_open, 0);
+        // The flows due first (to the second of the timer wheel) went first.
+        assert_eq!(out[0].ts.secs(), 0);
+        assert!(out.windows(2).all(|w| w[0].ts.secs() <= w[1].ts.secs()));
+    }
+
+    #[test]
+    fn backward_clock_is_counted_and_durations_never_go_negative() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 1000.0, &mut out);
+        feed(
+            &mut t,
+            &tcp(S, C, 500, Some(101), "SA", 0),
+            1000.5,
+            &mut out,
+        );
+        // The clock jumps back an hour, then forward again.
+        feed(
+            &mut t,
+            &tcp(C, S, 101, Some(501), "A", 10),
+            1000.0 - 3600.0,
+            &mut out,
+        );
+        feed(&mut t, &udp(C, S, 10), 10.0, &mut out);
+        feed(
+            &mut t,
+            &tcp(C, S, 111, Some(501), "A", 10),
+            1001.0,
+            &mut out,
+        );
+        assert_eq!(t.stats().clock_backwards, 2);
+        t.flush(EndReason::Eof, &mut out);
+        for r in &out {
+            assert!(r.ts.as_secs_f64() >= 1000.0, "{r:?}");
+        }
+        let tcp_rec = out
+            .iter()
+            .find(|r| r.proto == crate::record::Proto::Tcp)
+            .unwrap();
+        assert_eq!(tcp_rec.duration, Some(Duration::from_secs(1)));
+        assert_eq!(tcp_rec.orig_pkts, 3);
+        let udp_rec = out
+            .iter()
+            .find(|r| r.proto == crate::record::Proto::Udp)
+            .unwrap();
+        assert_eq!(
+            udp_rec.ts,
+            Timestamp(1_000_500_000_000),
+            "at the latest time"
+        );
+    }
+
+    #[test]
+    fn emergency_mode_refuses_syns_while_full_but_lets_answers_and_other_flows_in() {
+        let cfg = TableConfig {
+            max_flows: 100,
+            refuse_syns_when_full: true,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        let syn = |i: u32| {
+            tcp(
+                ([172, 16, (i >> 8) as u8, i as u8], 1000),
+                S,
+                7,
+                None,
+                "S",
+                0,
+            )
+        };
+        let mut refused = 0;
+        for i in 0..1000u32 {
+            let frame = syn(i);
+            let ts = Timestamp(1_000_000_000 + i64::from(i) * 1000);
+            let view =
+                PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+            if t.update(&view.inner, ts, true, &mut out).is_none() {
+                refused += 1;
+            }
+            assert_conserved(&t);
+        }
+        assert_eq!((t.len(), refused), (100, 900));
+        assert_eq!(t.stats().refused_syn_when_full, 900);
+        assert!(out.is_empty(), "nothing was evicted");
+        // A SYN-ACK of a connection whose SYN was refused gets in, pushing
+        // out a half-open connection; so does a UDP flow.
+        feed(
+            &mut t,
+            &tcp(S, ([172, 16, 3, 200], 1000), 500, Some(8), "SA", 0),
+            1.5,
+            &mut out,
+        );
+        feed(&mut t, &udp(C, S, 10), 1.5, &mut out);
+        assert_eq!(t.stats().evicted_half_open, 2);
+        assert_eq!(t.len(), 100);
+        assert_conserved(&t);
     }
 }

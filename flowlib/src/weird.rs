@@ -2,6 +2,9 @@
 //!
 //! Every packet handed to flowlib ends up either as a flow update or counted
 //! under exactly one [`Weird`] reason, so `packets == decoded + sum(weirds)`.
+//! A few reasons are anomalies of packets that were still decoded
+//! (overlapping or odd-sized fragments); those are counted apart, in
+//! [`crate::MeterStats::anomalies`], outside that sum.
 //! The reasons are `Copy` and index a fixed array, cheap enough to count per
 //! packet.
 
@@ -96,6 +99,25 @@ weirds! {
     NoNextHeader => "no_next_header", false;
     /// A non-first IP fragment whose first fragment was never seen (or was evicted).
     UnattributedFragment => "unattributed_fragment", false;
+    /// A packet that would have started a connection, refused because the
+    /// flow table's memory cap left no room and nothing could be evicted.
+    FlowTableFull => "flow_table_full", false;
+    /// A first IP fragment too small to hold its TCP or UDP header (RFC
+    /// 1858's tiny fragment attack): not decoded.
+    TinyFirstFragment => "tiny_first_fragment", true;
+    /// Anomaly (counted in [`crate::MeterStats::anomalies`], the packet is
+    /// still decoded): a fragment overlaps an earlier one of its datagram
+    /// with the same bytes (Zeek's name).
+    FragmentOverlap => "fragment_overlap", false;
+    /// Anomaly: a fragment overlaps an earlier one with different bytes,
+    /// so receivers may reassemble different datagrams (Zeek's name).
+    FragmentInconsistency => "fragment_inconsistency", true;
+    /// Anomaly: a fragment other than the last one under 64 bytes of IP
+    /// packet (Zeek's name and threshold).
+    ExcessivelySmallFragment => "excessively_small_fragment", true;
+    /// Anomaly: a fragment extending past byte 65535 of its datagram, more
+    /// than an IP datagram can hold (Zeek's name; the ping of death).
+    ExcessivelyLargeFragment => "excessively_large_fragment", true;
 }
 
 impl fmt::Display for Weird {
@@ -105,9 +127,18 @@ impl fmt::Display for Weird {
 }
 
 /// A counter per [`Weird`] reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WeirdCounts {
     counts: [u64; Weird::COUNT],
+}
+
+// Written out: arrays derive `Default` only up to 32 elements.
+impl Default for WeirdCounts {
+    fn default() -> WeirdCounts {
+        WeirdCounts {
+            counts: [0; Weird::COUNT],
+        }
+    }
 }
 
 impl WeirdCounts {

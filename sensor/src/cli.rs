@@ -287,6 +287,14 @@ pub struct TableArgs {
     /// Most live flows; beyond it the flows nearest to expiry are evicted.
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
+    /// Cap on the flow tables' memory, in MiB (all shards together): when
+    /// full, half-open connections are evicted first, then the oldest.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub max_memory: Option<u64>,
+    /// While a flow table is full, refuse (and count) new bare SYNs instead
+    /// of evicting half-open connections for them (SYN flood emergency mode).
+    #[arg(long)]
+    pub refuse_syns_when_full: bool,
 }
 
 impl TableArgs {
@@ -300,6 +308,10 @@ impl TableArgs {
             other_idle: secs(self.icmp_idle),
             active_timeout: (self.active_timeout > 0).then(|| secs(self.active_timeout)),
             max_flows: self.max_flows.max(1),
+            max_memory: self
+                .max_memory
+                .map(|mib| (mib as usize).saturating_mul(1 << 20)),
+            refuse_syns_when_full: self.refuse_syns_when_full,
             ..TableConfig::default()
         }
     }

@@ -62,7 +62,8 @@ const QUEUE_DEPTH: usize = 8;
 pub struct PipelineConfig {
     /// Shard workers (at least 1).
     pub workers: usize,
-    /// Flow table settings; `max_flows` is the total, split between shards.
+    /// Flow table settings; `max_flows` and `max_memory` are totals, split
+    /// between shards.
     pub table: TableConfig,
     /// End reason for flows still open when the input ends.
     pub final_reason: EndReason,
@@ -606,6 +607,7 @@ where
     }
     let mut table = cfg.table.clone();
     table.max_flows = table.max_flows.div_ceil(n).max(1);
+    table.max_memory = table.max_memory.map(|m| m / n);
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         let (out_tx, out_rx) = bounded::<ShardMsg>(n * QUEUE_DEPTH);

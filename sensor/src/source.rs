@@ -67,6 +67,9 @@ pub struct CaptureFile {
     records: u64,
     offset: u64,
     size: u64,
+    /// The current packet when libpcap read it (copied out of libpcap's
+    /// buffer, so that a failure mid-file can switch readers).
+    scratch: Vec<u8>,
 }
 
 /// The path that names standard input.
@@ -137,6 +140,7 @@ impl CaptureFile {
             records: 0,
             offset: 0,
             size,
+            scratch: Vec::new(),
         };
         // libpcap reads pcapng interface blocks lazily and refuses mixed
         // interfaces only at the first packet: probe, then reopen.
@@ -194,6 +198,7 @@ impl CaptureFile {
             records: 0,
             offset: 0,
             size,
+            scratch: Vec::new(),
         })
     }
 
@@ -225,6 +230,7 @@ impl CaptureFile {
             records: 0,
             offset: 0,
             size,
+            scratch: Vec::new(),
         })
     }
 
@@ -275,6 +281,9 @@ impl CaptureFile {
     /// fail the BPF filter are returned too, with `selected` false, so that
     /// record positions stay exact.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, SensorError> {
+        if matches!(self.backend, Backend::Libpcap(_)) {
+            return self.next_libpcap();
+        }
         match &mut self.backend {
             Backend::Pcap(reader) => match reader.next_packet() {
                 Ok(Some(p)) => {
@@ -305,33 +314,7 @@ impl CaptureFile {
                     },
                 }),
             },
-            Backend::Libpcap(cap) => match cap.next_packet() {
-                Ok(p) => {
-                    self.records += 1;
-                    // Estimated: an enhanced packet block per packet.
-                    self.offset += 32 + u64::from(p.header.caplen).div_ceil(4) * 4;
-                    let selected = self.filter.as_ref().is_none_or(|f| f.filter(p.data));
-                    let tv = p.header.ts;
-                    Ok(Some(RawPacket {
-                        // With nanosecond precision, tv_usec holds nanoseconds.
-                        ts: Timestamp::from_nanos(
-                            tv.tv_sec,
-                            tv.tv_usec.clamp(0, 999_999_999) as u32,
-                        ),
-                        data: p.data,
-                        wire_len: p.header.len,
-                        link: self.link,
-                        selected,
-                    }))
-                }
-                Err(pcap::Error::NoMorePackets) => Ok(None),
-                Err(e) => Err(SensorError::Truncated {
-                    path: self.path.clone(),
-                    record: self.records + 1,
-                    offset: None,
-                    message: e.to_string(),
-                }),
-            },
+            Backend::Libpcap(_) => unreachable!("handled above"),
             Backend::PcapNg(reader) => {
                 let records = self.records;
                 let before = reader.offset();
@@ -378,6 +361,75 @@ impl CaptureFile {
                 }
             }
         }
+    }
+}
+
+impl CaptureFile {
+    /// [`CaptureFile::next_packet`] for a file libpcap reads. If libpcap
+    /// fails inside a pcapng file (a later section or interface it does not
+    /// support, a damaged block), the file is reopened with flowlib's
+    /// pcapng reader, which skips the packets already read and goes on, or
+    /// reports the damage with its block and byte offset.
+    fn next_libpcap(&mut self) -> Result<Option<RawPacket<'_>>, SensorError> {
+        let Backend::Libpcap(cap) = &mut self.backend else {
+            unreachable!("called for libpcap files only");
+        };
+        let failure = match cap.next_packet() {
+            Ok(p) => {
+                self.records += 1;
+                // Estimated: an enhanced packet block per packet.
+                self.offset += 32 + u64::from(p.header.caplen).div_ceil(4) * 4;
+                self.scratch.clear();
+                self.scratch.extend_from_slice(p.data);
+                let tv = p.header.ts;
+                // With nanosecond precision, tv_usec holds nanoseconds.
+                let ts = Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32);
+                let wire_len = p.header.len;
+                let selected = self.filter.as_ref().is_none_or(|f| f.filter(&self.scratch));
+                return Ok(Some(RawPacket {
+                    ts,
+                    data: &self.scratch,
+                    wire_len,
+                    link: self.link,
+                    selected,
+                }));
+            }
+            Err(pcap::Error::NoMorePackets) => return Ok(None),
+            Err(e) => e,
+        };
+        if self.format == FileFormat::PcapNg {
+            tracing::debug!(
+                "libpcap failed in {} after {} packets: {failure}; using flowlib's pcapng reader",
+                self.path.display(),
+                self.records
+            );
+            let f = File::open(&self.path).map_err(|e| SensorError::Open {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+            let input: Input = Box::new(f);
+            let mut reader = PcapNgReader::new(BufReader::with_capacity(1 << 16, input));
+            let mut skipped = 0;
+            while skipped < self.records {
+                match reader.next_packet() {
+                    Ok(Some(_)) => skipped += 1,
+                    // Our reader disagrees about what came before: report
+                    // libpcap's failure.
+                    _ => break,
+                }
+            }
+            if skipped == self.records {
+                self.offset = reader.offset();
+                self.backend = Backend::PcapNg(reader);
+                return self.next_packet();
+            }
+        }
+        Err(SensorError::Truncated {
+            path: self.path.clone(),
+            record: self.records + 1,
+            offset: None,
+            message: failure.to_string(),
+        })
     }
 }
 

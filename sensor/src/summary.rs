@@ -66,6 +66,22 @@ impl fmt::Display for Summary {
             write!(f, " ({})", ended.join(", "))?;
         }
         writeln!(f)?;
+        let t = &self.table;
+        let backwards = self.meter.clock_backwards + t.clock_backwards;
+        let refused = t.refused_no_memory + t.refused_syn_when_full;
+        if t.evicted_half_open + t.evicted_oldest + refused + backwards > 0 {
+            writeln!(
+                f,
+                "table pressure: {} half-open evicted, {} oldest evicted, {} refused (no memory), \
+                 {} SYNs refused (table full), {} packets earlier than the clock, peak {} bytes",
+                t.evicted_half_open,
+                t.evicted_oldest,
+                t.refused_no_memory,
+                t.refused_syn_when_full,
+                backwards,
+                t.peak_memory_bytes
+            )?;
+        }
         write!(f, "weirds: {}", self.meter.weirds.total())?;
         let weirds: Vec<String> = self
             .meter
@@ -75,6 +91,29 @@ impl fmt::Display for Summary {
             .collect();
         if !weirds.is_empty() {
             write!(f, " ({})", weirds.join(", "))?;
+        }
+        let m = &self.meter;
+        if m.anomalies.total() > 0 {
+            let names: Vec<String> = m
+                .anomalies
+                .iter()
+                .map(|(w, n)| format!("{w} {n}"))
+                .collect();
+            write!(
+                f,
+                "\nanomalies: {} ({})",
+                m.anomalies.total(),
+                names.join(", ")
+            )?;
+        }
+        let fr = &m.fragments;
+        if fr.evicted_train_cap + fr.evicted_byte_cap + fr.unchecked > 0 {
+            write!(
+                f,
+                "\nfragment trains: {} evicted (train cap), {} evicted (byte cap), {} expired, \
+                 {} fragments unchecked",
+                fr.evicted_train_cap, fr.evicted_byte_cap, fr.expired, fr.unchecked
+            )?;
         }
         Ok(())
     }

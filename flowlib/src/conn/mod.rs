@@ -304,6 +304,12 @@ impl Conn {
         (conn, state)
     }
 
+    /// Whether this is a half-open connection: an unanswered attempt (the
+    /// originator sent a SYN, the responder has said nothing).
+    pub(crate) fn is_attempt(&self, state: StateRef<'_>) -> bool {
+        matches!(state, StateRef::Tcp(t, _) if t.is_attempt(self.orig()))
+    }
+
     /// Time of the first packet.
     pub(crate) fn start(&self) -> Timestamp {
         self.start

@@ -151,7 +151,21 @@ impl<'a> Decoder<'a> {
 
     /// Decodes the transport header (or tunnel) on top of an IP header.
     fn above_ip(&mut self, info: IpInfo, b: IpBounds) -> Result<IpStep<'a>, DecodeError> {
+        self.fragment_bytes = match info.fragment {
+            Some(_) => self.data.get(b.l4_off..b.end).unwrap_or_default(),
+            None => &[],
+        };
         if let Some(frag) = info.fragment {
+            let header_min = match info.proto {
+                proto::TCP => 20,
+                proto::UDP => 8,
+                _ => 0,
+            };
+            if frag.offset == 0 && frag.more && b.l4_len < header_min {
+                // RFC 1858: a first fragment too small for the transport
+                // header (its flags or ports come in a later fragment).
+                return err(Weird::TinyFirstFragment, b.l4_off);
+            }
             if frag.offset > 0 {
                 return Ok(IpStep::Done(self.flow_packet(
                     info,
@@ -270,6 +284,7 @@ impl<'a> Decoder<'a> {
             ip,
             transport,
             tunnel: self.tunnel,
+            fragment_bytes: self.fragment_bytes,
         }
     }
 

@@ -349,6 +349,10 @@ pub struct FlowPacket<'a> {
     pub transport: Transport<'a>,
     /// The innermost tunnel this packet was carried in, if any.
     pub tunnel: Option<Tunnel>,
+    /// The captured IP payload of a fragment (transport header included in
+    /// a first fragment), for the fragment tracker's overlap checks; empty
+    /// when the packet is not a fragment.
+    pub fragment_bytes: &'a [u8],
 }
 
 /// A decoded packet: a borrowed view of the captured bytes.
@@ -394,6 +398,7 @@ impl<'a> PacketView<'a> {
             encaps: [None; MAX_ENCAPS],
             n_encaps: 0,
             partial: false,
+            fragment_bytes: &[],
             fallback: None,
         };
         let inner = dec.run(link)?;
@@ -449,6 +454,8 @@ pub(crate) struct Decoder<'a> {
     /// Inside the first fragment of a fragmented packet: inner length fields
     /// may describe more bytes than are here.
     pub(crate) partial: bool,
+    /// The IP payload of the fragment being decoded (empty if none).
+    pub(crate) fragment_bytes: &'a [u8],
     /// The outer UDP packet of the innermost UDP tunnel entered, and the
     /// number of encapsulations before it: if the tunnel's payload does not
     /// decode, the packet is that plain UDP packet instead.

@@ -1,0 +1,174 @@
+//! The fragment tracker under hostile fragments (issue 6, item 5): caps by
+//! trains and bytes with counted evictions, and a named anomaly for each
+//! kind of odd fragment.
+
+use flowlib::{ConnRecord, FlowMeter, LinkType, TableConfig, Timestamp, Weird};
+
+const SRC: [u8; 4] = [10, 0, 0, 1];
+const DST: [u8; 4] = [10, 0, 0, 2];
+
+/// An Ethernet/IPv4 fragment: `payload` at byte `offset` (a multiple of 8)
+/// of datagram `id`. The header checksum is left 0 (not checked).
+fn fragment(id: u16, offset: u32, more: bool, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 0x08, 0x00];
+    let total = (20 + payload.len()) as u16;
+    let flags_off = ((offset / 8) as u16) | if more { 0x2000 } else { 0 };
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&flags_off.to_be_bytes());
+    f.extend_from_slice(&[64, proto, 0, 0]);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&DST);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A UDP header (ports 5000 -> 53) claiming `len` bytes, then `data`.
+fn udp(len: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&5000u16.to_be_bytes());
+    v.extend_from_slice(&53u16.to_be_bytes());
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(data);
+    v
+}
+
+/// A TCP header (SYN, ports 40000 -> 80), `data_offset` in 32-bit words.
+fn tcp_header() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&40000u16.to_be_bytes());
+    v.extend_from_slice(&80u16.to_be_bytes());
+    v.extend_from_slice(&1u32.to_be_bytes());
+    v.extend_from_slice(&0u32.to_be_bytes());
+    v.extend_from_slice(&[0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    v
+}
+
+struct Run {
+    meter: FlowMeter,
+    out: Vec<ConnRecord>,
+    t: i64,
+}
+
+impl Run {
+    fn new(cfg: TableConfig) -> Run {
+        Run {
+            meter: FlowMeter::new(cfg),
+            out: Vec::new(),
+            t: 1_772_438_400_000_000,
+        }
+    }
+
+    fn feed(&mut self, frame: &[u8]) {
+        self.t += 10;
+        let ts = Timestamp(self.t * 1000);
+        let len = frame.len() as u32;
+        self.meter
+            .process(frame, LinkType::ETHERNET, ts, len, &mut self.out);
+    }
+
+    fn anomalies(&self, w: Weird) -> u64 {
+        self.meter.stats().anomalies.get(w)
+    }
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn clean_fragments_raise_nothing_and_join_their_flow() {
+    let mut r = Run::new(TableConfig::default());
+    let data = bytes(200, 1);
+    let first = udp(208, &data[..96]);
+    r.feed(&fragment(7, 0, true, 17, &first));
+    r.feed(&fragment(7, 104, false, 17, &data[96..]));
+    r.meter.finish(&mut r.out);
+    assert_eq!(r.meter.stats().anomalies.total(), 0);
+    assert_eq!(r.meter.stats().weirds.total(), 0);
+    assert_eq!(r.out.len(), 1);
+    // As in Zeek, the datagram is one packet; its IP bytes are all there.
+    assert_eq!(r.out[0].orig_ip_bytes, 20 + 208);
+}
+
+#[test]
+fn overlap_with_the_same_bytes_is_fragment_overlap() {
+    let mut r = Run::new(TableConfig::default());
+    let data = bytes(200, 1);
+    let first = udp(208, &data[..96]); // datagram bytes 0..104
+    r.feed(&fragment(7, 0, true, 17, &first));
+    // Bytes 96..208 again from byte 96: 8 bytes overlap, the same ones.
+    r.feed(&fragment(7, 96, false, 17, &data[88..]));
+    assert_eq!(r.anomalies(Weird::FragmentOverlap), 1);
+    assert_eq!(r.anomalies(Weird::FragmentInconsistency), 0);
+    // Exactly the same fragment again (a duplicate): an overlap too.
+    r.feed(&fragment(7, 96, false, 17, &data[88..]));
+    assert_eq!(r.anomalies(Weird::FragmentOverlap), 2);
+    assert_eq!(r.meter.stats().decoded, 3, "anomalies do not drop packets");
+}
+
+#[test]
+fn overlap_with_different_bytes_is_fragment_inconsistency() {
+    let mut r = Run::new(TableConfig::default());
+    let data = bytes(200, 1);
+    r.feed(&fragment(9, 0, true, 17, &udp(208, &data[..96])));
+    let mut other = data[88..].to_vec();
+    other[3] ^= 0xff; // byte 99 differs from what the first fragment said
+    r.feed(&fragment(9, 96, false, 17, &other));
+    assert_eq!(r.anomalies(Weird::FragmentInconsistency), 1);
+    assert_eq!(r.anomalies(Weird::FragmentOverlap), 0);
+    // RFC 1858's overlapping fragment attack: offset 8 rewrites the TCP
+    // header's flags.
+    let mut tcp = tcp_header();
+    tcp.extend_from_slice(&bytes(60, 3));
+    r.feed(&fragment(10, 0, true, 6, &tcp));
+    let mut rewrite = tcp[8..24].to_vec();
+    rewrite[5] = 0x12; // flags byte 13 of the TCP header: SYN -> SYN+ACK
+    r.feed(&fragment(10, 8, true, 6, &rewrite));
+    assert_eq!(r.anomalies(Weird::FragmentInconsistency), 2);
+}
+
+#[test]
+fn tiny_first_fragment_is_its_own_weird() {
+    let mut r = Run::new(TableConfig::default());
+    // RFC 1858: 8 bytes of TCP header, the flags in the next fragment.
+    let tcp = tcp_header();
+    r.feed(&fragment(11, 0, true, 6, &tcp[..8]));
+    assert_eq!(r.meter.stats().weirds.get(Weird::TinyFirstFragment), 1);
+    assert_eq!(r.meter.stats().weirds.get(Weird::TruncatedTcpHeader), 0);
+    // The rest cannot be attributed, and says so.
+    r.feed(&fragment(11, 8, false, 6, &tcp[8..]));
+    assert_eq!(r.meter.stats().weirds.get(Weird::UnattributedFragment), 1);
+    let s = r.meter.stats();
+    assert_eq!(s.packets, s.decoded + s.weirds.total());
+}
+
+#[test]
+fn small_non_last_fragment_is_excessively_small() {
+    let mut r = Run::new(TableConfig::default());
+    // A whole TCP header but a 40-byte IP packet, more to follow.
+    r.feed(&fragment(12, 0, true, 6, &tcp_header()));
+    assert_eq!(r.anomalies(Weird::ExcessivelySmallFragment), 1);
+    // A small last fragment is normal.
+    r.feed(&fragment(12, 24, false, 6, &bytes(8, 0)));
+    assert_eq!(r.anomalies(Weird::ExcessivelySmallFragment), 1);
+    assert_eq!(r.meter.stats().weirds.total(), 0);
+}
+
+#[test]
+fn fragment_past_65535_is_excessively_large() {
+    let mut r = Run::new(TableConfig::default());
+    r.feed(&fragment(13, 0, true, 17, &udp(0, &bytes(100, 0))));
+    // The largest offset IPv4 can state (8191 * 8) plus 16 bytes.
+    r.feed(&fragment(13, 65528, false, 17, &bytes(16, 0)));
+    assert_eq!(r.anomalies(Weird::ExcessivelyLargeFragment), 1);
+    // Ending exactly at 65535 is still a datagram.
+    r.feed(&fragment(14, 65528, false, 17, &bytes(7, 0)));
+    assert_eq!(r.anomalies(Weird::ExcessivelyLargeFragment), 1);
+    let s = r.meter.stats();
+    assert_eq!(s.packets, s.decoded + s.weirds.total());
+}
