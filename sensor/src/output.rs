@@ -354,6 +354,9 @@ impl Output {
     }
 
     /// Annotates every record with the enclave and host group of each side.
+    /// ([`Output::with_detector`] and [`Output::with_evidence`] do it with
+    /// the detector's rules, and the detector shares the lookups: do not
+    /// replace those rules with others.)
     pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
         self.rules = rules;
         self
@@ -381,8 +384,16 @@ impl Output {
     fn write_batch(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
         let eve_flows = matches!(self.records, Some(Records::Eve(_)));
         for mut r in records.drain(..) {
+            // Located once, for the detector and the annotation.
+            let ends = self
+                .rules
+                .as_ref()
+                .map(|rules| crate::enclaves::locate(rules, &r));
             if let Some(sink) = &mut self.alerts {
-                sink.detector.observe(&r, &mut sink.pending);
+                match ends {
+                    Some((o, d)) => sink.detector.observe_located(&r, o, d, &mut sink.pending),
+                    None => sink.detector.observe(&r, &mut sink.pending),
+                }
                 if let Some(ev) = &mut self.evidence {
                     ev.note_alerts(&sink.pending);
                 }
@@ -405,8 +416,8 @@ impl Output {
             if r.end_reason == EndReason::Start {
                 continue; // for the detector only
             }
-            if let Some(rules) = &self.rules {
-                crate::enclaves::annotate(rules, &mut r);
+            if let (Some(rules), Some((o, d))) = (&self.rules, ends) {
+                crate::enclaves::annotate_located(rules, &mut r, o, d);
             }
             if let Some(x) = &mut self.ipfix {
                 x.export(&r);

@@ -25,10 +25,13 @@ pub(crate) struct FanOutTracker {
 
 struct FanState {
     window_start: Timestamp,
-    hosts: HashSet<IpAddr>,
-    ports: HashMap<IpAddr, HashSet<u16>>,
+    /// Hosts reached in the window, each with its number of distinct ports
+    /// and whether its port fan-out was reported.
+    hosts: HashMap<IpAddr, (u32, bool)>,
+    /// Every (host, port) reached in the window: two flat tables rather
+    /// than a set of ports per host (no allocation per host).
+    ports: HashSet<(IpAddr, u16)>,
     alerted_hosts: bool,
-    alerted_ports: HashSet<IpAddr>,
 }
 
 impl FanOutTracker {
@@ -44,31 +47,27 @@ impl FanOutTracker {
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
-            hosts: HashSet::new(),
-            ports: HashMap::new(),
+            hosts: HashMap::new(),
+            ports: HashSet::new(),
             alerted_hosts: false,
-            alerted_ports: HashSet::new(),
         });
         if r.ts.since(s.window_start) > cfg.window {
             s.window_start = r.ts;
             s.hosts.clear();
             s.ports.clear();
             s.alerted_hosts = false;
-            s.alerted_ports.clear();
         }
-        s.hosts.insert(r.resp_h);
-        let ports = s.ports.entry(r.resp_h).or_default();
-        ports.insert(r.resp_p);
+        let new_port = s.ports.insert((r.resp_h, r.resp_p));
+        let (ports, alerted_ports) = s.hosts.entry(r.resp_h).or_insert((0, false));
+        *ports += u32::from(new_port);
         let minutes = cfg.window.as_secs() / 60;
-        if ports.len() as u32 >= cfg.min_ports && s.alerted_ports.insert(r.resp_h) {
+        if *ports >= cfg.min_ports && !*alerted_ports {
+            *alerted_ports = true;
             return Some((
                 Reason::FanOut,
                 format!(
                     "{} tried {} ports on {} within {} min",
-                    r.orig_h,
-                    ports.len(),
-                    r.resp_h,
-                    minutes
+                    r.orig_h, ports, r.resp_h, minutes
                 ),
             ));
         }

@@ -26,6 +26,7 @@ use crate::Rules;
 use behaviour::{BeaconTracker, FanOutTracker, StagingTracker, VolumeLedger};
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::HashMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Counters of a detector.
@@ -65,12 +66,19 @@ pub struct Detector {
     volume: VolumeLedger,
     dedup: HashMap<(IpAddr, IpAddr, Option<u16>, Reason), Dedup>,
     stats: DetectorStats,
+    /// Some relationship has a volume ceiling.
+    any_ceiling: bool,
 }
 
 impl Detector {
     /// A detector for `rules` (its `[detector]` table holds the settings).
     pub fn new(rules: Rules) -> Detector {
+        let any_ceiling = rules
+            .relationships()
+            .iter()
+            .any(|rel| rel.max_bytes_per_day().is_some());
         Detector {
+            any_ceiling,
             rules,
             baseline: None,
             fan_out: FanOutTracker::default(),
@@ -102,11 +110,25 @@ impl Detector {
 
     /// Looks at one connection record; alerts go to `out`.
     pub fn observe(&mut self, r: &ConnRecord, out: &mut Vec<Alert>) {
-        self.stats.records += 1;
         let (o, d) = (
             self.rules.locate(r.orig_h, r.vlan),
             self.rules.locate(r.resp_h, r.vlan),
         );
+        self.observe_located(r, o, d, out);
+    }
+
+    /// [`Detector::observe`] for a caller that has already looked up where
+    /// the originator (`o`) and the responder (`d`) are:
+    /// [`Rules::locate`] of `orig_h` and `resp_h` with the record's outer
+    /// VLAN, in these rules (e.g. to annotate the record as well).
+    pub fn observe_located(
+        &mut self,
+        r: &ConnRecord,
+        o: Location,
+        d: Location,
+        out: &mut Vec<Alert>,
+    ) {
+        self.stats.records += 1;
         if policy::ignored(&self.rules, r, o, d) {
             return;
         }
@@ -122,7 +144,14 @@ impl Detector {
                 alert_threshold: d.alert_threshold,
             }
         };
-        let verdict = policy::check(&self.rules, r, o, d);
+        // A finished record needs the relationships only for a volume
+        // ceiling or to explain an alert: until then, only where it stands.
+        let checked = r.end_reason == EndReason::Start || self.any_ceiling;
+        let mut verdict = if checked {
+            policy::check(&self.rules, r, o, d)
+        } else {
+            policy::scope(&self.rules, o, d)
+        };
         // Reasons with their explanation; `None` for policy reasons, whose
         // explanation is written only if an alert is raised.
         let mut found: Vec<(Reason, Option<String>)> = Vec::new();
@@ -188,6 +217,9 @@ impl Detector {
                 }
                 primary = behaviour.first().map(|(reason, _)| *reason);
                 if primary.is_some() {
+                    if !checked {
+                        verdict = policy::check(&self.rules, r, o, d);
+                    }
                     // The policy context explains the score too.
                     found.extend(verdict.reasons.iter().map(|x| (*x, None)));
                     found.extend(behaviour.into_iter().map(|(x, t)| (x, Some(t))));
@@ -388,7 +420,13 @@ impl Detector {
 
     /// End of input: reports the final counts of deduplicated alerts.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        let mut rest: Vec<Dedup> = self.dedup.drain().map(|(_, v)| v).collect();
+        // Only repeated alerts are reported again: sort just those.
+        let mut rest: Vec<Dedup> = self
+            .dedup
+            .drain()
+            .map(|(_, v)| v)
+            .filter(|d| d.alert.count > 1)
+            .collect();
         rest.sort_by(|a, b| {
             a.first
                 .cmp(&b.first)
@@ -397,6 +435,16 @@ impl Detector {
         for d in rest {
             push_update(d, out);
         }
+    }
+}
+
+/// Feeds formatted text to a byte-eating hash.
+struct Fnv<'a, F: FnMut(&[u8])>(&'a mut F);
+
+impl<F: FnMut(&[u8])> std::fmt::Write for Fnv<'_, F> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        (self.0)(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -417,8 +465,8 @@ fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> Strin
             h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
     };
-    eat(key.0.to_string().as_bytes());
-    eat(key.1.to_string().as_bytes());
+    // The addresses' text, hashed as it is formatted (no temporary string).
+    let _ = write!(Fnv(&mut eat), "{}{}", key.0, key.1);
     eat(&key.2.map_or([0xff; 3], |v| [0, (v >> 8) as u8, v as u8]));
     eat(key.3.as_str().as_bytes());
     eat(&ts.0.to_le_bytes());

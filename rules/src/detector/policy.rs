@@ -37,19 +37,27 @@ pub(crate) fn service_name(r: &ConnRecord) -> String {
     }
 }
 
+/// Where a connection stands without looking at the relationships:
+/// `crosses`, `provider_side` and `scored` as [`check`] sets them, no
+/// reasons, no relationship.
+pub(crate) fn scope(rules: &Rules, o: Location, d: Location) -> PolicyVerdict {
+    let (oe, de) = (rules.enclave(o.enclave), rules.enclave(d.enclave));
+    let crosses = o.enclave != d.enclave;
+    PolicyVerdict {
+        crosses,
+        provider_side: oe.kind() == EnclaveKind::Provider || de.kind() == EnclaveKind::Provider,
+        scored: crosses || o.host_group.is_some() || d.host_group.is_some(),
+        ..PolicyVerdict::default()
+    }
+}
+
 /// Checks `r` (originator in `o`, responder in `d`) against every relationship.
 pub(crate) fn check(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -> PolicyVerdict {
-    let mut v = PolicyVerdict {
-        crosses: o.enclave != d.enclave,
-        ..PolicyVerdict::default()
-    };
-    let (oe, de) = (rules.enclave(o.enclave), rules.enclave(d.enclave));
-    v.provider_side = oe.kind() == EnclaveKind::Provider || de.kind() == EnclaveKind::Provider;
-    let touches_group = o.host_group.is_some() || d.host_group.is_some();
-    v.scored = v.crosses || touches_group;
+    let mut v = scope(rules, o, d);
     if !v.scored {
         return v;
     }
+    let (oe, de) = (rules.enclave(o.enclave), rules.enclave(d.enclave));
     let (mut outside, mut unapproved) = (None, None);
     for (i, rel) in rules.relationships().iter().enumerate() {
         let from_ok = rules.endpoint_contains(rel.from(), r.orig_h, o);
