@@ -143,7 +143,12 @@ struct LoopbackCapture {
 impl LoopbackCapture {
     fn start(filter: &str, file: PathBuf) -> LoopbackCapture {
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w"])
+            // In immediate mode the kernel ring has one snaplen-sized slot
+            // per packet: libpcap's default 2 MiB holds only 8 of 256 KiB,
+            // so a burst of datagrams while tcpdump waits for the CPU would
+            // be dropped. 128 MiB holds 500.
+            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0"])
+            .args(["-B", "131072", "-w"])
             .arg(&file)
             .arg(filter)
             .stdout(Stdio::null())
