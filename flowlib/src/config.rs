@@ -40,6 +40,15 @@ pub struct TableConfig {
     /// connections still enter from their SYN-ACK, and other new flows
     /// still evict half-open connections first.
     pub refuse_syns_when_full: bool,
+    /// Most timer-wheel entries one call to
+    /// [`crate::table::FlowTable::advance`] (so one packet) fires, like
+    /// Zeek's `max_timer_expires` (300); 0 fires every due entry. Entries
+    /// left over form a backlog drained by the next calls; a packet for a
+    /// connection in the backlog ends it first, a new connection that needs
+    /// room drains the backlog before evicting anything, and a flush drains
+    /// it all, so the records are the same as with no bound. It bounds the
+    /// work of one packet after a jump of the capture clock.
+    pub max_timer_expires: usize,
     /// Cap on tracked IP fragment trains (for attributing non-first fragments).
     pub max_fragment_trains: usize,
     /// Cap on the fragment tracker's memory in bytes (its map's allocation).
@@ -65,6 +74,7 @@ impl Default for TableConfig {
             max_flows: 1_000_000,
             max_memory: None,
             refuse_syns_when_full: false,
+            max_timer_expires: 300,
             max_fragment_trains: 65_536,
             max_fragment_bytes: 8 << 20,
             fragment_timeout: Duration::from_secs(30),

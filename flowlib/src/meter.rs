@@ -220,7 +220,9 @@ impl FlowMeter {
                 let anomalies = &mut self.stats.anomalies;
                 match self.fragments.fragment(p, None, ts, |w| anomalies.add(w)) {
                     Some((key, src_is_lo))
-                        if self.table.add_fragment(&key, src_is_lo, payload_len, ts) =>
+                        if self
+                            .table
+                            .add_fragment(&key, src_is_lo, payload_len, ts, out) =>
                     {
                         if let Some(conns) = conns.as_deref_mut() {
                             self.attribute(key, conns);
@@ -284,11 +286,23 @@ impl FlowMeter {
 
     /// Moves capture time forward without a packet (e.g. a live capture
     /// that is idle): due connections end.
+    /// A timer backlog ([`TableConfig::max_timer_expires`]) is worked on
+    /// even when the time does not move.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
         if now > self.last_ts {
             self.last_ts = now;
             self.table.advance(now, out);
+        } else if self.table.backlog_since().is_some() {
+            self.table.advance(self.last_ts, out);
         }
+    }
+
+    /// Start of the earliest second with connections due but not ended yet
+    /// (the flow table's timer backlog, [`FlowTable::backlog_since`]): no
+    /// record still to come is due earlier. `None` when there is no backlog
+    /// (records to come are then due no earlier than the current second).
+    pub fn backlog_since(&self) -> Option<Timestamp> {
+        self.table.backlog_since()
     }
 
     /// Ends every live connection with end reason `eof`.
@@ -309,6 +323,12 @@ impl FlowMeter {
     /// Flow table counters.
     pub fn table_stats(&self) -> &TableStats {
         self.table.stats()
+    }
+
+    /// Checks the flow table's invariants
+    /// ([`FlowTable::check_invariants`]; for tests and fuzzing).
+    pub fn check_table_invariants(&self) -> Result<(), crate::table::InvariantViolation> {
+        self.table.check_invariants()
     }
 
     /// Live connections.

@@ -534,6 +534,11 @@ pub struct FlowTable {
     stats: TableStats,
     /// Latest capture time seen.
     now: Timestamp,
+    /// Whether the last [`FlowTable::advance`] stopped at its budget
+    /// ([`TableConfig::max_timer_expires`]) with due entries left: the
+    /// backlog. Stale `true` (the entries went another way) costs one
+    /// look; a due entry never exists while this is `false`.
+    backlog: bool,
 }
 
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
@@ -585,6 +590,7 @@ impl FlowTable {
             half_open: VecDeque::new(),
             stats: TableStats::default(),
             now: Timestamp(i64::MIN),
+            backlog: false,
         };
         t.note_memory();
         t
@@ -693,6 +699,13 @@ impl FlowTable {
         let hash = self.hasher.hash_one(key);
         let probe = SlimKey::probe(&key);
         let mut found = self.find(&probe, hash);
+        if let Some(r) = found.filter(|_| self.backlog) {
+            // Due before this second but not fired yet (the budget): end it
+            // (or report interim records) as its timer would have.
+            if !self.settle(r, out) {
+                found = None;
+            }
+        }
         if let Some(r) = found {
             let (conn, state) = self.flows.get(r);
             let (deadline, reason) = conn.deadline(state, &self.cfg);
@@ -718,7 +731,7 @@ impl FlowTable {
                     }
                     _ => (false, false),
                 };
-                if bare_syn && self.cfg.refuse_syns_when_full && !self.has_room(tcp) {
+                if bare_syn && self.cfg.refuse_syns_when_full && !self.has_room(tcp, out) {
                     // Emergency: a SYN while the table is full would only
                     // push out another half-open connection.
                     self.stats.refused_syn_when_full += 1;
@@ -764,14 +777,53 @@ impl FlowTable {
 
     /// Whether a new connection (in the TCP slab with `tcp`) fits without
     /// evicting one.
-    fn has_room(&mut self, tcp: bool) -> bool {
+    fn has_room(&mut self, tcp: bool, out: &mut Vec<ConnRecord>) -> bool {
+        self.drain_for_room(tcp, out);
         self.live < self.flow_limit && self.slot_available(tcp)
+    }
+
+    /// While a backlog is left and a new connection (in the TCP slab with
+    /// `tcp`) would find no room without growing a slab or evicting, fires
+    /// backlog entries one at a time: the table without a budget would
+    /// have ended those connections already, so room is made (or evictions
+    /// chosen) exactly as it would have been.
+    fn drain_for_room(&mut self, tcp: bool, out: &mut Vec<ConnRecord>) {
+        while self.backlog {
+            let (free, used, allocated) = self.flows.slab_slots(tcp);
+            let slot_free = self.cfg.max_memory.is_none() || free > 0 || used < allocated;
+            if self.live < self.flow_limit && slot_free {
+                return;
+            }
+            self.expire(self.now, 1, out);
+        }
+    }
+
+    /// Processes what the timers of the live connection `r` would have
+    /// done before the current second (`fire`, repeated): interim records,
+    /// then its end. `false` if it ended.
+    fn settle(&mut self, r: u32, out: &mut Vec<ConnRecord>) -> bool {
+        let now_sec = self.now.secs();
+        loop {
+            let (conn, state) = self.flows.get(r);
+            let (deadline, reason) = conn.deadline(state, &self.cfg);
+            if deadline.secs() >= now_sec {
+                return true;
+            }
+            if reason != EndReason::Active {
+                self.end(r, reason, deadline, out);
+                return false;
+            }
+            out.push(self.flows.record(r, EndReason::Active, deadline));
+            self.stats.ended[EndReason::Active as usize] += 1;
+            self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
+        }
     }
 
     /// Makes room for one new connection (in the TCP slab with `tcp`):
     /// evicts half-open connections first, then the connection nearest to
     /// expiry. `false` if no room could be made.
     fn make_room(&mut self, tcp: bool, now: Timestamp, out: &mut Vec<ConnRecord>) -> bool {
+        self.drain_for_room(tcp, out);
         loop {
             let below_limit = self.live < self.flow_limit;
             if below_limit && self.slot_available(tcp) {
@@ -898,16 +950,20 @@ impl FlowTable {
     }
 
     /// Counts a non-first IP fragment for an existing connection; `false`
-    /// if the connection is gone.
+    /// if the connection is gone. A connection left due in the timer
+    /// backlog ([`TableConfig::max_timer_expires`]) ends first (its record
+    /// goes to `out`), as it would have without the budget.
     pub fn add_fragment(
         &mut self,
         key: &FlowKey,
         src_is_lo: bool,
         ip_len: u32,
         ts: Timestamp,
+        out: &mut Vec<ConnRecord>,
     ) -> bool {
         let hash = self.hasher.hash_one(key);
-        match self.find(&SlimKey::probe(key), hash) {
+        let found = self.find(&SlimKey::probe(key), hash);
+        match found.filter(|&r| !self.backlog || self.settle(r, out)) {
             Some(r) => {
                 self.flows.get_mut(r).0.add_fragment(src_is_lo, ip_len, ts);
                 true
@@ -917,30 +973,75 @@ impl FlowTable {
     }
 
     /// Moves the table's clock to `now`: connections due before `now`'s
-    /// second end (or report interim records) and go to `out`.
+    /// second end (or report interim records) and go to `out`, at most
+    /// [`TableConfig::max_timer_expires`] timer entries per call; the rest
+    /// stay due (the backlog, see [`FlowTable::backlog_since`]) for the
+    /// next calls.
     ///
     /// The wheel holds only the seconds that have entries, in order, so a
     /// jump of any length visits the due entries, never the seconds in
-    /// between. A `now` earlier than the latest time seen does nothing.
+    /// between. A `now` earlier than the latest time seen moves nothing
+    /// (a backlog is still worked on).
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
-        if now < self.now {
-            return;
+        self.expire(now.max(self.now), self.cfg.max_timer_expires, out);
+    }
+
+    /// Start of the earliest second with timer entries due but not fired
+    /// (the backlog [`TableConfig::max_timer_expires`] leaves), if any:
+    /// records still to come from the table are due no earlier than this,
+    /// or than the start of the current second when there is no backlog.
+    pub fn backlog_since(&self) -> Option<Timestamp> {
+        if !self.backlog {
+            return None;
         }
+        let (&slot, _) = self.timers.first_key_value()?;
+        (slot < self.now.secs()).then(|| Timestamp(slot.saturating_mul(1_000_000_000)))
+    }
+
+    /// [`FlowTable::advance`] firing at most `budget` entries (0: all).
+    fn expire(&mut self, now: Timestamp, budget: usize, out: &mut Vec<ConnRecord>) {
         self.now = now;
         let now_sec = now.secs();
+        let mut left = if budget == 0 { usize::MAX } else { budget };
+        let mut stopped = false;
         while let Some(entry) = self.timers.first_entry() {
             let slot = *entry.key();
             if slot >= now_sec {
                 break;
             }
+            if left == 0 {
+                stopped = true;
+                break;
+            }
             let mut due = entry.remove();
-            self.timer_entries -= due.len();
-            for t in due.drain(..) {
+            let n = due.len().min(left);
+            left -= n;
+            self.timer_entries -= n;
+            for &t in &due[..n] {
                 self.fire(slot, t, now, out);
             }
-            self.recycle(due);
+            if n == due.len() {
+                due.clear();
+                self.recycle(due);
+            } else {
+                due.drain(..n);
+                self.refile_rest(slot, due);
+            }
         }
+        self.backlog = stopped;
         self.note_memory();
+    }
+
+    /// Puts the entries of `slot` left by a budget back in front of any
+    /// filed there meanwhile.
+    fn refile_rest(&mut self, slot: i64, mut due: Vec<Timer>) {
+        if let Some(mut filed) = self.timers.remove(&slot) {
+            let before = due.capacity();
+            due.append(&mut filed);
+            self.timer_bytes += (due.capacity() - before) * std::mem::size_of::<Timer>();
+            self.recycle(filed);
+        }
+        self.timers.insert(slot, due);
     }
 
     /// Whether timer entry `t` filed under `slot` still stands for its
@@ -1051,6 +1152,10 @@ impl FlowTable {
     /// in a deterministic order: by start time, then key. Their records are
     /// stamped with the table's latest capture time.
     pub fn flush(&mut self, reason: EndReason, out: &mut Vec<ConnRecord>) {
+        if self.backlog {
+            // What is due ends as due, not with `reason`.
+            self.expire(self.now, 0, out);
+        }
         let flows = &self.flows;
         let mut all: Vec<u32> = flows.live().collect();
         all.sort_by(|&a, &b| {

@@ -1,5 +1,6 @@
 //! Capture clocks that misbehave (issue 6, item 6): backward jumps, a jump
-//! of ten years, timestamps at 0 and at the end of pcap's u32 seconds, and
+//! of ten years (with and without a bound on the expiry work of one
+//! packet), timestamps at 0 and at the end of pcap's u32 seconds, and
 //! nanosecond files, read back through flowlib's own pcap reader.
 
 use etherparse::PacketBuilder;
@@ -27,10 +28,12 @@ const FLOWS: u32 = 50_000;
 
 /// A meter holding `FLOWS` UDP flows started over 500 seconds (100 a
 /// second, so the timer wheel holds 500 distinct seconds), with an idle
-/// timeout of an hour.
-fn loaded_meter() -> (FlowMeter, Timestamp) {
+/// timeout of an hour, firing at most `budget` timer entries per packet
+/// (0: all).
+fn loaded_meter(budget: usize) -> (FlowMeter, Timestamp) {
     let mut m = FlowMeter::new(TableConfig {
         udp_idle: Duration::from_secs(3600),
+        max_timer_expires: budget,
         ..TableConfig::default()
     });
     let mut out = Vec::new();
@@ -51,21 +54,28 @@ fn loaded_meter() -> (FlowMeter, Timestamp) {
     (m, ts)
 }
 
+/// A packet of a new flow (number `n`) from outside the loaded ones.
+fn new_flow(n: u32) -> Vec<u8> {
+    udp([192, 0, (n >> 8) as u8, n as u8], 1, [192, 0, 2, 2], 2, 10)
+}
+
 /// Applies one packet `gap` after `last`; returns its records and the
 /// time it took.
 fn jump(m: &mut FlowMeter, last: Timestamp, gap: Duration) -> (Vec<ConnRecord>, Duration) {
-    let f = udp([192, 0, 2, 1], 1, [192, 0, 2, 2], 2, 10);
+    let f = new_flow(0);
     let mut out = Vec::with_capacity(FLOWS as usize + 1);
     let started = Instant::now();
     feed(m, &f, last.plus(gap), &mut out);
     (out, started.elapsed())
 }
 
+const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 #[test]
 fn a_ten_year_jump_expires_everything_without_walking_the_seconds_between() {
-    const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86_400);
-    let (mut near, last) = loaded_meter();
-    let (mut far, _) = loaded_meter();
+    // No budget: one packet expires every due flow.
+    let (mut near, last) = loaded_meter(0);
+    let (mut far, _) = loaded_meter(0);
     // Same flows, same expiries: a jump of two hours, and one of ten years.
     let (near_out, near_time) = jump(&mut near, last, Duration::from_secs(7200));
     let (far_out, far_time) = jump(&mut far, last, TEN_YEARS);
@@ -93,7 +103,7 @@ fn a_ten_year_jump_expires_everything_without_walking_the_seconds_between() {
     let later = last.plus(TEN_YEARS).plus(Duration::from_secs(1));
     feed(
         &mut far,
-        &udp([192, 0, 2, 2], 2, [192, 0, 2, 1], 1, 10),
+        &udp([192, 0, 2, 2], 2, [192, 0, 0, 0], 1, 10),
         later,
         &mut out,
     );
@@ -101,6 +111,72 @@ fn a_ten_year_jump_expires_everything_without_walking_the_seconds_between() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].orig_pkts, out[0].resp_pkts), (1, 1));
     assert_eq!(out[0].duration, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn a_ten_year_jump_expires_everything_with_bounded_work_per_packet() {
+    let (mut unbounded, last) = loaded_meter(0);
+    let (_, one_packet) = jump(&mut unbounded, last, TEN_YEARS);
+    for budget in [1usize, 8, 300] {
+        let (mut m, last) = loaded_meter(budget);
+        let after = last.plus(TEN_YEARS);
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        let mut packets = 0usize;
+        let mut times = Vec::new();
+        // New flows arrive after the jump, one every microsecond.
+        loop {
+            out.clear();
+            let f = new_flow(packets as u32);
+            let ts = after.plus(Duration::from_micros(packets as u64));
+            let started = Instant::now();
+            feed(&mut m, &f, ts, &mut out);
+            times.push(started.elapsed());
+            packets += 1;
+            assert!(
+                out.len() <= budget,
+                "budget {budget}: packet {packets} emitted {}",
+                out.len()
+            );
+            all.append(&mut out);
+            let s = m.table_stats();
+            assert_eq!(
+                s.created,
+                m.live_flows() as u64 + s.finished(),
+                "conservation"
+            );
+            if packets % 500 == 0 || m.backlog_since().is_none() {
+                m.check_table_invariants().unwrap();
+            }
+            if m.backlog_since().is_none() {
+                break;
+            }
+            assert!(
+                m.backlog_since().unwrap().secs() < START + 500 + 3600,
+                "the backlog is due before the jump"
+            );
+        }
+        // Every due entry ended one flow: drained within ceil(due / budget).
+        assert!(
+            packets <= (FLOWS as usize).div_ceil(budget),
+            "budget {budget}: {packets} packets"
+        );
+        assert_eq!(all.len(), FLOWS as usize);
+        assert!(all.iter().all(|r| r.end_reason == EndReason::Idle));
+        assert!(all.iter().all(|r| r.ts.secs() < START + 500));
+        assert_eq!(m.live_flows(), packets, "the new flows");
+        times.sort();
+        let median = times[times.len() / 2];
+        let p99 = times[times.len() * 99 / 100];
+        let ratio = |d: Duration| d.as_secs_f64() / one_packet.as_secs_f64();
+        eprintln!(
+            "budget {budget}: {FLOWS} flows expired over {packets} packets; per packet median \
+             {median:?}, 99th percentile {p99:?} ({:.5} and {:.5} of the {one_packet:?} the \
+             one unbounded packet took)",
+            ratio(median),
+            ratio(p99)
+        );
+    }
 }
 
 #[test]

@@ -266,6 +266,8 @@ pub fn table_ops(data: &[u8]) {
         udp_idle: Duration::from_secs(1 + u64::from(c2 >> 4) * 4),
         active_timeout: (c1 & 0x40 != 0).then(|| Duration::from_secs(30)),
         report_starts: c1 & 0x80 != 0,
+        // 0 (every due timer), or a budget of 1 to 3 leaving a backlog.
+        max_timer_expires: (usize::from(c1) + usize::from(c2)) % 4,
         ..TableConfig::default()
     };
     let mut table = FlowTable::new(cfg);
@@ -288,7 +290,7 @@ pub fn table_ops(data: &[u8]) {
                             flowlib::decode::Transport::NonFirstFragment { .. }
                         ) {
                             let (key, lo) = FlowTable::key_of(p);
-                            table.add_fragment(&key, lo, p.ip.ip_len, now);
+                            table.add_fragment(&key, lo, p.ip.ip_len, now, &mut out);
                         } else {
                             table.update(p, now, !v.truncated, &mut out);
                         }

@@ -295,6 +295,11 @@ pub struct TableArgs {
     /// of evicting half-open connections for them (SYN flood emergency mode).
     #[arg(long)]
     pub refuse_syns_when_full: bool,
+    /// Most timer entries a flow table expires per packet (0: all that are
+    /// due), like Zeek's max_timer_expires; the rest expire with the next
+    /// packets, with the same records.
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub max_timer_expires: usize,
 }
 
 impl TableArgs {
@@ -312,6 +317,7 @@ impl TableArgs {
                 .max_memory
                 .map(|mib| (mib as usize).saturating_mul(1 << 20)),
             refuse_syns_when_full: self.refuse_syns_when_full,
+            max_timer_expires: self.max_timer_expires,
             ..TableConfig::default()
         }
     }

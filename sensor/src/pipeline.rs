@@ -175,7 +175,8 @@ impl LocalShard {
         publish_shard(self.metrics.as_deref(), 0, &self.meter);
         let msg = ShardMsg::Records {
             shard: 0,
-            clock: now,
+            // Records of a timer backlog are due earlier than the clock.
+            clock: self.meter.backlog_since().map_or(now, |b| b.min(now)),
             records: std::mem::take(&mut self.records),
         };
         self.out.send(msg).map_err(|_| Stopped)
@@ -561,7 +562,8 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
         publish_shard(metrics.as_deref(), shard, &meter);
         let msg = ShardMsg::Records {
             shard,
-            clock,
+            // Records of a timer backlog are due earlier than the clock.
+            clock: meter.backlog_since().map_or(clock, |b| b.min(clock)),
             records: std::mem::take(&mut records),
         };
         if out.send(msg).is_err() {
