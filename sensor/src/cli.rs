@@ -432,15 +432,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
             let cap = live::open(&cfg)?;
-            let out = Output::open(
-                args.out.output.as_deref(),
-                args.out.format,
-                args.out.rotation(),
-            )?;
-            let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let out =
-                attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
-            let mut out = out.with_metrics(telemetry.metrics());
+            let mut out = open_output(&args.out, rules, &telemetry)?;
             let o = live::live(&cfg, cap, &mut out);
             telemetry.finish()?;
             let o = o?;
@@ -481,15 +473,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
-            let out = Output::open(
-                args.out.output.as_deref(),
-                args.out.format,
-                args.out.rotation(),
-            )?;
-            let baseline = load_baseline(args.out.baseline.as_deref())?;
-            let out =
-                attach_rules(out, rules, baseline, &args.out)?.with_ipfix(args.out.ipfix.open()?);
-            let mut out = out.with_metrics(telemetry.metrics());
+            let mut out = open_output(&args.out, rules, &telemetry)?;
             let outcome = replay(&cfg, &mut out);
             telemetry.finish()?;
             let outcome = outcome?;
@@ -545,6 +529,21 @@ fn attach_rules(
         }
         (rules, _) => Ok(out.with_rules(rules)),
     }
+}
+
+/// The record output `out` asks for: the records file (or stdout), the
+/// enclave annotation and detector when there are rules, IPFIX export and
+/// the metrics.
+fn open_output(
+    out: &OutputArgs,
+    rules: Option<rules::Rules>,
+    telemetry: &Telemetry,
+) -> Result<Output, SensorError> {
+    let records = Output::open(out.output.as_deref(), out.format, out.rotation())?;
+    let baseline = load_baseline(out.baseline.as_deref())?;
+    Ok(attach_rules(records, rules, baseline, out)?
+        .with_ipfix(out.ipfix.open()?)
+        .with_metrics(telemetry.metrics()))
 }
 
 /// Loads a baseline before anything runs.
