@@ -3,33 +3,11 @@
 //! survives, the evictions are counted in the summary, and every packet is
 //! in a record or counted.
 
-use etherparse::PacketBuilder;
+use flowbench::flood::tcp_frame as tcp;
 use flowlib::pcap_writer::{PcapWriter, Resolution};
 use flowlib::{LinkType, Timestamp};
 use std::process::Command;
 use std::time::Duration;
-
-fn tcp(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    seq: u32,
-    ack: Option<u32>,
-    syn: bool,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2([2; 6], [4; 6])
-        .ipv4(src.0, dst.0, 64)
-        .tcp(src.1, dst.1, seq, 64240);
-    if syn {
-        b = b.syn();
-    }
-    if let Some(a) = ack {
-        b = b.ack(a);
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, data).unwrap();
-    v
-}
 
 #[test]
 fn syn_flood_under_max_memory_evicts_half_open_connections_and_keeps_the_established_one() {

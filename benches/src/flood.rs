@@ -132,8 +132,9 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// An Ethernet/IPv4/TCP frame.
-fn tcp_frame(
+/// An Ethernet/IPv4/TCP frame from `src` to `dst` (a SYN when `syn`, with
+/// ACK `ack` when given), carrying `payload`.
+pub fn tcp_frame(
     src: ([u8; 4], u16),
     dst: ([u8; 4], u16),
     seq: u32,
