@@ -826,15 +826,7 @@ fn udp_export_errors_are_counted_and_reported_not_silent() {
         .unwrap_or_else(|| panic!("no export warning: {stderr}"));
     assert!(line.contains("udp_send_connection_refused"), "{line}");
     // Every record is either sent or counted as failed.
-    let num = |before: &str| -> u64 {
-        let i = line.find(before).unwrap();
-        line[..i]
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let num = |before: &str| number_before(line, before);
     assert_eq!(
         num(" records in") + num(" failed"),
         records as u64,
@@ -902,15 +894,7 @@ fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
     assert!(line.contains(", 1 reconnects"), "{line}");
     assert!(line.contains("tcp_send_"), "the loss is named: {line}");
     let records = json_lines(&json).len() as u64;
-    let num = |before: &str| -> u64 {
-        let i = line.find(before).unwrap();
-        line[..i]
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let num = |before: &str| number_before(line, before);
     assert!(num(" failed") > 0, "{line}");
     assert_eq!(num(" records in") + num(" failed"), records, "{line}");
     // The new session: messages framed back to back, the first one opening
@@ -1039,4 +1023,16 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
         assert_eq!((t.1, t.2), (o.1, o.2), "packets, bytes of {k:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The number just before `label` in a summary line (`... 12 failed`).
+fn number_before(line: &str, label: &str) -> u64 {
+    let i = line
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {line}"));
+    line[..i]
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {label:?} in {line}"))
 }
