@@ -5,7 +5,9 @@
 //! ```text
 //! cargo run --release -p flowbench --example flood -- [SYNS] [CAP_MIB]
 //! ```
-//! Defaults: 10 000 000 SYNs, 64 MiB.
+//! Defaults: 10 000 000 SYNs, 64 MiB, the table's default SYN flood
+//! emergency mode (`FLOOD_EVICT=1`: every SYN evicts a half-open
+//! connection instead; `FLOOD_REFERENCE=1`: also time an uncapped table).
 
 use flowbench::flood::{run, FloodConfig};
 
@@ -19,6 +21,7 @@ fn main() {
     let reference = std::env::var_os("FLOOD_REFERENCE").is_some();
     let cfg = FloodConfig {
         reference,
+        refuse_syns_when_full: std::env::var_os("FLOOD_EVICT").is_none(),
         ..FloodConfig::new(syns, cap_mib << 20)
     };
     let mut violations = 0u64;

@@ -34,11 +34,17 @@ pub struct TableConfig {
     /// SYN) are evicted first, then the connection nearest to expiry; when
     /// nothing can be evicted the packet is refused and counted.
     pub max_memory: Option<usize>,
-    /// Emergency mode for SYN floods: while the table is full (flow cap
-    /// or memory cap), a bare SYN that would start a connection is refused
-    /// and counted instead of evicting another half-open connection. New
-    /// connections still enter from their SYN-ACK, and other new flows
-    /// still evict half-open connections first.
+    /// Emergency mode for SYN floods (on by default; Suricata enters its
+    /// emergency mode by itself at its memcap too): while the table is full
+    /// (flow cap or memory cap) and at least half its live connections are
+    /// half-open (unanswered SYNs), a bare SYN that would start a
+    /// connection is refused and counted
+    /// ([`crate::table::TableStats::refused_syn_when_full`]) instead of
+    /// evicting another half-open connection and writing its record. New
+    /// connections still enter from their SYN-ACK, other new flows still
+    /// evict half-open connections first, and a full table that is not
+    /// mostly half-open evicts for SYNs as for any new flow. `false`: every
+    /// SYN evicts (each flood SYN then costs a record).
     pub refuse_syns_when_full: bool,
     /// Most timer-wheel entries one call to
     /// [`crate::table::FlowTable::advance`] (so one packet) fires, like
@@ -73,7 +79,7 @@ impl Default for TableConfig {
             active_timeout: Some(Duration::from_secs(3600)),
             max_flows: 1_000_000,
             max_memory: None,
-            refuse_syns_when_full: false,
+            refuse_syns_when_full: true,
             max_timer_expires: 300,
             max_fragment_trains: 65_536,
             max_fragment_bytes: 8 << 20,

@@ -531,6 +531,8 @@ pub struct FlowTable {
     timer_bytes: usize,
     /// Half-open connections in creation order (lazily validated).
     half_open: VecDeque<Timer>,
+    /// Live connections that are half-open right now (exact).
+    half_open_live: usize,
     stats: TableStats,
     /// Latest capture time seen.
     now: Timestamp,
@@ -588,6 +590,7 @@ impl FlowTable {
             timer_entries: 0,
             timer_bytes: 0,
             half_open: VecDeque::new(),
+            half_open_live: 0,
             stats: TableStats::default(),
             now: Timestamp(i64::MIN),
             backlog: false,
@@ -731,9 +734,14 @@ impl FlowTable {
                     }
                     _ => (false, false),
                 };
-                if bare_syn && self.cfg.refuse_syns_when_full && !self.has_room(tcp, out) {
-                    // Emergency: a SYN while the table is full would only
-                    // push out another half-open connection.
+                if bare_syn
+                    && self.cfg.refuse_syns_when_full
+                    && !self.has_room(tcp, out)
+                    && 2 * self.half_open_live >= self.live
+                {
+                    // Emergency: the table is full and mostly half-open (a
+                    // SYN flood); this SYN would only push out another
+                    // half-open connection.
                     self.stats.refused_syn_when_full += 1;
                     return None;
                 }
@@ -752,6 +760,7 @@ impl FlowTable {
                 r
             }
         };
+        let was_half_open = !created && self.flows.is_half_open(r);
         let (conn, state, tunnels) = self.flows.get_mut(r);
         conn.update(state, tunnels, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
@@ -764,11 +773,15 @@ impl FlowTable {
             self.flows.get_mut(r).0.timer_slot = slot;
             self.file(slot, r);
         }
-        if created && self.flows.is_half_open(r) {
+        let half_open = self.flows.is_half_open(r);
+        if half_open && !was_half_open {
+            self.half_open_live += 1;
             self.half_open.push_back(Timer {
                 flow: r,
                 gen: self.flows.gen(r),
             });
+        } else if was_half_open && !half_open {
+            self.half_open_live -= 1;
         }
         self.purge_stale();
         self.note_memory();
@@ -1093,6 +1106,9 @@ impl FlowTable {
     fn end(&mut self, r: u32, reason: EndReason, at: Timestamp, out: &mut Vec<ConnRecord>) {
         out.push(self.flows.record(r, reason, at));
         self.stats.ended[reason as usize] += 1;
+        if self.flows.is_half_open(r) {
+            self.half_open_live -= 1;
+        }
         let key = self.flows.key(r);
         let hash = self.hasher.hash_one(key);
         if let Ok(e) = self.index.find_entry(hash, |&x| x == r) {
@@ -1175,6 +1191,7 @@ impl FlowTable {
         self.timers.clear();
         self.timer_entries = 0;
         self.half_open.clear();
+        self.half_open_live = 0;
         self.timer_bytes = self.spare_bytes();
     }
 }
@@ -1487,6 +1504,8 @@ mod tests {
         const CAP: usize = 256 << 10;
         let cfg = TableConfig {
             max_memory: Some(CAP),
+            // Every SYN evicts: the emergency mode is tested below.
+            refuse_syns_when_full: false,
             ..TableConfig::default()
         };
         let mut t = FlowTable::new(cfg);
@@ -1639,6 +1658,62 @@ mod tests {
         feed(&mut t, &udp(C, S, 10), 1.5, &mut out);
         assert_eq!(t.stats().evicted_half_open, 2);
         assert_eq!(t.len(), 100);
+        assert_conserved(&t);
+        assert_eq!(t.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn emergency_mode_is_on_by_default_but_only_while_half_open_connections_dominate() {
+        let cfg = TableConfig {
+            max_flows: 100,
+            ..TableConfig::default()
+        };
+        assert!(cfg.refuse_syns_when_full);
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        let syn = |i: u32| {
+            tcp(
+                ([172, 16, (i >> 8) as u8, i as u8], 1000),
+                S,
+                7,
+                None,
+                "S",
+                0,
+            )
+        };
+        // 60 UDP flows and 40 half-open connections: full, but not a flood.
+        for i in 0..60u16 {
+            feed(
+                &mut t,
+                &udp(([10, 0, 0, 1], 2000 + i), S, 10),
+                1.0,
+                &mut out,
+            );
+        }
+        for i in 0..40 {
+            feed(&mut t, &syn(i), 1.1, &mut out);
+        }
+        assert_eq!(t.len(), 100);
+        // A SYN then evicts the oldest half-open connection, as when off.
+        for i in 40..60 {
+            feed(&mut t, &syn(i), 1.2, &mut out);
+        }
+        assert_eq!(t.stats().refused_syn_when_full, 0);
+        assert_eq!(t.stats().evicted_half_open, 20);
+        assert_eq!(t.check_invariants(), Ok(()));
+        // Answered connections stop counting as half-open: 10 of the 40
+        // get their SYN-ACK.
+        for i in 20..30u32 {
+            let client = ([172, 16, (i >> 8) as u8, i as u8], 1000);
+            feed(
+                &mut t,
+                &tcp(S, client, 500, Some(8), "SA", 0),
+                1.3,
+                &mut out,
+            );
+        }
+        assert_eq!(t.check_invariants(), Ok(()));
+        assert_eq!(t.half_open_live, 30);
         assert_conserved(&t);
     }
 }

@@ -291,15 +291,31 @@ pub struct TableArgs {
     /// full, half-open connections are evicted first, then the oldest.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_memory: Option<u64>,
-    /// While a flow table is full, refuse (and count) new bare SYNs instead
-    /// of evicting half-open connections for them (SYN flood emergency mode).
-    #[arg(long)]
-    pub refuse_syns_when_full: bool,
+    /// What a new bare SYN does while a flow table is full and at least
+    /// half its connections are half-open (a SYN flood): `refuse` it and
+    /// count it (emergency mode), or `evict` a half-open connection for it.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "refuse",
+        value_name = "refuse|evict"
+    )]
+    pub syn_when_full: SynWhenFull,
     /// Most timer entries a flow table expires per packet (0: all that are
     /// due), like Zeek's max_timer_expires; the rest expire with the next
     /// packets, with the same records.
     #[arg(long, default_value_t = 300, value_name = "N")]
     pub max_timer_expires: usize,
+}
+
+/// What a new bare SYN does while the flow table is full of half-open
+/// connections ([`TableConfig::refuse_syns_when_full`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SynWhenFull {
+    /// Refuse and count it: the flood's SYNs leave no record.
+    Refuse,
+    /// Evict the oldest half-open connection for it (one record per SYN).
+    Evict,
 }
 
 impl TableArgs {
@@ -316,7 +332,7 @@ impl TableArgs {
             max_memory: self
                 .max_memory
                 .map(|mib| (mib as usize).saturating_mul(1 << 20)),
-            refuse_syns_when_full: self.refuse_syns_when_full,
+            refuse_syns_when_full: self.syn_when_full == SynWhenFull::Refuse,
             max_timer_expires: self.max_timer_expires,
             ..TableConfig::default()
         }

@@ -67,6 +67,15 @@ pub enum InvariantViolation {
         /// The second it is filed under, if its timer entry exists.
         filed: Option<i64>,
     },
+    /// The count of half-open connections (which decides the SYN flood
+    /// emergency mode) disagrees with the live connections.
+    #[error("{counted} half-open connections counted, {actual} live")]
+    HalfOpenCount {
+        /// The table's running count.
+        counted: usize,
+        /// Live connections that are half-open.
+        actual: usize,
+    },
 }
 
 impl FlowTable {
@@ -79,7 +88,8 @@ impl FlowTable {
     ///   and is at most the peak;
     /// - every live connection is found through the index by its key, has
     ///   its first packet no later than its last (no negative duration),
-    ///   and has a timer entry filed no later than the second it is due.
+    ///   and has a timer entry filed no later than the second it is due;
+    /// - the running count of half-open connections is exact.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let s = &self.stats;
         let ended: u64 = EndReason::ALL
@@ -107,6 +117,17 @@ impl FlowTable {
             return Err(InvariantViolation::Peak {
                 peak: s.peak_live,
                 live,
+            });
+        }
+        let half_open = self
+            .flows
+            .live()
+            .filter(|&r| self.flows.is_half_open(r))
+            .count();
+        if half_open != self.half_open_live {
+            return Err(InvariantViolation::HalfOpenCount {
+                counted: self.half_open_live,
+                actual: half_open,
             });
         }
         for r in self.flows.live() {
@@ -187,6 +208,19 @@ mod tests {
             t.check_invariants(),
             Err(InvariantViolation::Unfiled { filed: None, .. })
         ));
+    }
+
+    #[test]
+    fn a_wrong_half_open_count_is_reported() {
+        let mut t = one_flow();
+        t.half_open_live = 1;
+        assert_eq!(
+            t.check_invariants(),
+            Err(InvariantViolation::HalfOpenCount {
+                counted: 1,
+                actual: 0
+            })
+        );
     }
 
     #[test]
