@@ -16,6 +16,7 @@
 #                    $FLOWMON_BENCH_DIR); never inside the repository
 #   --no-vlan        skip the pass over the 802.1Q-tagged variant
 #   --no-memory      skip the bytes-per-flow measurement at 1 M flows
+#   --no-growth      skip the peak-memory-against-packets measurement
 #   --live           measure live capture instead of replay (needs root,
 #                    iproute2 and tcpreplay)
 #   --workers N      shard workers of `sensor live` (default: all cores)
@@ -34,11 +35,12 @@ packets=""
 live=0
 vlan_pass=1
 memory=1
+growth=1
 live_workers=""
 bench_dir="${FLOWMON_BENCH_DIR:-/tmp/flowmon-bench}"
 
 usage() {
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_value() {
@@ -55,6 +57,7 @@ while [[ $# -gt 0 ]]; do
         --live) live=1 ;;
         --no-vlan) vlan_pass=0 ;;
         --no-memory) memory=0 ;;
+        --no-growth) growth=0 ;;
         --rounds) need_value "$1" $#; rounds="$2"; shift ;;
         --packets) need_value "$1" $#; packets="$2"; shift ;;
         --dir) need_value "$1" $#; bench_dir="$2"; shift ;;
@@ -514,6 +517,24 @@ if [[ $vlan_pass -eq 1 ]]; then
     compare vlan "$vlan_cap" "${vlan_tools[@]}"
 fi
 
+# Peak memory against packets: the generator pipes 1, 4 and 16 copies of the
+# same traffic (each an hour of capture time after the previous one, so every
+# connection of a copy ends before the next starts: the same flows live at any
+# instant) into `sensor replay -`; nothing is written to disk.
+growth_rows=()
+if [[ $growth -eq 1 ]]; then
+    growth_packets=$((quick == 1 ? 200000 : 500000))
+    say "== peak memory against packets ($growth_packets-packet copies, piped)"
+    for copies in 1 4 16; do
+        for w in 1 2; do
+            line="$("$generator" - --packets "$growth_packets" --copies "$copies" 2>/dev/null |
+                /usr/bin/time -f "%e %M" "$sensor" replay -q --no-progress --workers "$w" -o /dev/null - 2>&1 |
+                tail -n 1)" || true
+            growth_rows+=("| $copies | $((copies * growth_packets)) | $w | ${line#* } |")
+        done
+    done
+fi
+
 mem_line=""
 if [[ $memory -eq 1 ]]; then
     say "== memory per live flow at 1 M flows (criterion bench setup, no benchmark timed)"
@@ -539,6 +560,14 @@ fi
         report vlan "$vlan_packets" "${vlan_tools[@]}"
         echo
         echo "sensor scaling 1 -> 2 workers: $(scaling vlan)"
+    fi
+    if [[ ${#growth_rows[@]} -gt 0 ]]; then
+        echo
+        echo "Peak memory against packets (copies of the same traffic an hour apart, piped into \`sensor replay -\`):"
+        echo
+        echo '| copies | packets | workers | peak RSS KiB |'
+        echo '|---:|---:|---:|---:|'
+        printf '%s\n' "${growth_rows[@]}"
     fi
     if [[ -n "$mem_line" ]]; then
         echo

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p flowbench --example make_bench_capture -- \
-//!     /tmp/flowmon-bench/bench.pcap [--packets N] [--flows N] [--vlan] [--seed N]
+//!     /tmp/flowmon-bench/bench.pcap [--packets N] [--flows N] [--vlan] [--seed N] [--copies N]
 //! ```
 //!
 //! - `--packets N` (default 3 500 000): the capture stops after N packets, as
@@ -20,6 +20,13 @@
 //! - `--vlan`: the same traffic with every frame 802.1Q-tagged (flows that
 //!   the mix already puts on VLAN 100 keep it, all others get VLAN 200).
 //! - `--seed N`: another, equally realistic, capture.
+//! - `--copies N` (default 1): the same traffic N times over, each copy an
+//!   hour of capture time after the previous one's start (longer than every
+//!   timeout, so a flow table ends all of a copy's connections before the
+//!   next begins): N times the packets with the same flows live at any
+//!   instant, to show that a tool's peak memory follows the live flows and
+//!   not the packets. `OUT` may be `-` (standard output) to pipe it into a
+//!   tool without writing it to disk.
 //!
 //! Conversations start evenly over 20 s for every 200 000 flows (10 000 new
 //! flows a second, about 1.1 Gbit/s), with packet spacing doubled from the
@@ -35,7 +42,7 @@
 //! repository.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -57,10 +64,11 @@ struct Args {
     flows: usize,
     vlan: bool,
     seed: u64,
+    copies: u64,
 }
 
 const USAGE: &str =
-    "usage: make_bench_capture OUT.pcap [--packets N] [--flows N] [--vlan] [--seed N]";
+    "usage: make_bench_capture OUT.pcap|- [--packets N] [--flows N] [--vlan] [--seed N] [--copies N]";
 
 fn parse_args(raw: &[String]) -> Result<Args, String> {
     let mut out = None;
@@ -68,6 +76,7 @@ fn parse_args(raw: &[String]) -> Result<Args, String> {
     let mut flows = None;
     let mut vlan = false;
     let mut seed = 0x0062_656e_6368u64;
+    let mut copies = 1u64;
     let mut it = raw.iter();
     let number = |flag: &str, v: Option<&String>| -> Result<u64, String> {
         let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
@@ -85,9 +94,10 @@ fn parse_args(raw: &[String]) -> Result<Args, String> {
             "--packets" => packets = number(a, it.next())?,
             "--flows" => flows = Some(number(a, it.next())? as usize),
             "--seed" => seed = number(a, it.next())?,
+            "--copies" => copies = number(a, it.next())?,
             "--vlan" => vlan = true,
             "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
             s if out.is_none() => out = Some(PathBuf::from(s)),
             s => return Err(format!("unexpected argument {s}")),
         }
@@ -100,6 +110,7 @@ fn parse_args(raw: &[String]) -> Result<Args, String> {
         flows,
         vlan,
         seed,
+        copies,
     })
 }
 
@@ -111,7 +122,65 @@ struct Written {
     span: Duration,
 }
 
+/// Copies of the traffic start this far apart in capture time.
+const COPY_SPACING: Duration = Duration::from_secs(3600);
+
 fn write(args: &Args) -> std::io::Result<Written> {
+    let to_stdout = args.out.as_os_str() == "-";
+    let sink: Box<dyn std::io::Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(File::create(&args.out)?)
+    };
+    let mut w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 20, sink),
+        Resolution::Micros,
+        65_535,
+        LinkType::ETHERNET,
+    )?;
+    let mut buf = Vec::with_capacity(2048);
+    let mut frame_bytes = 0u64;
+    let mut flows = 0;
+    let mut first = None;
+    let mut last = None;
+    for copy in 0..args.copies {
+        let mut frames = Interleave::new(conversations(args));
+        let shift = COPY_SPACING * copy as u32;
+        let limit = args.packets * (copy + 1);
+        while w.packets() < limit {
+            let Some(ts) = frames.next_into(&mut buf) else {
+                break;
+            };
+            let ts = ts.plus(shift);
+            w.write_packet(ts, &buf, buf.len() as u32)?;
+            frame_bytes += buf.len() as u64;
+            first.get_or_insert(ts);
+            last = Some(ts);
+        }
+        flows += frames.conversations_started();
+    }
+    let packets = w.packets();
+    w.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .flush()?;
+    if !to_stdout {
+        File::open(&args.out)?.sync_all()?;
+    }
+    let span = match (first, last) {
+        (Some(a), Some(b)) => Duration::from_nanos(b.0.saturating_sub(a.0).max(0) as u64),
+        _ => Duration::ZERO,
+    };
+    Ok(Written {
+        packets,
+        flows,
+        frame_bytes,
+        span,
+    })
+}
+
+/// The conversations of one copy of the capture.
+fn conversations(args: &Args) -> impl Iterator<Item = flowbench::Conversation> {
     let mut cfg = MixConfig::new(args.seed, args.flows);
     // 20 s per 200 000 flows: the same arrival rate (10 000 flows/s) at any
     // size, and WAN-like round trips.
@@ -120,44 +189,12 @@ fn write(args: &Args) -> std::io::Result<Written> {
             .max(Duration::from_millis(1));
     cfg.spacing_percent = 200;
     let vlan = args.vlan;
-    let source = RealisticFlows::new(cfg).map(move |c| {
+    RealisticFlows::new(cfg).map(move |c| {
         if vlan && c.vlan.is_none() {
             c.vlan(EXTRA_VLAN)
         } else {
             c
         }
-    });
-    let mut frames = Interleave::new(source);
-
-    let file = BufWriter::with_capacity(1 << 20, File::create(&args.out)?);
-    let mut w = PcapWriter::new(file, Resolution::Micros, 65_535, LinkType::ETHERNET)?;
-    let mut buf = Vec::with_capacity(2048);
-    let mut frame_bytes = 0u64;
-    let mut first = None;
-    let mut last = None;
-    while w.packets() < args.packets {
-        let Some(ts) = frames.next_into(&mut buf) else {
-            break;
-        };
-        w.write_packet(ts, &buf, buf.len() as u32)?;
-        frame_bytes += buf.len() as u64;
-        first.get_or_insert(ts);
-        last = Some(ts);
-    }
-    let packets = w.packets();
-    w.into_inner()?
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    let span = match (first, last) {
-        (Some(a), Some(b)) => Duration::from_nanos(b.0.saturating_sub(a.0).max(0) as u64),
-        _ => Duration::ZERO,
-    };
-    Ok(Written {
-        packets,
-        flows: frames.conversations_started(),
-        frame_bytes,
-        span,
     })
 }
 
@@ -177,7 +214,7 @@ fn main() -> ExitCode {
     match write(&args) {
         Ok(w) => {
             let file_bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
-            println!(
+            eprintln!(
                 "{}: {} packets, {} flows started, {} bytes of frames ({} bytes on disk), \
                  span {:.1} s{}; written in {:.1} s",
                 args.out.display(),
