@@ -248,12 +248,14 @@ fn ops_packet(b: &mut Bytes<'_>) -> Vec<u8> {
 }
 
 /// Table target. Input: two configuration bytes (flow cap 1-64, timeouts,
-/// active timeout, start records), then operations: a packet (after a time
+/// active timeout, start records, expiry budget, SYN flood emergency mode
+/// on or off), then operations: a packet (after a time
 /// step), a time advance (small, or a jump of up to ~18 hours), or a flush.
 ///
 /// After every operation the table's own invariants must hold
 /// ([`FlowTable::check_invariants`]: conservation, index, no negative
-/// durations, every flow filed in the timer wheel), and records lie within
+/// durations, every flow filed in the timer wheel, the exact half-open
+/// count), and records lie within
 /// the times seen; at the end, a flush leaves the table empty and the
 /// final records add up to the flows created.
 pub fn table_ops(data: &[u8]) {
@@ -268,6 +270,8 @@ pub fn table_ops(data: &[u8]) {
         report_starts: c1 & 0x80 != 0,
         // 0 (every due timer), or a budget of 1 to 3 leaving a backlog.
         max_timer_expires: (usize::from(c1) + usize::from(c2)) % 4,
+        // The SYN flood emergency mode (default on) or eviction for SYNs.
+        refuse_syns_when_full: (c1 ^ c2) & 0x20 == 0,
         ..TableConfig::default()
     };
     let mut table = FlowTable::new(cfg);
