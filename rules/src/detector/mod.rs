@@ -15,6 +15,7 @@
 mod alert;
 mod behaviour;
 pub(crate) mod policy;
+mod small_map;
 
 pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
