@@ -97,8 +97,19 @@ pub(crate) struct BeaconTracker {
 
 #[derive(Default)]
 struct PairHistory {
+    /// The pair's only connection so far, held inline (most pairs never
+    /// see a second: no deque allocated for them); `starts` is empty while
+    /// it is set.
+    first: Option<(f64, u64)>,
     starts: VecDeque<(f64, u64)>,
     alerted: bool,
+}
+
+impl PairHistory {
+    /// The latest connection's (start, bytes).
+    fn last(&self) -> Option<&(f64, u64)> {
+        self.starts.back().or(self.first.as_ref())
+    }
 }
 
 /// Longest history kept per pair.
@@ -160,7 +171,7 @@ impl BeaconTracker {
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
             let horizon = secs(r.ts) - cfg.window.as_secs_f64();
             self.pairs
-                .retain(|_, p| p.starts.back().is_some_and(|s| s.0 >= horizon));
+                .retain(|_, p| p.last().is_some_and(|s| s.0 >= horizon));
             if self.pairs.len() >= MAX_KEYS {
                 return None;
             }
@@ -168,6 +179,14 @@ impl BeaconTracker {
         let p = self.pairs.entry(key).or_default();
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        if p.starts.is_empty() && p.first.is_none() && cfg.min_connections > 1 {
+            // A new pair: too little evidence to score, nothing to trim.
+            p.first = Some((now, bytes));
+            return None;
+        }
+        if let Some(first) = p.first.take() {
+            p.starts.push_back(first);
+        }
         p.starts.push_back((now, bytes));
         while p.starts.len() > MAX_BEACON_POINTS
             || p.starts
