@@ -76,8 +76,16 @@ impl NamePool {
     /// [`annotate_located`], with names from the pool.
     pub fn annotate(&mut self, rules: &Rules, r: &mut ConnRecord, o: Location, d: Location) {
         let e = &mut self.enclaves;
-        r.orig_enclave = Some(take_name(e, o.enclave.index(), rules.enclave(o.enclave).name()));
-        r.resp_enclave = Some(take_name(e, d.enclave.index(), rules.enclave(d.enclave).name()));
+        r.orig_enclave = Some(take_name(
+            e,
+            o.enclave.index(),
+            rules.enclave(o.enclave).name(),
+        ));
+        r.resp_enclave = Some(take_name(
+            e,
+            d.enclave.index(),
+            rules.enclave(d.enclave).name(),
+        ));
         let g = &mut self.groups;
         r.orig_host_group = o
             .host_group

@@ -532,9 +532,7 @@ impl AlertFormat {
     /// Writes one alert line in this format.
     pub fn write<W: Write>(self, out: &mut W, a: &Alert) -> io::Result<()> {
         match self {
-            AlertFormat::Json => {
-                write_line(out, a)
-            }
+            AlertFormat::Json => write_line(out, a),
             AlertFormat::Eve => write_alert(out, a),
         }
     }

@@ -175,9 +175,18 @@ mod tests {
     #[test]
     fn uid_keys_order_like_the_uid_bytes() {
         let uids = [
-            "C", "CA", "Ca", "Cb", "C0000000000000000", "C00000000000000000",
-            "C00000000000000001", "C0000000000000001z", "CzzzzzzzzzzzzzzzzZ",
-            "Czzzzzzzzzzzzzzzzz", "D", "",
+            "C",
+            "CA",
+            "Ca",
+            "Cb",
+            "C0000000000000000",
+            "C00000000000000000",
+            "C00000000000000001",
+            "C0000000000000001z",
+            "CzzzzzzzzzzzzzzzzZ",
+            "Czzzzzzzzzzzzzzzzz",
+            "D",
+            "",
         ];
         for a in uids {
             for b in uids {

@@ -209,7 +209,9 @@ mod tests {
 
     #[test]
     fn decimal_is_the_display_text() {
-        for v in [0u16, 1, 9, 10, 22, 99, 100, 445, 999, 1000, 3389, 9999, 10000, 65535] {
+        for v in [
+            0u16, 1, 9, 10, 22, 99, 100, 445, 999, 1000, 3389, 9999, 10000, 65535,
+        ] {
             let mut buf = [0u8; 5];
             assert_eq!(decimal(v, &mut buf), v.to_string());
         }
