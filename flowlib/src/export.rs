@@ -15,14 +15,23 @@ pub trait RecordWriter {
 }
 
 /// One JSON object per line, with Zeek's field names; absent values are left out.
+///
+/// Each line is serialized into a buffer of its own and handed to `out` in
+/// one `write_all`: serde_json writes a record as some fifty small pieces,
+/// and each piece going through the writer's layers (a rotating file over a
+/// `BufWriter`) cost more than the serializing itself.
 pub struct JsonLinesWriter<W: Write> {
     out: W,
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonLinesWriter<W> {
     /// Writes to `out`.
     pub fn new(out: W) -> Self {
-        JsonLinesWriter { out }
+        JsonLinesWriter {
+            out,
+            line: Vec::with_capacity(1024),
+        }
     }
 
     /// The underlying writer.
@@ -38,8 +47,10 @@ impl<W: Write> JsonLinesWriter<W> {
 
 impl<W: Write> RecordWriter for JsonLinesWriter<W> {
     fn write_record(&mut self, r: &ConnRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, r).map_err(io::Error::from)?;
-        self.out.write_all(b"\n")
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, r).map_err(io::Error::from)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
 
     fn finish(&mut self) -> io::Result<()> {

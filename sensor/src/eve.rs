@@ -338,8 +338,7 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> io::Result<()> {
         },
         flowmon: a,
     };
-    serde_json::to_writer(&mut *out, &event).map_err(io::Error::from)?;
-    out.write_all(b"\n")
+    write_line(out, &event)
 }
 
 #[derive(Serialize)]
@@ -517,8 +516,7 @@ pub fn write_flow<W: Write>(out: &mut W, r: &ConnRecord, alerted: bool) -> io::R
         tcp,
         flowmon: r,
     };
-    serde_json::to_writer(&mut *out, &event).map_err(io::Error::from)?;
-    out.write_all(b"\n")
+    write_line(out, &event)
 }
 
 /// Alert line formats.
@@ -534,13 +532,20 @@ impl AlertFormat {
     /// Writes one alert line in this format.
     pub fn write<W: Write>(self, out: &mut W, a: &Alert) -> io::Result<()> {
         match self {
-            AlertFormat::Json => {
-                serde_json::to_writer(&mut *out, a).map_err(io::Error::from)?;
-                out.write_all(b"\n")
-            }
+            AlertFormat::Json => write_line(out, a),
             AlertFormat::Eve => write_alert(out, a),
         }
     }
+}
+
+/// Writes `v` as one JSON line, serialized into a buffer first and handed
+/// to `out` in one `write_all` (serde_json writes a line as dozens of small
+/// pieces, each costly through a rotating file over a `BufWriter`).
+fn write_line<W: Write, T: Serialize>(out: &mut W, v: &T) -> io::Result<()> {
+    let mut line = Vec::with_capacity(768);
+    serde_json::to_writer(&mut line, v).map_err(io::Error::from)?;
+    line.push(b'\n');
+    out.write_all(&line)
 }
 
 #[cfg(test)]

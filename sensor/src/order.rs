@@ -18,13 +18,31 @@ use std::collections::BinaryHeap;
 /// bytes here and are never equal to a different uid in practice.
 const UID_BYTES: usize = 18;
 
-/// What a record is ordered by, and where it waits.
+/// What a record is ordered by, and where it waits. The uid's bytes are
+/// held as two big-endian integers, which compare in the same order as
+/// the bytes but with two integer comparisons instead of a `memcmp` call
+/// (the heap compares keys some 15 times per record).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     emitted: Timestamp,
-    uid: [u8; UID_BYTES],
+    uid_head: u128,
+    uid_tail: u16,
     reason: EndReason,
     slot: u32,
+}
+
+/// The first [`UID_BYTES`] bytes of a uid (zero-padded) as a big-endian
+/// `u128` and `u16`.
+fn uid_key(uid: &str) -> (u128, u16) {
+    let mut bytes = [0u8; UID_BYTES];
+    let n = uid.len().min(UID_BYTES);
+    bytes[..n].copy_from_slice(&uid.as_bytes()[..n]);
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&bytes[..16]);
+    (
+        u128::from_be_bytes(head),
+        u16::from_be_bytes([bytes[16], bytes[17]]),
+    )
 }
 
 /// Holds records until every shard has moved past them.
@@ -54,9 +72,7 @@ impl RecordOrder {
         records: impl IntoIterator<Item = ConnRecord>,
     ) {
         for r in records {
-            let mut uid = [0u8; UID_BYTES];
-            let n = r.uid.len().min(UID_BYTES);
-            uid[..n].copy_from_slice(&r.uid.as_bytes()[..n]);
+            let (uid_head, uid_tail) = uid_key(&r.uid);
             let (emitted, reason) = (r.emitted, r.end_reason);
             let slot = match self.free.pop() {
                 Some(s) => {
@@ -70,7 +86,8 @@ impl RecordOrder {
             };
             self.heap.push(Reverse(Key {
                 emitted,
-                uid,
+                uid_head,
+                uid_tail,
                 reason,
                 slot,
             }));
@@ -152,6 +169,33 @@ mod tests {
             resp_enclave: None,
             orig_host_group: None,
             resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn uid_keys_order_like_the_uid_bytes() {
+        let uids = [
+            "C",
+            "CA",
+            "Ca",
+            "Cb",
+            "C0000000000000000",
+            "C00000000000000000",
+            "C00000000000000001",
+            "C0000000000000001z",
+            "CzzzzzzzzzzzzzzzzZ",
+            "Czzzzzzzzzzzzzzzzz",
+            "D",
+            "",
+        ];
+        for a in uids {
+            for b in uids {
+                assert_eq!(
+                    uid_key(a).cmp(&uid_key(b)),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} vs {b:?}"
+                );
+            }
         }
     }
 

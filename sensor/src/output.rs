@@ -188,6 +188,8 @@ pub struct Output {
     /// yet (for EVE's `flow.alerted`).
     alerted: HashSet<String>,
     metrics: Option<Arc<Metrics>>,
+    /// Enclave and host group names reused across records.
+    names: crate::enclaves::NamePool,
 }
 
 /// The detector and where its alerts go (nowhere when they are only kept
@@ -234,6 +236,7 @@ impl Output {
             evidence: None,
             alerted: HashSet::new(),
             metrics: None,
+            names: crate::enclaves::NamePool::default(),
         }
     }
 
@@ -417,7 +420,7 @@ impl Output {
                 continue; // for the detector only
             }
             if let (Some(rules), Some((o, d))) = (&self.rules, ends) {
-                crate::enclaves::annotate_located(rules, &mut r, o, d);
+                self.names.annotate(rules, &mut r, o, d);
             }
             if let Some(x) = &mut self.ipfix {
                 x.export(&r);
@@ -432,6 +435,9 @@ impl Output {
             };
             self.write_record(&r, alerted)
                 .map_err(|e| self.write_error(e))?;
+            if let Some((o, d)) = ends {
+                self.names.reclaim(&mut r, o, d);
+            }
         }
         if let Some(x) = &mut self.ipfix {
             x.flush();

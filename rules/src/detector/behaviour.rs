@@ -2,9 +2,10 @@
 //! (fan-out, beaconing, staging then upload, volume ceilings, long
 //! sessions). Each tracker keeps bounded state keyed by host or pair.
 
+use super::small_map::SmallMap;
 use crate::config::detector::{Beacon, FanOut, Reason, Staging};
 use flowlib::{ConnRecord, Timestamp};
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
@@ -27,10 +28,11 @@ struct FanState {
     window_start: Timestamp,
     /// Hosts reached in the window, each with its number of distinct ports
     /// and whether its port fan-out was reported.
-    hosts: HashMap<IpAddr, (u32, bool)>,
+    hosts: SmallMap<IpAddr, (u32, bool)>,
     /// Every (host, port) reached in the window: two flat tables rather
-    /// than a set of ports per host (no allocation per host).
-    ports: HashSet<(IpAddr, u16)>,
+    /// than a set of ports per host (no allocation per host). Most sources
+    /// reach a few hosts and ports: short vectors until they grow.
+    ports: SmallMap<(IpAddr, u16), ()>,
     alerted_hosts: bool,
 }
 
@@ -47,8 +49,8 @@ impl FanOutTracker {
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
-            hosts: HashMap::new(),
-            ports: HashSet::new(),
+            hosts: SmallMap::default(),
+            ports: SmallMap::default(),
             alerted_hosts: false,
         });
         if r.ts.since(s.window_start) > cfg.window {
@@ -57,8 +59,8 @@ impl FanOutTracker {
             s.ports.clear();
             s.alerted_hosts = false;
         }
-        let new_port = s.ports.insert((r.resp_h, r.resp_p));
-        let (ports, alerted_ports) = s.hosts.entry(r.resp_h).or_insert((0, false));
+        let new_port = s.ports.insert_new((r.resp_h, r.resp_p), ());
+        let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(r.resp_h, || (0, false));
         *ports += u32::from(new_port);
         let minutes = cfg.window.as_secs() / 60;
         if *ports >= cfg.min_ports && !*alerted_ports {
@@ -95,8 +97,19 @@ pub(crate) struct BeaconTracker {
 
 #[derive(Default)]
 struct PairHistory {
+    /// The pair's only connection so far, held inline (most pairs never
+    /// see a second: no deque allocated for them); `starts` is empty while
+    /// it is set.
+    first: Option<(f64, u64)>,
     starts: VecDeque<(f64, u64)>,
     alerted: bool,
+}
+
+impl PairHistory {
+    /// The latest connection's (start, bytes).
+    fn last(&self) -> Option<&(f64, u64)> {
+        self.starts.back().or(self.first.as_ref())
+    }
 }
 
 /// Longest history kept per pair.
@@ -158,7 +171,7 @@ impl BeaconTracker {
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
             let horizon = secs(r.ts) - cfg.window.as_secs_f64();
             self.pairs
-                .retain(|_, p| p.starts.back().is_some_and(|s| s.0 >= horizon));
+                .retain(|_, p| p.last().is_some_and(|s| s.0 >= horizon));
             if self.pairs.len() >= MAX_KEYS {
                 return None;
             }
@@ -166,6 +179,14 @@ impl BeaconTracker {
         let p = self.pairs.entry(key).or_default();
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        if p.starts.is_empty() && p.first.is_none() && cfg.min_connections > 1 {
+            // A new pair: too little evidence to score, nothing to trim.
+            p.first = Some((now, bytes));
+            return None;
+        }
+        if let Some(first) = p.first.take() {
+            p.starts.push_back(first);
+        }
         p.starts.push_back((now, bytes));
         while p.starts.len() > MAX_BEACON_POINTS
             || p.starts
@@ -217,7 +238,7 @@ struct Pulled {
     first: Timestamp,
     last: Timestamp,
     bytes: u64,
-    sources: HashSet<IpAddr>,
+    sources: SmallMap<IpAddr, ()>,
 }
 
 impl StagingTracker {
@@ -244,19 +265,19 @@ impl StagingTracker {
             first: ts,
             last: ts,
             bytes: 0,
-            sources: HashSet::new(),
+            sources: SmallMap::default(),
         });
         if ts.since(p.last) > cfg.window {
             *p = Pulled {
                 first: ts,
                 last: ts,
                 bytes: 0,
-                sources: HashSet::new(),
+                sources: SmallMap::default(),
             };
         }
         p.bytes += bytes;
         p.last = ts;
-        p.sources.insert(from);
+        p.sources.insert_new(from, ());
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it

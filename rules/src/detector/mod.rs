@@ -15,6 +15,7 @@
 mod alert;
 mod behaviour;
 pub(crate) mod policy;
+mod small_map;
 
 pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
@@ -457,6 +458,29 @@ fn push_update(d: Dedup, out: &mut Vec<Alert>) {
     }
 }
 
+/// Writes the dotted-quad text of `v4` (as its `Display` does) into
+/// `out`; returns its length.
+fn ipv4_text(v4: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            out[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            out[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    n
+}
+
 /// A stable id: hex of a hash of the alert's key and first time.
 fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> String {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -465,10 +489,40 @@ fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> Strin
             h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
     };
-    // The addresses' text, hashed as it is formatted (no temporary string).
-    let _ = write!(Fnv(&mut eat), "{}{}", key.0, key.1);
+    // The addresses' text, hashed as it is formatted (no temporary string;
+    // IPv4 without the formatting machinery).
+    for addr in [key.0, key.1] {
+        match addr {
+            IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let n = ipv4_text(v4, &mut text);
+                eat(&text[..n]);
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(Fnv(&mut eat), "{v6}");
+            }
+        }
+    }
     eat(&key.2.map_or([0xff; 3], |v| [0, (v >> 8) as u8, v as u8]));
     eat(key.3.as_str().as_bytes());
     eat(&ts.0.to_le_bytes());
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ipv4_text;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn ipv4_text_is_the_display_text() {
+        for a in [0u8, 1, 9, 10, 42, 99, 100, 109, 110, 199, 200, 255] {
+            for b in [0u8, 7, 10, 100, 255] {
+                let v4 = Ipv4Addr::new(a, b, b.wrapping_add(a), 255 - a);
+                let mut text = [0u8; 15];
+                let n = ipv4_text(v4, &mut text);
+                assert_eq!(&text[..n], v4.to_string().as_bytes());
+            }
+        }
+    }
 }

@@ -29,12 +29,28 @@ fn is_customer(kind: EnclaveKind) -> bool {
     matches!(kind, EnclaveKind::Customer | EnclaveKind::Client)
 }
 
-/// The service as a rule file writes it, for messages.
-pub(crate) fn service_name(r: &ConnRecord) -> String {
+/// The service as a rule file writes it, for messages (`tcp/22`, `icmp`),
+/// in three pieces; `port` holds the port's digits.
+fn service_text<'a>(r: &ConnRecord, port: &'a mut [u8; 5]) -> [&'a str; 3] {
     match r.proto {
-        flowlib::Proto::Icmp => "icmp".to_owned(),
-        p => format!("{}/{}", p.name(), r.resp_p),
+        flowlib::Proto::Icmp => ["icmp", "", ""],
+        p => [p.name(), "/", decimal(r.resp_p, port)],
     }
+}
+
+/// The decimal digits of `v` (as its `Display` writes them), in `buf`.
+fn decimal(mut v: u16, buf: &mut [u8; 5]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits: never the empty fallback.
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// Where a connection stands without looking at the relationships:
@@ -118,24 +134,49 @@ pub(crate) fn detail(
         rules.enclave(o.enclave).name(),
         rules.enclave(d.enclave).name(),
     );
-    let svc = service_name(r);
+    let mut port = [0u8; 5];
+    let [svc_a, svc_b, svc_c] = service_text(r, &mut port);
     let rel = v.relationship.map(|i| &rules.relationships()[i]);
+    // Pieces joined with one allocation (these are written for every
+    // alert).
     match (reason, rel) {
-        (Reason::OutsideWindow, Some(rel)) => {
-            format!(
-                "{svc} allowed by {} only inside its time windows",
-                rel.name()
-            )
-        }
+        (Reason::OutsideWindow, Some(rel)) => [
+            svc_a,
+            svc_b,
+            svc_c,
+            " allowed by ",
+            rel.name(),
+            " only inside its time windows",
+        ]
+        .concat(),
         (Reason::UnapprovedHost, Some(rel)) => format!(
             "{} is not in {}, the only hosts {} allows",
             r.orig_h,
             rules.endpoint_name(rel.from()),
             rel.name()
         ),
-        (Reason::NoRelationship, _) => format!("no relationship allows {oe} -> {de} on {svc}"),
-        (Reason::CrossCustomer, _) => format!("between two customers' enclaves ({oe} -> {de})"),
-        (Reason::AdminProtocol, _) => format!("administrative protocol {svc} across the boundary"),
+        (Reason::NoRelationship, _) => [
+            "no relationship allows ",
+            oe,
+            " -> ",
+            de,
+            " on ",
+            svc_a,
+            svc_b,
+            svc_c,
+        ]
+        .concat(),
+        (Reason::CrossCustomer, _) => {
+            ["between two customers' enclaves (", oe, " -> ", de, ")"].concat()
+        }
+        (Reason::AdminProtocol, _) => [
+            "administrative protocol ",
+            svc_a,
+            svc_b,
+            svc_c,
+            " across the boundary",
+        ]
+        .concat(),
         (other, _) => other.as_str().to_owned(),
     }
 }
@@ -160,4 +201,19 @@ pub(crate) fn ignored(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -
 /// Whether a reason counts (not on the ignore list).
 pub(crate) fn counts(rules: &Rules, reason: Reason) -> bool {
     !rules.detector().ignore.reasons.contains(&reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_is_the_display_text() {
+        for v in [
+            0u16, 1, 9, 10, 22, 99, 100, 445, 999, 1000, 3389, 9999, 10000, 65535,
+        ] {
+            let mut buf = [0u8; 5];
+            assert_eq!(decimal(v, &mut buf), v.to_string());
+        }
+    }
 }
