@@ -7,6 +7,10 @@
 use super::history::{bit, History, ScaledCounter};
 use crate::decode::TcpSegment;
 
+mod packed;
+
+pub(crate) use packed::{PackedTcp, TcpCold, TcpWide};
+
 /// Sequence jumps larger than this on SYN/RST are not trusted.
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
 
@@ -90,6 +94,16 @@ impl OooSlab {
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<[Blocks; 2]>()
             + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
+    /// Slots in use.
+    pub(crate) fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Bytes of one slot.
+    pub(crate) fn entry_bytes(&self) -> usize {
+        std::mem::size_of::<[Blocks; 2]>()
     }
 
     fn alloc(&mut self) -> u32 {
@@ -369,12 +383,6 @@ impl TcpConn {
             }
         }
         true
-    }
-
-    /// Whether the connection left the handshake (inactivity timeout switches
-    /// from UDP's to TCP's).
-    pub(crate) fn past_handshake(&self) -> bool {
-        !(self.ep[0].state.is_handshake() && self.ep[1].state.is_handshake())
     }
 
     /// Whether an unanswered connection attempt is pending (orig sent SYN,
