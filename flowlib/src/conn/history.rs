@@ -15,11 +15,28 @@ pub(crate) mod bit {
 
 /// Longest history kept; later letters are dropped (Zeek's histories of
 /// real connections stay far below this).
-const MAX_LEN: usize = 30;
+pub(crate) const MAX_LEN: usize = 30;
 
 /// Every letter a history can hold; a letter is stored as its 5-bit index
 /// here, plus one (0 is never stored).
 const ALPHABET: &[u8; 23] = b"^SHADFRIQTWGshadfriqtwg";
+
+/// Each ASCII letter's code: its index in [`ALPHABET`] plus one; 0 for
+/// anything outside it.
+const CODES: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        t[ALPHABET[i] as usize] = i as u8 + 1;
+        i += 1;
+    }
+    t
+};
+
+/// The 5-bit code a history stores for `letter` (0: not a history letter).
+pub(crate) fn letter_code(letter: u8) -> u8 {
+    CODES.get(usize::from(letter)).copied().unwrap_or(0)
+}
 
 /// Bytes of packed letters: 5 bits each.
 const PACKED: usize = (MAX_LEN * 5).div_ceil(8);
@@ -46,6 +63,7 @@ pub(crate) struct History {
 impl History {
     /// Appends `letter` (lower-cased for the responder) the first time `mask`
     /// is seen for that role; returns whether it had been seen before.
+    #[cfg(test)]
     pub(crate) fn check(&mut self, is_orig: bool, mask: u16, letter: u8) -> bool {
         let mask = if is_orig { mask } else { mask << 8 };
         if self.seen & mask != 0 {
@@ -57,6 +75,7 @@ impl History {
     }
 
     /// Appends a letter unconditionally (cased by role).
+    #[cfg(test)]
     pub(crate) fn add(&mut self, is_orig: bool, letter: u8) {
         self.push(cased(is_orig, letter));
     }
@@ -149,7 +168,7 @@ impl History {
     }
 }
 
-fn cased(is_orig: bool, letter: u8) -> u8 {
+pub(crate) fn cased(is_orig: bool, letter: u8) -> u8 {
     if is_orig {
         letter.to_ascii_uppercase()
     } else {
@@ -210,6 +229,15 @@ mod tests {
             h.add(n % 3 == 0, letter);
         }
         assert_eq!(h.len(), MAX_LEN);
+    }
+
+    #[test]
+    fn letter_codes_follow_the_alphabet() {
+        for (i, &c) in ALPHABET.iter().enumerate() {
+            assert_eq!(usize::from(letter_code(c)), i + 1);
+        }
+        assert_eq!(letter_code(b'x'), 0);
+        assert_eq!(letter_code(0xff), 0);
     }
 
     #[test]

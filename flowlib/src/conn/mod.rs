@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 use history::History;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-use tcp::{EpState, TcpConn, TcpWide};
+use tcp::{EpState, Side, TcpConn, TcpWide};
 pub(crate) use tcp::{OooSlab, PackedTcp, TcpCold};
 
 pub use ports::is_likely_server_port;
@@ -603,30 +603,21 @@ impl Conn {
         let mut payload = 0;
         match (state, &p.transport) {
             (StateMut::Tcp(packed, ooo), Transport::Tcp(seg)) => {
-                let mut unpacked = packed.unpack(self.side, slab);
-                let tcp = &mut unpacked;
                 let mut orig = self.orig();
-                let mut history = packed.history(self.side, slab);
-                let out = tcp.segment(seg, s, &mut orig, complete, &mut history, ooo);
+                let mut side = Side {
+                    id: &mut self.side,
+                    slab,
+                };
+                let out = packed.segment(&mut side, seg, s, &mut orig, complete, ooo);
                 self.orig = orig as u8;
                 touch = out.touch;
                 if touch {
                     self.set_last(ts);
                 }
-                if tcp.attempt_at.0 == i64::MAX && tcp.is_attempt(orig) {
-                    tcp.attempt_at = ts.plus(cfg.tcp_attempt_delay);
+                packed.note_attempt(orig, || ts.plus(cfg.tcp_attempt_delay));
+                if out.close_complete {
+                    packed.note_close(self.last().plus(cfg.tcp_close_delay));
                 }
-                if out.close_complete && tcp.close_reason.is_none() {
-                    let reset = tcp.ep.iter().any(|e| e.state == EpState::Reset);
-                    let reason = if reset {
-                        EndReason::Rst
-                    } else {
-                        EndReason::Fin
-                    };
-                    tcp.close_at = self.last().plus(cfg.tcp_close_delay);
-                    tcp.close_reason = Some(reason);
-                }
-                packed.pack(tcp, &history, &mut self.side, slab);
             }
             (StateMut::Small(small), Transport::Udp { payload_len, .. })
                 if matches!(small.kind, SmallKind::Udp | SmallKind::UdpDns) =>

@@ -1,14 +1,23 @@
 //! Zeek's TCP endpoint state machine, sequence-space byte accounting and
 //! ACK-driven content-gap detection (`missed_bytes`).
 //!
+//! The state is stored packed ([`PackedTcp`]) and the machine runs on it
+//! in place (`in_place`); [`TcpConn`] is the unpacked form, built for
+//! records and kept with its own machine as the reference the in-place one
+//! is tested against.
+//!
 //! Endpoints are indexed by *side* (0 = the flow key's `lo` endpoint, 1 =
 //! `hi`); roles (originator / responder) are a separate, flippable mapping.
 
-use super::history::{bit, History, ScaledCounter};
+use super::history::ScaledCounter;
+#[cfg(test)]
+use super::history::{bit, History};
 use crate::decode::TcpSegment;
 
+mod in_place;
 mod packed;
 
+pub(crate) use in_place::Side;
 pub(crate) use packed::{PackedTcp, TcpCold, TcpWide};
 
 /// Sequence jumps larger than this on SYN/RST are not trusted.
@@ -218,6 +227,7 @@ pub(crate) struct TcpEndpoint {
 }
 
 impl TcpEndpoint {
+    #[cfg(test)]
     fn set_state(&mut self, s: EpState) {
         if s != self.state {
             self.prev_state = self.state;
@@ -225,6 +235,7 @@ impl TcpEndpoint {
         }
     }
 
+    #[cfg(test)]
     fn init_seq(&mut self, start: u32, last: u32) {
         self.start_seq = start;
         self.ack_seq = start;
@@ -233,6 +244,7 @@ impl TcpEndpoint {
         self.ack_wraps = 0;
     }
 
+    #[cfg(test)]
     fn update_last_seq_value(&mut self, v: u32) {
         if v < self.last_seq {
             self.seq_wraps += 1;
@@ -269,6 +281,7 @@ impl TcpEndpoint {
     }
 
     /// Both "clean" for gap reporting: established, or closed from established.
+    #[cfg(test)]
     fn is_clean(&self) -> bool {
         self.state == EpState::Established
             || (self.state == EpState::Closed && self.prev_state == EpState::Established)
@@ -385,13 +398,17 @@ impl TcpConn {
         true
     }
 
-    /// Whether an unanswered connection attempt is pending (orig sent SYN,
-    /// responder silent): Zeek removes these after `tcp_attempt_delay`.
-    pub(crate) fn is_attempt(&self, orig: usize) -> bool {
-        matches!(self.ep[orig].state, EpState::SynSent | EpState::SynAckSent)
-            && self.ep[1 - orig].state == EpState::Inactive
+    /// Gives the connection's out-of-order blocks back (when it ends).
+    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
+        ooo.release(self.ooo);
+        self.ooo = 0;
     }
+}
 
+/// The state machine on the unpacked state: the reference the packed,
+/// in-place machine ([`PackedTcp::segment`]) is tested against.
+#[cfg(test)]
+impl TcpConn {
     /// Processes one segment sent by `s`; `orig` is the originator's side
     /// (flipped in place on a SYN / SYN-ACK reversal). `complete` says the
     /// payload was fully captured.
@@ -536,12 +553,6 @@ impl TcpConn {
             }
         }
         out
-    }
-
-    /// Gives the connection's out-of-order blocks back (when it ends).
-    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
-        ooo.release(self.ooo);
-        self.ooo = 0;
     }
 
     /// Zeek's `init_endpoint`: (re)initialises the sender's sequence space.

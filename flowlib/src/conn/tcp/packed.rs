@@ -4,9 +4,10 @@
 //! [`Extra`](crate::conn::Extra) slot), allocated only for connections that
 //! need it.
 //!
-//! The state machine in [`super`] works on the unpacked [`TcpConn`]; a
-//! packet unpacks it, runs the machine and packs it back. Packing is
-//! lossless: every value the machine holds comes back exactly.
+//! A packet runs the state machine on this packed form in place (see
+//! `in_place`), without unpacking it; the unpacked [`TcpConn`] is built
+//! for records, and packing is lossless: every value the machine holds
+//! comes back exactly.
 //!
 //! Inline, per endpoint: the endpoint states, flags, and the 32-bit sequence
 //! numbers (start, last, highest ACK) plus the reassembly positions (`next`,
@@ -38,7 +39,7 @@ use crate::record::EndReason;
 use crate::time::Timestamp;
 
 /// Bits of [`PackedTcp::flags`] (per endpoint, low nibble).
-mod flag {
+pub(super) mod flag {
     pub const DID_CLOSE: u8 = 1;
     pub const SEEN: u8 = 2;
     pub const FIN_SEEN: u8 = 4;
@@ -51,45 +52,45 @@ mod flag {
 }
 
 /// Index of each 32-bit value in [`PackedTcp::seq`]'s per-endpoint arrays.
-const START: usize = 0;
-const LAST: usize = 1;
-const ACK: usize = 2;
-const NEXT: usize = 3;
-const TRIM: usize = 4;
+pub(super) const START: usize = 0;
+pub(super) const LAST: usize = 1;
+pub(super) const ACK: usize = 2;
+pub(super) const NEXT: usize = 3;
+pub(super) const TRIM: usize = 4;
 
 /// Wrap counts kept inline (4 bits each).
-const MAX_INLINE_WRAPS: u32 = 15;
+pub(super) const MAX_INLINE_WRAPS: u32 = 15;
 
 /// The rarely set part of one TCP endpoint (see the module docs).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-struct ColdEp {
-    fin_seq: u64,
-    hist_last_syn: u32,
-    hist_last_fin: u32,
-    hist_last_rst: u32,
-    rxmit: ScaledCounter,
-    zero_window: ScaledCounter,
-    gaps: ScaledCounter,
+pub(super) struct ColdEp {
+    pub(super) fin_seq: u64,
+    pub(super) hist_last_syn: u32,
+    pub(super) hist_last_fin: u32,
+    pub(super) hist_last_rst: u32,
+    pub(super) rxmit: ScaledCounter,
+    pub(super) zero_window: ScaledCounter,
+    pub(super) gaps: ScaledCounter,
 }
 
 /// Full sequence positions of a wide endpoint, in the connection's extra slot.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TcpWide {
-    next: u64,
-    trim: u64,
-    seq_wraps: u32,
-    ack_wraps: u32,
+    pub(super) next: u64,
+    pub(super) trim: u64,
+    pub(super) seq_wraps: u32,
+    pub(super) ack_wraps: u32,
 }
 
 /// The rarely set part of a TCP connection (96 bytes), in its cold slot.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TcpCold {
-    ep: [ColdEp; 2],
+    pub(super) ep: [ColdEp; 2],
     /// History letters past the inline ones.
-    more_letters: [u8; MORE_BYTES],
-    missed_bytes: u64,
+    pub(super) more_letters: [u8; MORE_BYTES],
+    pub(super) missed_bytes: u64,
     /// Out-of-order blocks in the table's [`super::OooSlab`] (slot + 1), 0 = none.
-    ooo: u32,
+    pub(super) ooo: u32,
     /// The connection's [`Extra`](crate::conn::Extra) slot (slot + 1), 0 = none.
     pub(crate) extra: u32,
 }
@@ -99,20 +100,20 @@ pub(crate) struct TcpCold {
 pub(crate) struct PackedTcp {
     /// Attempt deadline until the connection closes, then its close
     /// deadline (nanoseconds, as two halves to keep 4-byte alignment).
-    at: [u32; 2],
+    pub(super) at: [u32; 2],
     /// Per endpoint: start, last, ACK, next and trim ([`START`]...).
-    seq: [[u32; 5]; 2],
+    pub(super) seq: [[u32; 5]; 2],
     /// Per endpoint: state | previous state << 4.
-    states: [u8; 2],
+    pub(super) states: [u8; 2],
     /// Per endpoint: [`flag`] bits.
-    flags: [u8; 2],
+    pub(super) flags: [u8; 2],
     /// Per endpoint: sequence wraps | ACK wraps << 4 (unless wide).
-    wraps: [u8; 2],
+    pub(super) wraps: [u8; 2],
     /// The history's inline part ([`History::split`]), in two halves.
-    history: [u32; 2],
+    pub(super) history: [u32; 2],
 }
 
-fn state_code(s: EpState) -> u8 {
+pub(super) fn state_code(s: EpState) -> u8 {
     s as u8
 }
 
@@ -129,7 +130,7 @@ const STATE_OF: [EpState; 16] = {
     t
 };
 
-fn state_of(code: u8) -> EpState {
+pub(super) fn state_of(code: u8) -> EpState {
     STATE_OF[usize::from(code & 0xf)]
 }
 
@@ -161,7 +162,7 @@ impl ColdEp {
     }
 }
 
-fn close_code(r: Option<EndReason>) -> u8 {
+pub(super) fn close_code(r: Option<EndReason>) -> u8 {
     match r {
         None => 0,
         Some(EndReason::Rst) => 2,
@@ -178,7 +179,7 @@ fn close_of(code: u8) -> Option<EndReason> {
     }
 }
 
-fn split(t: Timestamp) -> [u32; 2] {
+pub(super) fn split(t: Timestamp) -> [u32; 2] {
     let v = t.0 as u64;
     [v as u32, (v >> 32) as u32]
 }
