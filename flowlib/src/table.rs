@@ -363,6 +363,27 @@ impl Flows {
         }
     }
 
+    /// The second connection `r` is due in, with its slot's generation,
+    /// if that is earlier than the second it is filed under (or it is not
+    /// filed yet); it is then recorded as filed there. One slab lookup.
+    fn due_earlier(&mut self, r: u32, cfg: &TableConfig) -> Option<(i64, u16)> {
+        let (conn, state) = if r & TCP_BIT != 0 {
+            let e = &mut self.tcp[(r & !TCP_BIT) as usize];
+            (&mut e.conn, StateRef::Tcp(&e.tcp))
+        } else {
+            let e = &mut self.small[r as usize];
+            (&mut e.conn, StateRef::Small(&e.small))
+        };
+        let slot = conn.deadline(state, cfg).0.secs();
+        let filed = conn.timer_slot(&self.side);
+        if slot < filed || filed == i64::MIN {
+            conn.set_timer_slot(slot, &mut self.side);
+            Some((slot, conn.gen))
+        } else {
+            None
+        }
+    }
+
     /// The timer-wheel slot connection `r` is filed under.
     fn timer_slot(&self, r: u32) -> i64 {
         self.get(r).0.timer_slot(&self.side)
@@ -810,7 +831,7 @@ impl FlowTable {
             } else if deadline <= ts {
                 self.end(r, reason, deadline, out);
                 found = None;
-            } else if conn.is_reuse(state, &self.flows.side, p) {
+            } else if conn.is_reuse(state, p) {
                 self.end(r, EndReason::Reuse, ts, out);
                 found = None;
             }
@@ -852,12 +873,8 @@ impl FlowTable {
             out.push(self.flows.record(r, EndReason::Start, ts));
             self.stats.ended[EndReason::Start as usize] += 1;
         }
-        let (conn, state) = self.flows.get(r);
-        let slot = conn.deadline(state, &self.cfg).0.secs();
-        let filed = self.flows.timer_slot(r);
-        if slot < filed || filed == i64::MIN {
-            self.flows.set_timer_slot(r, slot);
-            self.file(slot, r);
+        if let Some((slot, gen)) = self.flows.due_earlier(r, &self.cfg) {
+            self.file_timer(slot, Timer::new(r, gen));
         }
         if created && self.flows.is_half_open(r) {
             self.half_open.push_back(Timer::new(r, self.flows.gen(r)));
@@ -1097,6 +1114,7 @@ impl FlowTable {
         let now_sec = now.secs();
         let mut left = if budget == 0 { usize::MAX } else { budget };
         let mut stopped = false;
+        let mut fired = false;
         while let Some(entry) = self.timers.first_entry() {
             let slot = *entry.key();
             if slot >= now_sec {
@@ -1106,6 +1124,7 @@ impl FlowTable {
                 stopped = true;
                 break;
             }
+            fired = true;
             let mut due = entry.remove();
             let n = due.len().min(left);
             left -= n;
@@ -1122,7 +1141,10 @@ impl FlowTable {
             }
         }
         self.backlog = stopped;
-        self.note_memory();
+        if fired {
+            // Only firing files connections again (and may grow the wheel).
+            self.note_memory();
+        }
     }
 
     /// Puts the entries of `slot` left by a budget back in front of any
@@ -1167,7 +1189,11 @@ impl FlowTable {
     }
 
     fn file(&mut self, slot: i64, r: u32) {
-        let t = Timer::new(r, self.flows.gen(r));
+        self.file_timer(slot, Timer::new(r, self.flows.gen(r)));
+    }
+
+    /// Files timer entry `t` under `slot`.
+    fn file_timer(&mut self, slot: i64, t: Timer) {
         let spare = &mut self.spare;
         let due = self
             .timers

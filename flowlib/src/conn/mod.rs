@@ -481,7 +481,44 @@ impl Conn {
 
     /// Adds to key side `s`'s counters, moving them all to the side slot
     /// when one would outgrow 32 bits.
+    #[inline]
     fn count(
+        &mut self,
+        s: usize,
+        pkts: u32,
+        ip_bytes: u32,
+        small: Option<&mut Small>,
+        payload: u32,
+        slab: &mut SideSlab,
+    ) {
+        if !self.is_wide() {
+            let p = self.pkts[s].checked_add(pkts);
+            let b = self.ip_bytes[s].checked_add(ip_bytes);
+            match (p, b, small) {
+                (Some(p), Some(b), None) => {
+                    self.pkts[s] = p;
+                    self.ip_bytes[s] = b;
+                    return;
+                }
+                (Some(p), Some(b), Some(sm)) => match sm.payload[s].checked_add(payload) {
+                    Some(l) => {
+                        self.pkts[s] = p;
+                        self.ip_bytes[s] = b;
+                        sm.payload[s] = l;
+                    }
+                    None => self.count_wide(s, pkts, ip_bytes, Some(sm), payload, slab),
+                },
+                (_, _, small) => self.count_wide(s, pkts, ip_bytes, small, payload, slab),
+            }
+            return;
+        }
+        self.count_wide(s, pkts, ip_bytes, small, payload, slab);
+    }
+
+    /// [`Conn::count`] once a counter would outgrow (or has outgrown) 32
+    /// bits: every counter, in full, in the side slot.
+    #[cold]
+    fn count_wide(
         &mut self,
         s: usize,
         pkts: u32,
@@ -491,20 +528,6 @@ impl Conn {
         slab: &mut SideSlab,
     ) {
         if !self.is_wide() {
-            let p = self.pkts[s].checked_add(pkts);
-            let b = self.ip_bytes[s].checked_add(ip_bytes);
-            let l = match &small {
-                Some(sm) => sm.payload[s].checked_add(payload),
-                None => Some(0),
-            };
-            if let (Some(p), Some(b), Some(l)) = (p, b, l) {
-                self.pkts[s] = p;
-                self.ip_bytes[s] = b;
-                if let Some(sm) = small {
-                    sm.payload[s] = l;
-                }
-                return;
-            }
             let side = self.extra_mut(slab);
             side.pkts = self.pkts.map(u64::from);
             side.ip_bytes = self.ip_bytes.map(u64::from);
@@ -567,15 +590,10 @@ impl Conn {
 
     /// Whether this packet starts a new connection on the same key (Zeek's
     /// TCP connection reuse: a SYN with a new initial sequence number).
-    pub(crate) fn is_reuse(
-        &self,
-        state: StateRef<'_>,
-        slab: &SideSlab,
-        p: &FlowPacket<'_>,
-    ) -> bool {
+    pub(crate) fn is_reuse(&self, state: StateRef<'_>, p: &FlowPacket<'_>) -> bool {
         match (state, &p.transport) {
             (StateRef::Tcp(t), Transport::Tcp(seg)) if seg.flags.syn() => {
-                t.unpack(self.side, slab).is_reuse(seg, self.orig())
+                t.is_reuse(seg, self.orig())
             }
             _ => false,
         }
@@ -697,13 +715,10 @@ impl Conn {
             EndReason::Idle,
         );
         if let StateRef::Tcp(t) = state {
-            let at = t.at();
-            if let Some(r) = t.close_reason() {
+            if let Some((at, r)) = t.due(self.orig()) {
                 if at < best.0 {
                     best = (at, r);
                 }
-            } else if at.0 != i64::MAX && t.is_attempt(self.orig()) && at < best.0 {
-                best = (at, EndReason::Idle);
             }
         }
         let interim_at = self.interim_at(cfg);

@@ -12,6 +12,7 @@
 use super::history::ScaledCounter;
 #[cfg(test)]
 use super::history::{bit, History};
+#[cfg(test)]
 use crate::decode::TcpSegment;
 
 mod in_place;
@@ -364,6 +365,17 @@ impl TcpConn {
         self.ep[side].size(&self.ep[1 - side])
     }
 
+    /// Gives the connection's out-of-order blocks back (when it ends).
+    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
+        ooo.release(self.ooo);
+        self.ooo = 0;
+    }
+}
+
+/// The state machine on the unpacked state: the reference the packed,
+/// in-place machine ([`PackedTcp::segment`]) is tested against.
+#[cfg(test)]
+impl TcpConn {
     /// Whether either side has closed (FIN or RST processed).
     pub(crate) fn is_closed(&self) -> bool {
         self.ep[0].did_close || self.ep[1].did_close
@@ -398,17 +410,6 @@ impl TcpConn {
         true
     }
 
-    /// Gives the connection's out-of-order blocks back (when it ends).
-    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
-        ooo.release(self.ooo);
-        self.ooo = 0;
-    }
-}
-
-/// The state machine on the unpacked state: the reference the packed,
-/// in-place machine ([`PackedTcp::segment`]) is tested against.
-#[cfg(test)]
-impl TcpConn {
     /// Processes one segment sent by `s`; `orig` is the originator's side
     /// (flipped in place on a SYN / SYN-ACK reversal). `complete` says the
     /// payload was fully captured.

@@ -210,6 +210,7 @@ impl PackedTcp {
         self.set_ack_wraps(side, s, 0);
     }
 
+    #[inline]
     fn update_last_seq_value(&mut self, side: &mut Side<'_>, s: usize, v: u32) {
         if v < self.seq[s][LAST] {
             let w = self.seq_wraps(side, s) + 1;
@@ -219,9 +220,9 @@ impl PackedTcp {
     }
 
     fn is_clean(&self, s: usize) -> bool {
-        let st = self.state(s);
-        st == EpState::Established
-            || (st == EpState::Closed && self.prev_state(s) == EpState::Established)
+        let st = self.code(s);
+        st == EpState::Established as u8
+            || (st == EpState::Closed as u8 && self.prev_state(s) == EpState::Established)
     }
 
     /// Counts one occurrence on endpoint `s`'s counter; whether to record it.
@@ -306,7 +307,7 @@ impl PackedTcp {
         if self.close_reason().is_some() {
             return;
         }
-        let reset = self.state(0) == EpState::Reset || self.state(1) == EpState::Reset;
+        let reset = self.code(0) == EpState::Reset as u8 || self.code(1) == EpState::Reset as u8;
         let code = if reset { 2 } else { 1 };
         debug_assert_eq!(
             super::packed::close_code(Some(if reset {
@@ -318,6 +319,35 @@ impl PackedTcp {
         );
         self.flags[0] = (self.flags[0] & !flag::CLOSE_MASK) | code << flag::CLOSE_SHIFT;
         self.set_at(at);
+    }
+
+    /// [`TcpConn::is_reuse`](super::TcpConn) on the packed state: does
+    /// this SYN start a new connection on the same tuple?
+    pub(crate) fn is_reuse(&self, seg: &TcpSegment<'_>, orig: usize) -> bool {
+        if !seg.flags.syn() {
+            return false;
+        }
+        let resp = 1 - orig;
+        let mut conn_orig = orig;
+        if seg.flags.ack() {
+            if self.code(orig) != EpState::Inactive as u8 {
+                return false;
+            }
+            conn_orig = resp;
+        }
+        if !(self.has(0, flag::DID_CLOSE) || self.has(1, flag::DID_CLOSE)) {
+            if seg.seq == self.seq[conn_orig][START] {
+                return false;
+            }
+            if !seg.flags.ack()
+                && self.code(conn_orig) == EpState::SynAckSent as u8
+                && self.code(resp) == EpState::Inactive as u8
+                && seg.seq == self.seq[resp][START]
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// [`TcpConn::segment`](super::TcpConn) on the packed state: processes
@@ -372,8 +402,8 @@ impl PackedTcp {
         // Zero window (W/w), before the state machine.
         if seg.window == 0
             && !rst
-            && self.state(p) != EpState::Closed
-            && self.state(s) != EpState::Reset
+            && self.code(p) != EpState::Closed as u8
+            && self.code(s) != EpState::Reset as u8
             && Self::bump(side, s, Counter::ZeroWindow)
         {
             self.hist_add(side, is_orig, b'W');
@@ -389,7 +419,7 @@ impl PackedTcp {
 
         let mut rel_ack: Option<u64> = None;
         if ack {
-            if self.state(p) == EpState::Inactive {
+            if self.code(p) == EpState::Inactive as u8 {
                 rel_ack = Some(1);
                 let a = seg.ack.wrapping_sub(1);
                 self.init_seq(side, p, a, a);
@@ -462,9 +492,9 @@ impl PackedTcp {
 
         if do_close && !self.has(s, flag::DID_CLOSE) {
             self.set(s, flag::DID_CLOSE);
-            out.close_complete = self.state(s) == EpState::Reset
+            out.close_complete = self.code(s) == EpState::Reset as u8
                 || self.has(p, flag::DID_CLOSE)
-                || self.state(p) == EpState::Inactive;
+                || self.code(p) == EpState::Inactive as u8;
         }
         self.set(s, flag::SEEN);
         let id = side.ooo();
@@ -585,7 +615,7 @@ impl PackedTcp {
             // Not trusted.
         } else if fin && last_seq == start_seq.wrapping_add(1) {
             self.update_last_seq_value(side, s, last);
-        } else if self.state(s) == EpState::Reset {
+        } else if self.code(s) == EpState::Reset as u8 {
             // Nothing after a RST is trusted.
         } else if delta > 0 {
             self.update_last_seq_value(side, s, last);
@@ -772,6 +802,11 @@ mod tests {
                 payload_len: len,
                 payload: &[],
             };
+            assert_eq!(
+                packed.is_reuse(&seg, orig_packed),
+                reference.is_reuse(&seg, orig_ref),
+                "segment {i}: reuse"
+            );
             let a = reference.segment(&seg, s, &mut orig_ref, complete, &mut history, &mut ooo_ref);
             let mut side = Side {
                 id: &mut id,

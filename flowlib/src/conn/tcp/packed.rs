@@ -221,7 +221,13 @@ impl PackedTcp {
 
     /// State of the endpoint on key side `s`.
     pub(crate) fn state(&self, s: usize) -> EpState {
-        state_of(self.states[s & 1] & 0xf)
+        state_of(self.code(s))
+    }
+
+    /// [`EpState`] code (`state as u8`) of the endpoint on key side `s`:
+    /// compared without converting, on the hot path.
+    pub(super) fn code(&self, s: usize) -> u8 {
+        self.states[s & 1] & 0xf
     }
 
     /// Why the connection closed completely, if it has.
@@ -236,15 +242,30 @@ impl PackedTcp {
     }
 
     /// Whether the connection left the handshake (the idle timeout switches
-    /// from UDP's to TCP's).
+    /// from UDP's to TCP's): either endpoint is past `SynAckSent`.
     pub(crate) fn past_handshake(&self) -> bool {
-        !(self.state(0).is_handshake() && self.state(1).is_handshake())
+        const LAST_HANDSHAKE: u8 = EpState::SynAckSent as u8;
+        debug_assert!(EpState::Inactive.is_handshake() && EpState::SynSent.is_handshake());
+        self.code(0) > LAST_HANDSHAKE || self.code(1) > LAST_HANDSHAKE
     }
 
     /// [`TcpConn::is_attempt`] without unpacking.
     pub(crate) fn is_attempt(&self, orig: usize) -> bool {
-        matches!(self.state(orig), EpState::SynSent | EpState::SynAckSent)
-            && self.state(1 - (orig & 1)) == EpState::Inactive
+        let o = self.code(orig);
+        (o == EpState::SynSent as u8 || o == EpState::SynAckSent as u8)
+            && self.code(1 - (orig & 1)) == EpState::Inactive as u8
+    }
+
+    /// When the TCP state machine ends the connection, if it does: the
+    /// close deadline once closed (FIN or RST), else the attempt deadline
+    /// of an unanswered attempt.
+    pub(crate) fn due(&self, orig: usize) -> Option<(Timestamp, EndReason)> {
+        let at = self.at();
+        match self.close_reason() {
+            Some(r) => Some((at, r)),
+            None if at.0 != i64::MAX && self.is_attempt(orig) => Some((at, EndReason::Idle)),
+            None => None,
+        }
     }
 
     /// The full state back.
