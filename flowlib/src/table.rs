@@ -384,6 +384,14 @@ impl Flows {
         }
     }
 
+    /// Slots taken and given back in the side slabs (cold, extra,
+    /// out-of-order blocks) so far, wrapping: the only memory a packet for
+    /// an existing connection may grow besides its timer entry. Unchanged
+    /// means nothing was allocated there.
+    fn side_allocated(&self) -> u32 {
+        self.side.changes().wrapping_add(self.ooo.changes())
+    }
+
     /// The timer-wheel slot connection `r` is filed under.
     fn timer_slot(&self, r: u32) -> i64 {
         self.get(r).0.timer_slot(&self.side)
@@ -751,6 +759,17 @@ impl FlowTable {
         }
     }
 
+    /// Debug builds: the peak of [`FlowTable::memory_bytes`] covers what
+    /// is held now (every allocation was sampled).
+    fn debug_check_peak(&self) {
+        debug_assert!(
+            self.memory_bytes() as u64 <= self.stats.peak_memory_bytes,
+            "an allocation went unsampled: peak {}, now {}",
+            self.stats.peak_memory_bytes,
+            self.memory()
+        );
+    }
+
     /// Records the peak of [`FlowTable::memory_bytes`].
     fn note_memory(&mut self) {
         let m = self.memory_bytes() as u64;
@@ -837,6 +856,9 @@ impl FlowTable {
             }
         }
         let created = found.is_none();
+        // Side slots the packet may take (the only growth of an existing
+        // connection's memory besides its timer entry).
+        let side_before = self.flows.side_allocated();
         let r = match found {
             Some(r) => r,
             None => {
@@ -873,14 +895,21 @@ impl FlowTable {
             out.push(self.flows.record(r, EndReason::Start, ts));
             self.stats.ended[EndReason::Start as usize] += 1;
         }
+        let mut grew = created;
         if let Some((slot, gen)) = self.flows.due_earlier(r, &self.cfg) {
             self.file_timer(slot, Timer::new(r, gen));
+            grew = true;
         }
         if created && self.flows.is_half_open(r) {
             self.half_open.push_back(Timer::new(r, self.flows.gen(r)));
         }
         self.purge_stale();
-        self.note_memory();
+        // The peak is sampled whenever the table may have allocated: a new
+        // connection, a timer entry, a side slot.
+        if grew || self.flows.side_allocated() != side_before {
+            self.note_memory();
+        }
+        self.debug_check_peak();
         Some((key, src_is_lo))
     }
 
@@ -1074,8 +1103,14 @@ impl FlowTable {
         let found = self.find(&SlimKey::probe(key), hash);
         match found.filter(|&r| !self.backlog || self.settle(r, out)) {
             Some(r) => {
+                let side_before = self.flows.side_allocated();
                 let (conn, state, side) = self.flows.get_mut(r);
                 conn.add_fragment(state, side, src_is_lo, ip_len, ts);
+                if self.flows.side_allocated() != side_before {
+                    // Counters past 32 bits took a side slot.
+                    self.note_memory();
+                }
+                self.debug_check_peak();
                 true
             }
             None => false,
@@ -1094,6 +1129,7 @@ impl FlowTable {
     /// (a backlog is still worked on).
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
         self.expire(now.max(self.now), self.cfg.max_timer_expires, out);
+        self.debug_check_peak();
     }
 
     /// Start of the earliest second with timer entries due but not fired
@@ -1216,6 +1252,8 @@ impl FlowTable {
         }
         self.flows.remove(r);
         self.live -= 1;
+        // The slab's free list may have grown.
+        self.note_memory();
     }
 
     /// Evicts the live connection nearest to its deadline (of the TCP

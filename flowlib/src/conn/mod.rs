@@ -174,6 +174,9 @@ pub(crate) struct Extra {
 pub(crate) struct Slab<T> {
     slots: ChunkedVec<T>,
     free: Vec<u32>,
+    /// Slots taken and given back so far (wrapping): unchanged means the
+    /// slab allocated nothing.
+    changes: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -181,6 +184,7 @@ impl<T> Default for Slab<T> {
         Slab {
             slots: ChunkedVec::default(),
             free: Vec::new(),
+            changes: 0,
         }
     }
 }
@@ -216,6 +220,7 @@ impl<T: Default> Slab<T> {
         let i = match id.checked_sub(1) {
             Some(i) if (i as usize) < self.slots.len() => i as usize,
             _ => {
+                self.changes = self.changes.wrapping_add(1);
                 let i = match self.free.pop() {
                     Some(i) => {
                         self.slots[i as usize] = T::default();
@@ -236,6 +241,7 @@ impl<T: Default> Slab<T> {
     /// Frees slot `id` (when its connection ends).
     pub(crate) fn release(&mut self, id: &mut u32) {
         if *id != 0 {
+            self.changes = self.changes.wrapping_add(1);
             self.free.push(*id - 1);
             *id = 0;
         }
@@ -257,6 +263,12 @@ impl SideSlab {
     /// Bytes held, for accounting.
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.tcp.capacity_bytes() + self.extra.capacity_bytes()
+    }
+
+    /// Slots taken and given back so far, both kinds (wrapping): unchanged
+    /// means the side slabs allocated nothing.
+    pub(crate) fn changes(&self) -> u32 {
+        self.tcp.changes.wrapping_add(self.extra.changes)
     }
 }
 

@@ -97,6 +97,8 @@ impl Blocks {
 pub(crate) struct OooSlab {
     slots: Vec<[Blocks; 2]>,
     free: Vec<u32>,
+    /// Slots taken and given back so far (wrapping).
+    changes: u32,
 }
 
 impl OooSlab {
@@ -116,7 +118,14 @@ impl OooSlab {
         std::mem::size_of::<[Blocks; 2]>()
     }
 
+    /// Slots taken and given back so far (wrapping): unchanged means the
+    /// slab allocated nothing.
+    pub(crate) fn changes(&self) -> u32 {
+        self.changes
+    }
+
     fn alloc(&mut self) -> u32 {
+        self.changes = self.changes.wrapping_add(1);
         match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Default::default();
@@ -131,6 +140,7 @@ impl OooSlab {
 
     fn release(&mut self, id: u32) {
         if id != 0 {
+            self.changes = self.changes.wrapping_add(1);
             self.free.push(id - 1);
         }
     }
