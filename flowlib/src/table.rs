@@ -27,7 +27,7 @@
 use crate::chunked::ChunkedVec;
 use crate::config::TableConfig;
 use crate::conn::{
-    packet_endpoints, Conn, NewState, OooSlab, PackedTcp, SideSlab, StateMut, StateRef,
+    packet_endpoints, Conn, NewState, OooSlab, PackedTcp, SideSlab, StateMut, StateRef, TcpCold,
 };
 use crate::decode::FlowPacket;
 use crate::key::{Endpoint, FlowKey};
@@ -432,10 +432,13 @@ impl Flows {
         }
     }
 
-    /// Allocates room for exactly `n` more connections in one slab.
+    /// Allocates room for exactly `n` more connections in one slab; for
+    /// TCP, as many cold slots as TCP slots (a connection holds at most
+    /// one), so the cold slots never grow on their own under a memory cap.
     fn reserve(&mut self, tcp: bool, n: usize) {
         if tcp {
             self.tcp.reserve_exact(n);
+            self.side.tcp.reserve_to(self.tcp.capacity());
         } else {
             self.small.reserve_exact(n);
         }
@@ -992,8 +995,10 @@ impl FlowTable {
         let Some(limit) = self.cfg.max_memory else {
             return true;
         };
+        // A TCP slot comes with room for its cold slot (reserved with it
+        // below), which connections take when they close or see anomalies.
         let slot_bytes = if tcp {
-            std::mem::size_of::<TcpEntry>()
+            std::mem::size_of::<TcpEntry>() + std::mem::size_of::<TcpCold>()
         } else {
             std::mem::size_of::<SmallEntry>()
         } + PER_FLOW_OVERHEAD;
@@ -1754,6 +1759,44 @@ mod tests {
         assert_eq!(t.stats().refused_no_memory, 0);
         assert!(out.is_empty(), "room was there without evicting");
         assert_conserved(&t);
+    }
+
+    #[test]
+    fn memory_cap_holds_when_closed_connections_take_cold_slots() {
+        // Every connection closes (FIN both ways) and waits out the close
+        // delay with a cold slot: side slots must stay within the cap too,
+        // whatever share UDP took first.
+        for cap_kib in [192usize, 256, 384, 1024] {
+            for udp_flows in [0u32, 200, 300, 400, 500, 700, 1000, 2000] {
+                let cap = cap_kib << 10;
+                let cfg = TableConfig {
+                    max_memory: Some(cap),
+                    ..TableConfig::default()
+                };
+                let mut t = FlowTable::new(cfg);
+                let mut out = Vec::new();
+                for i in 0..udp_flows {
+                    feed(&mut t, &udp(client(i), S, 10), 0.0, &mut out);
+                }
+                for i in 0..6_000u32 {
+                    let c = ([172, 16, (i >> 8) as u8, i as u8], 1000 + (i % 7) as u16);
+                    let at = f64::from(i) * 0.0001;
+                    feed(&mut t, &tcp(c, S, 100, None, "S", 0), at, &mut out);
+                    feed(&mut t, &tcp(S, c, 500, Some(101), "SA", 0), at, &mut out);
+                    feed(&mut t, &tcp(c, S, 101, Some(501), "FA", 0), at, &mut out);
+                    feed(&mut t, &tcp(S, c, 501, Some(102), "FA", 0), at, &mut out);
+                    assert!(
+                        t.memory_bytes() <= cap,
+                        "cap {cap_kib} KiB, {udp_flows} UDP flows: {}",
+                        t.memory()
+                    );
+                }
+                assert_conserved(&t);
+                let m = t.memory();
+                let cold = m.parts.iter().find(|p| p.name == "tcp cold slots").unwrap();
+                assert!(cold.entries > 100, "{m}");
+            }
+        }
     }
 
     #[test]

@@ -205,6 +205,13 @@ impl<T: Default> Slab<T> {
         std::mem::size_of::<T>()
     }
 
+    /// Allocates slots, exactly, until `n` are allocated (in use or not).
+    pub(crate) fn reserve_to(&mut self, n: usize) {
+        if n > self.slots.capacity() {
+            self.slots.reserve_exact(n.saturating_sub(self.slots.len()));
+        }
+    }
+
     /// Slot `id`, if it is one.
     pub(crate) fn get(&self, id: u32) -> Option<&T> {
         self.slots.get(id.checked_sub(1)? as usize)
