@@ -392,6 +392,18 @@ impl Flows {
         self.side.changes().wrapping_add(self.ooo.changes())
     }
 
+    /// Whether slot `r` holds generation `gen` (the connection a timer
+    /// entry was filed for) and that connection is filed under `slot`.
+    /// One slab lookup.
+    fn filed(&self, r: u32, gen: u16, slot: i64) -> bool {
+        let conn = if r & TCP_BIT != 0 {
+            self.tcp.get((r & !TCP_BIT) as usize).map(|e| &e.conn)
+        } else {
+            self.small.get(r as usize).map(|e| &e.conn)
+        };
+        conn.is_some_and(|c| c.gen == gen && c.timer_slot(&self.side) == slot)
+    }
+
     /// The timer-wheel slot connection `r` is filed under.
     fn timer_slot(&self, r: u32) -> i64 {
         self.get(r).0.timer_slot(&self.side)
@@ -591,7 +603,7 @@ pub struct FlowTable {
 
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
 fn is_current(flows: &Flows, slot: i64, t: Timer) -> bool {
-    flows.gen(t.flow()) == t.gen && flows.timer_slot(t.flow()) == slot
+    flows.filed(t.flow(), t.gen, slot)
 }
 
 impl FlowTable {
