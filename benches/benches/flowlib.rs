@@ -6,7 +6,11 @@
 //!   flows live in the table, ns per packet.
 //! - Before the timed cases, the memory a live flow costs is printed: flowlib's
 //!   own estimate ([`flowlib::table::bytes_per_flow`]) and the resident set
-//!   growth of filling a table with one million flows, divided by one million.
+//!   growth of filling a table with one million flows, divided by one million,
+//!   with the table's own breakdown ([`FlowMeter::table_memory`]); then the
+//!   breakdown again for the realistic mix played through whole lifecycles
+//!   (handshakes, data, FIN / RST, anomalies), where some connections carry
+//!   side slots.
 //!
 //! Frames are generated before they are timed: the decode case walks one
 //! in-memory buffer; the table cases replay a buffer of frames that is
@@ -114,7 +118,31 @@ fn memory_per_flow() {
         ),
         _ => eprintln!("memory per flow: /proc/self/statm unavailable"),
     }
+    eprintln!("memory per flow: {}", meter.table_memory());
     black_box((meter.stats().packets, out.len()));
+}
+
+/// Prints the table's memory breakdown after `frames` of whole
+/// conversations, at the instant the most flows are live.
+fn memory_in_lifecycle(frames: &Frames) {
+    let mut meter = FlowMeter::new(table_config());
+    let mut out = Vec::new();
+    let mut peak = None;
+    for i in 0..frames.len() {
+        let (ts, frame) = frames.get(i);
+        meter.process(frame, LinkType::ETHERNET, ts, frame.len() as u32, &mut out);
+        out.clear();
+        if i % 1000 == 0
+            && peak
+                .as_ref()
+                .is_none_or(|(live, _)| meter.live_flows() > *live)
+        {
+            peak = Some((meter.live_flows(), meter.table_memory()));
+        }
+    }
+    if let Some((_, memory)) = peak {
+        eprintln!("memory per flow, realistic mix at its peak of live flows: {memory}");
+    }
 }
 
 fn decode(c: &mut Criterion) {
@@ -135,6 +163,7 @@ fn decode(c: &mut Criterion) {
         frames.len(),
         frames.data.len() as f64 / frames.len() as f64
     );
+    memory_in_lifecycle(&frames);
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(1));
     g.bench_function("realistic", |b| {

@@ -65,6 +65,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod chunked;
 pub mod config;
 pub mod conn;
 pub mod decode;
@@ -79,6 +80,7 @@ pub mod pcap_writer;
 pub mod pcapng;
 pub mod record;
 pub mod table;
+pub mod table_memory;
 pub mod time;
 pub mod weird;
 

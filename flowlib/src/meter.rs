@@ -336,6 +336,11 @@ impl FlowMeter {
         self.table.len()
     }
 
+    /// Where the flow table's memory goes, part by part.
+    pub fn table_memory(&self) -> crate::table_memory::TableMemory {
+        self.table.memory()
+    }
+
     /// Bytes the fragment tracker holds now ([`FragmentTracker::memory_bytes`]).
     pub fn fragment_memory_bytes(&self) -> usize {
         self.fragments.memory_bytes()

@@ -1,28 +1,38 @@
 //! The flow table: connections in slabs, found through a hash index of
 //! [`FlowKey`]s, driven only by capture time.
 //!
-//! Connections live in two slabs (`Vec`s recycled through free lists): TCP
-//! connections with their state machine in one, UDP / ICMP / other
-//! protocols in a smaller one, so those do not pay for TCP state. A
+//! Connections live in two slabs (vectors grown in chunks of 4096 entries,
+//! slots recycled through free lists): TCP connections with their packed
+//! state machine in one (132 bytes an entry), UDP / ICMP / other protocols
+//! in a smaller one (80 bytes), so those do not pay for TCP state. A
 //! hashbrown table holds only a `u32` slab reference per connection; the
-//! key itself is stored once, in the slab, and the hash is recomputed from
-//! it when the index grows. Rare state (out-of-order TCP blocks, tunnel
-//! parents) lives in side slabs, allocated only for connections that need it.
+//! key itself is stored once, in the slab (IPv4 addresses inline, others in
+//! an address slab), and the hash is recomputed from it when the index
+//! grows. Rare state (TCP's FIN / RST positions, anomaly counters, long
+//! histories, out-of-order blocks; tunnel parents, counters past 32 bits)
+//! lives in side slabs, allocated only for connections that need it; see
+//! [`FlowTable::memory`].
 //!
 //! Each connection files itself in a one-second timer wheel under the time
 //! it is due to end (idle timeout, close delay, unanswered attempt) or to
 //! report an interim record; a timer entry is a slab reference and the
-//! slot's generation, so an entry left behind by an ended connection is
-//! recognised and skipped. Firing is lazy: a connection whose deadline
+//! slot's 16-bit generation, so an entry left behind by an ended connection
+//! is recognised and skipped (a stale entry would be taken for a new
+//! connection's only after 32 768 reuses of its slot, and only if it names
+//! the very second that connection is filed under, when it is due anyway). Firing is lazy: a connection whose deadline
 //! moved later is simply re-filed. A packet for a connection whose deadline
 //! has passed ends the old connection first, so results do not depend on
 //! how often timers are run. One table per shard: no global state.
 
+use crate::chunked::ChunkedVec;
 use crate::config::TableConfig;
-use crate::conn::{packet_endpoints, Conn, NewState, OooSlab, StateMut, StateRef, TunnelSlab};
+use crate::conn::{
+    packet_endpoints, Conn, NewState, OooSlab, PackedTcp, SideSlab, StateMut, StateRef, TcpCold,
+};
 use crate::decode::FlowPacket;
 use crate::key::{Endpoint, FlowKey};
 use crate::record::{ConnRecord, EndReason};
+use crate::table_memory::{MemoryPart, TableMemory};
 use crate::time::Timestamp;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::collections::{BTreeMap, VecDeque};
@@ -261,38 +271,51 @@ impl SlimKey {
     }
 }
 
-/// A TCP connection in its slab. `gen` is odd while the slot is live.
+/// A TCP connection in its slab (132 bytes). The slot's generation,
+/// odd while it is live, is [`Conn::gen`].
 struct TcpEntry {
     key: SlimKey,
-    gen: u32,
     conn: Conn,
-    tcp: crate::conn::TcpState,
+    tcp: PackedTcp,
 }
 
-/// A UDP / ICMP / other connection in its slab. `gen` is odd while live.
+/// A UDP / ICMP / other connection in its slab (80 bytes).
 struct SmallEntry {
     key: SlimKey,
-    gen: u32,
     conn: Conn,
     small: crate::conn::Small,
 }
 
-/// A timer-wheel entry: a slab reference and the slot's generation when filed.
+/// A timer-wheel (or half-open queue) entry (6 bytes): a slab reference,
+/// in two halves, and the slot's generation when filed.
 #[derive(Copy, Clone, Debug)]
 struct Timer {
-    flow: u32,
-    gen: u32,
+    flow: [u16; 2],
+    gen: u16,
+}
+
+impl Timer {
+    fn new(flow: u32, gen: u16) -> Timer {
+        Timer {
+            flow: [flow as u16, (flow >> 16) as u16],
+            gen,
+        }
+    }
+
+    fn flow(self) -> u32 {
+        u32::from(self.flow[0]) | u32::from(self.flow[1]) << 16
+    }
 }
 
 /// The connections, in slabs.
 #[derive(Default)]
 struct Flows {
-    tcp: Vec<TcpEntry>,
+    tcp: ChunkedVec<TcpEntry>,
     tcp_free: Vec<u32>,
-    small: Vec<SmallEntry>,
+    small: ChunkedVec<SmallEntry>,
     small_free: Vec<u32>,
     ooo: OooSlab,
-    tunnels: TunnelSlab,
+    side: SideSlab,
     v6: V6Slab,
 }
 
@@ -310,11 +333,13 @@ impl Flows {
     }
 
     /// The slot's generation (odd while live).
-    fn gen(&self, r: u32) -> u32 {
+    fn gen(&self, r: u32) -> u16 {
         if r & TCP_BIT != 0 {
-            self.tcp.get((r & !TCP_BIT) as usize).map_or(0, |e| e.gen)
+            self.tcp
+                .get((r & !TCP_BIT) as usize)
+                .map_or(0, |e| e.conn.gen)
         } else {
-            self.small.get(r as usize).map_or(0, |e| e.gen)
+            self.small.get(r as usize).map_or(0, |e| e.conn.gen)
         }
     }
 
@@ -328,18 +353,65 @@ impl Flows {
         }
     }
 
-    fn get_mut(&mut self, r: u32) -> (&mut Conn, StateMut<'_>, &mut TunnelSlab) {
+    fn get_mut(&mut self, r: u32) -> (&mut Conn, StateMut<'_>, &mut SideSlab) {
         if r & TCP_BIT != 0 {
             let e = &mut self.tcp[(r & !TCP_BIT) as usize];
-            (&mut e.conn, e.tcp.as_mut(&mut self.ooo), &mut self.tunnels)
+            (&mut e.conn, e.tcp.as_mut(&mut self.ooo), &mut self.side)
         } else {
             let e = &mut self.small[r as usize];
-            (
-                &mut e.conn,
-                StateMut::Small(&mut e.small),
-                &mut self.tunnels,
-            )
+            (&mut e.conn, StateMut::Small(&mut e.small), &mut self.side)
         }
+    }
+
+    /// The second connection `r` is due in, with its slot's generation,
+    /// if that is earlier than the second it is filed under (or it is not
+    /// filed yet); it is then recorded as filed there. One slab lookup.
+    fn due_earlier(&mut self, r: u32, cfg: &TableConfig) -> Option<(i64, u16)> {
+        let (conn, state) = if r & TCP_BIT != 0 {
+            let e = &mut self.tcp[(r & !TCP_BIT) as usize];
+            (&mut e.conn, StateRef::Tcp(&e.tcp))
+        } else {
+            let e = &mut self.small[r as usize];
+            (&mut e.conn, StateRef::Small(&e.small))
+        };
+        let slot = conn.deadline(state, cfg).0.secs();
+        let filed = conn.timer_slot(&self.side);
+        if slot < filed || filed == i64::MIN {
+            conn.set_timer_slot(slot, &mut self.side);
+            Some((slot, conn.gen))
+        } else {
+            None
+        }
+    }
+
+    /// Slots taken and given back in the side slabs (cold, extra,
+    /// out-of-order blocks) so far, wrapping: the only memory a packet for
+    /// an existing connection may grow besides its timer entry. Unchanged
+    /// means nothing was allocated there.
+    fn side_allocated(&self) -> u32 {
+        self.side.changes().wrapping_add(self.ooo.changes())
+    }
+
+    /// Whether slot `r` holds generation `gen` (the connection a timer
+    /// entry was filed for) and that connection is filed under `slot`.
+    /// One slab lookup.
+    fn filed(&self, r: u32, gen: u16, slot: i64) -> bool {
+        let conn = if r & TCP_BIT != 0 {
+            self.tcp.get((r & !TCP_BIT) as usize).map(|e| &e.conn)
+        } else {
+            self.small.get(r as usize).map(|e| &e.conn)
+        };
+        conn.is_some_and(|c| c.gen == gen && c.timer_slot(&self.side) == slot)
+    }
+
+    /// The timer-wheel slot connection `r` is filed under.
+    fn timer_slot(&self, r: u32) -> i64 {
+        self.get(r).0.timer_slot(&self.side)
+    }
+
+    fn set_timer_slot(&mut self, r: u32, slot: i64) {
+        let (conn, _, side) = self.get_mut(r);
+        conn.set_timer_slot(slot, side);
     }
 
     /// Whether the live connection `r` is half-open (an unanswered SYN).
@@ -350,11 +422,11 @@ impl Flows {
 
     /// Bytes of the slabs and their free lists, by capacity.
     fn capacity_bytes(&self) -> usize {
-        self.tcp.capacity() * std::mem::size_of::<TcpEntry>()
-            + self.small.capacity() * std::mem::size_of::<SmallEntry>()
+        self.tcp.capacity_bytes()
+            + self.small.capacity_bytes()
             + (self.tcp_free.capacity() + self.small_free.capacity()) * 4
             + self.ooo.capacity_bytes()
-            + self.tunnels.capacity_bytes()
+            + self.side.capacity_bytes()
             + self.v6.addrs.capacity() * 32
             + self.v6.free.capacity() * 4
     }
@@ -372,10 +444,13 @@ impl Flows {
         }
     }
 
-    /// Allocates room for exactly `n` more connections in one slab.
+    /// Allocates room for exactly `n` more connections in one slab; for
+    /// TCP, as many cold slots as TCP slots (a connection holds at most
+    /// one), so the cold slots never grow on their own under a memory cap.
     fn reserve(&mut self, tcp: bool, n: usize) {
         if tcp {
             self.tcp.reserve_exact(n);
+            self.side.tcp.reserve_to(self.tcp.capacity());
         } else {
             self.small.reserve_exact(n);
         }
@@ -383,7 +458,7 @@ impl Flows {
 
     fn record(&self, r: u32, reason: EndReason, at: Timestamp) -> ConnRecord {
         let (conn, state) = self.get(r);
-        conn.record(state, &self.tunnels, &self.key(r), reason, at)
+        conn.record(state, &self.side, &self.key(r), reason, at)
     }
 
     fn insert(
@@ -393,27 +468,20 @@ impl Flows {
         state: NewState,
     ) -> u32 {
         let key = SlimKey::store(probe, &mut self.v6);
+        let mut conn = conn;
         match state {
-            NewState::Tcp(tcp, history) => {
-                let tcp = crate::conn::TcpState::new(tcp, history);
+            NewState::Tcp(history) => {
+                let tcp = PackedTcp::new(history, &mut conn.side, &mut self.side);
                 match self.tcp_free.pop() {
                     Some(i) => {
                         let e = &mut self.tcp[i as usize];
-                        *e = TcpEntry {
-                            key,
-                            gen: e.gen.wrapping_add(1),
-                            conn,
-                            tcp,
-                        };
+                        conn.gen = e.conn.gen.wrapping_add(1);
+                        *e = TcpEntry { key, conn, tcp };
                         i | TCP_BIT
                     }
                     None => {
-                        self.tcp.push(TcpEntry {
-                            key,
-                            gen: 1,
-                            conn,
-                            tcp,
-                        });
+                        conn.gen = 1;
+                        self.tcp.push(TcpEntry { key, conn, tcp });
                         (self.tcp.len() as u32 - 1) | TCP_BIT
                     }
                 }
@@ -421,21 +489,13 @@ impl Flows {
             NewState::Small(small) => match self.small_free.pop() {
                 Some(i) => {
                     let e = &mut self.small[i as usize];
-                    *e = SmallEntry {
-                        key,
-                        gen: e.gen.wrapping_add(1),
-                        conn,
-                        small,
-                    };
+                    conn.gen = e.conn.gen.wrapping_add(1);
+                    *e = SmallEntry { key, conn, small };
                     i
                 }
                 None => {
-                    self.small.push(SmallEntry {
-                        key,
-                        gen: 1,
-                        conn,
-                        small,
-                    });
+                    conn.gen = 1;
+                    self.small.push(SmallEntry { key, conn, small });
                     self.small.len() as u32 - 1
                 }
             },
@@ -447,16 +507,16 @@ impl Flows {
         if r & TCP_BIT != 0 {
             let i = r & !TCP_BIT;
             let e = &mut self.tcp[i as usize];
-            e.gen = e.gen.wrapping_add(1);
+            e.conn.gen = e.conn.gen.wrapping_add(1);
             e.key.release(&mut self.v6);
-            e.tcp.release(&mut self.ooo);
-            self.tunnels.release(&mut e.conn.tunnels);
+            e.conn.release(e.tcp.as_mut(&mut self.ooo), &mut self.side);
             self.tcp_free.push(i);
         } else {
             let e = &mut self.small[r as usize];
-            e.gen = e.gen.wrapping_add(1);
+            e.conn.gen = e.conn.gen.wrapping_add(1);
             e.key.release(&mut self.v6);
-            self.tunnels.release(&mut e.conn.tunnels);
+            e.conn
+                .release(StateMut::Small(&mut e.small), &mut self.side);
             self.small_free.push(r);
         }
     }
@@ -467,13 +527,13 @@ impl Flows {
             .tcp
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.gen % 2 == 1)
+            .filter(|(_, e)| e.conn.gen % 2 == 1)
             .map(|(i, _)| i as u32 | TCP_BIT);
         let small = self
             .small
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.gen % 2 == 1)
+            .filter(|(_, e)| e.conn.gen % 2 == 1)
             .map(|(i, _)| i as u32);
         tcp.chain(small)
     }
@@ -484,7 +544,7 @@ impl Flows {
         self.small.clear();
         self.small_free.clear();
         self.ooo = OooSlab::default();
-        self.tunnels = TunnelSlab::default();
+        self.side = SideSlab::default();
         self.v6 = V6Slab::default();
     }
 }
@@ -545,7 +605,7 @@ pub struct FlowTable {
 
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
 fn is_current(flows: &Flows, slot: i64, t: Timer) -> bool {
-    flows.gen(t.flow) == t.gen && flows.get(t.flow).0.timer_slot == slot
+    flows.filed(t.flow(), t.gen, slot)
 }
 
 impl FlowTable {
@@ -639,6 +699,95 @@ impl FlowTable {
             + self.half_open.capacity() * std::mem::size_of::<Timer>()
     }
 
+    /// Where the table's memory goes, part by part (linear in the timer
+    /// wheel's seconds: for reports, not per packet). The parts' held
+    /// bytes add up to [`FlowTable::memory_bytes`].
+    pub fn memory(&self) -> TableMemory {
+        let f = &self.flows;
+        let part = |name, entries: usize, entry_bytes: usize, held: usize| MemoryPart {
+            name,
+            entries,
+            entry_bytes,
+            used: entries * entry_bytes,
+            held,
+        };
+        let tcp = f.tcp.len() - f.tcp_free.len();
+        let small = f.small.len() - f.small_free.len();
+        let timers: usize = self.timers.values().map(Vec::len).sum();
+        let v6 = f.v6.addrs.len() - f.v6.free.len();
+        let free = f.tcp_free.len() + f.small_free.len() + f.v6.free.len();
+        let free_held = f.tcp_free.capacity() + f.small_free.capacity() + f.v6.free.capacity();
+        let timer = std::mem::size_of::<Timer>();
+        let index_buckets = self.index_buckets.max(self.index.capacity() * 8 / 7);
+        TableMemory {
+            live: self.live,
+            live_tcp: tcp,
+            parts: vec![
+                part(
+                    "tcp slab",
+                    tcp,
+                    std::mem::size_of::<TcpEntry>(),
+                    f.tcp.capacity_bytes(),
+                ),
+                part(
+                    "udp/icmp/other slab",
+                    small,
+                    std::mem::size_of::<SmallEntry>(),
+                    f.small.capacity_bytes(),
+                ),
+                part(
+                    "tcp cold slots",
+                    f.side.tcp.in_use(),
+                    f.side.tcp.entry_bytes(),
+                    f.side.tcp.capacity_bytes(),
+                ),
+                part(
+                    "extra slots",
+                    f.side.extra.in_use(),
+                    f.side.extra.entry_bytes(),
+                    f.side.extra.capacity_bytes(),
+                ),
+                part(
+                    "out-of-order blocks",
+                    f.ooo.in_use(),
+                    f.ooo.entry_bytes(),
+                    f.ooo.capacity_bytes(),
+                ),
+                part("ipv6 addresses", v6, 32, f.v6.addrs.capacity() * 32),
+                part("slab free lists", free, 4, free_held * 4),
+                part(
+                    "hash index",
+                    self.index.len(),
+                    INDEX_BUCKET_BYTES,
+                    index_buckets * INDEX_BUCKET_BYTES,
+                ),
+                part(
+                    "timer wheel",
+                    timers,
+                    timer,
+                    self.timer_bytes + self.timers.len() * TIMER_SLOT_BYTES,
+                ),
+                part(
+                    "half-open queue",
+                    self.half_open.len(),
+                    timer,
+                    self.half_open.capacity() * timer,
+                ),
+            ],
+        }
+    }
+
+    /// Debug builds: the peak of [`FlowTable::memory_bytes`] covers what
+    /// is held now (every allocation was sampled).
+    fn debug_check_peak(&self) {
+        debug_assert!(
+            self.memory_bytes() as u64 <= self.stats.peak_memory_bytes,
+            "an allocation went unsampled: peak {}, now {}",
+            self.stats.peak_memory_bytes,
+            self.memory()
+        );
+    }
+
     /// Records the peak of [`FlowTable::memory_bytes`].
     fn note_memory(&mut self) {
         let m = self.memory_bytes() as u64;
@@ -715,7 +864,7 @@ impl FlowTable {
             if deadline <= ts && reason == EndReason::Active {
                 out.push(self.flows.record(r, EndReason::Active, deadline));
                 self.stats.ended[EndReason::Active as usize] += 1;
-                self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
+                self.flows.get_mut(r).0.interim_emitted();
             } else if deadline <= ts {
                 self.end(r, reason, deadline, out);
                 found = None;
@@ -725,6 +874,9 @@ impl FlowTable {
             }
         }
         let created = found.is_none();
+        // Side slots the packet may take (the only growth of an existing
+        // connection's memory besides its timer entry).
+        let side_before = self.flows.side_allocated();
         let r = match found {
             Some(r) => r,
             None => {
@@ -750,7 +902,7 @@ impl FlowTable {
                     return None;
                 }
                 self.stats.created += 1;
-                let (conn, state) = Conn::new(p, src_is_lo, ts, &self.cfg);
+                let (conn, state) = Conn::new(p, src_is_lo, ts);
                 let r = self.flows.insert(probe, conn, state);
                 let (flows, hasher) = (&self.flows, &self.hasher);
                 self.index
@@ -761,30 +913,32 @@ impl FlowTable {
             }
         };
         let was_half_open = !created && self.flows.is_half_open(r);
-        let (conn, state, tunnels) = self.flows.get_mut(r);
-        conn.update(state, tunnels, p, src_is_lo, ts, complete, &self.cfg);
+        let (conn, state, side) = self.flows.get_mut(r);
+        conn.update(state, side, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
             out.push(self.flows.record(r, EndReason::Start, ts));
             self.stats.ended[EndReason::Start as usize] += 1;
         }
-        let (conn, state) = self.flows.get(r);
-        let slot = conn.deadline(state, &self.cfg).0.secs();
-        if slot < conn.timer_slot || conn.timer_slot == i64::MIN {
-            self.flows.get_mut(r).0.timer_slot = slot;
-            self.file(slot, r);
+        let mut grew = created;
+        if let Some((slot, gen)) = self.flows.due_earlier(r, &self.cfg) {
+            self.file_timer(slot, Timer::new(r, gen));
+            grew = true;
         }
         let half_open = self.flows.is_half_open(r);
         if half_open && !was_half_open {
             self.half_open_live += 1;
-            self.half_open.push_back(Timer {
-                flow: r,
-                gen: self.flows.gen(r),
-            });
+            self.half_open.push_back(Timer::new(r, self.flows.gen(r)));
+            grew = true;
         } else if was_half_open && !half_open {
             self.half_open_live -= 1;
         }
         self.purge_stale();
-        self.note_memory();
+        // The peak is sampled whenever the table may have allocated: a new
+        // connection, a timer entry, a side slot.
+        if grew || self.flows.side_allocated() != side_before {
+            self.note_memory();
+        }
+        self.debug_check_peak();
         Some((key, src_is_lo))
     }
 
@@ -828,7 +982,7 @@ impl FlowTable {
             }
             out.push(self.flows.record(r, EndReason::Active, deadline));
             self.stats.ended[EndReason::Active as usize] += 1;
-            self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
+            self.flows.get_mut(r).0.interim_emitted();
         }
     }
 
@@ -867,8 +1021,10 @@ impl FlowTable {
         let Some(limit) = self.cfg.max_memory else {
             return true;
         };
+        // A TCP slot comes with room for its cold slot (reserved with it
+        // below), which connections take when they close or see anomalies.
         let slot_bytes = if tcp {
-            std::mem::size_of::<TcpEntry>()
+            std::mem::size_of::<TcpEntry>() + std::mem::size_of::<TcpCold>()
         } else {
             std::mem::size_of::<SmallEntry>()
         } + PER_FLOW_OVERHEAD;
@@ -899,8 +1055,8 @@ impl FlowTable {
     /// Evicts the oldest half-open connection, if there is one.
     fn evict_half_open(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) -> bool {
         while let Some(t) = self.half_open.pop_front() {
-            if self.flows.gen(t.flow) == t.gen && self.flows.is_half_open(t.flow) {
-                self.end(t.flow, EndReason::Evicted, now, out);
+            if self.flows.gen(t.flow()) == t.gen && self.flows.is_half_open(t.flow()) {
+                self.end(t.flow(), EndReason::Evicted, now, out);
                 return true;
             }
         }
@@ -930,7 +1086,7 @@ impl FlowTable {
         if self.half_open.len() > allowed {
             let flows = &self.flows;
             self.half_open
-                .retain(|t| flows.gen(t.flow) == t.gen && flows.is_half_open(t.flow));
+                .retain(|t| flows.gen(t.flow()) == t.gen && flows.is_half_open(t.flow()));
             if self.half_open.capacity() > 2 * self.half_open.len() + STALE_SLACK {
                 self.half_open.shrink_to(self.half_open.len() + STALE_SLACK);
             }
@@ -978,7 +1134,14 @@ impl FlowTable {
         let found = self.find(&SlimKey::probe(key), hash);
         match found.filter(|&r| !self.backlog || self.settle(r, out)) {
             Some(r) => {
-                self.flows.get_mut(r).0.add_fragment(src_is_lo, ip_len, ts);
+                let side_before = self.flows.side_allocated();
+                let (conn, state, side) = self.flows.get_mut(r);
+                conn.add_fragment(state, side, src_is_lo, ip_len, ts);
+                if self.flows.side_allocated() != side_before {
+                    // Counters past 32 bits took a side slot.
+                    self.note_memory();
+                }
+                self.debug_check_peak();
                 true
             }
             None => false,
@@ -997,6 +1160,7 @@ impl FlowTable {
     /// (a backlog is still worked on).
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<ConnRecord>) {
         self.expire(now.max(self.now), self.cfg.max_timer_expires, out);
+        self.debug_check_peak();
     }
 
     /// Start of the earliest second with timer entries due but not fired
@@ -1017,6 +1181,7 @@ impl FlowTable {
         let now_sec = now.secs();
         let mut left = if budget == 0 { usize::MAX } else { budget };
         let mut stopped = false;
+        let mut fired = false;
         while let Some(entry) = self.timers.first_entry() {
             let slot = *entry.key();
             if slot >= now_sec {
@@ -1026,6 +1191,7 @@ impl FlowTable {
                 stopped = true;
                 break;
             }
+            fired = true;
             let mut due = entry.remove();
             let n = due.len().min(left);
             left -= n;
@@ -1042,7 +1208,10 @@ impl FlowTable {
             }
         }
         self.backlog = stopped;
-        self.note_memory();
+        if fired {
+            // Only firing files connections again (and may grow the wheel).
+            self.note_memory();
+        }
     }
 
     /// Puts the entries of `slot` left by a budget back in front of any
@@ -1067,19 +1236,19 @@ impl FlowTable {
         if !self.current(slot, t) {
             return; // ended, or filed again under an earlier second since
         }
-        let r = t.flow;
+        let r = t.flow();
         let (conn, state) = self.flows.get(r);
         let (deadline, reason) = conn.deadline(state, &self.cfg);
         if deadline > now {
-            self.flows.get_mut(r).0.timer_slot = deadline.secs();
+            self.flows.set_timer_slot(r, deadline.secs());
             self.file(deadline.secs(), r);
         } else if reason == EndReason::Active {
             out.push(self.flows.record(r, EndReason::Active, deadline));
             self.stats.ended[EndReason::Active as usize] += 1;
-            self.flows.get_mut(r).0.interim_emitted(deadline, &self.cfg);
+            self.flows.get_mut(r).0.interim_emitted();
             let (conn, state) = self.flows.get(r);
             let next = conn.deadline(state, &self.cfg).0.secs();
-            self.flows.get_mut(r).0.timer_slot = next;
+            self.flows.set_timer_slot(r, next);
             self.file(next, r);
         } else {
             self.end(r, reason, deadline, out);
@@ -1087,10 +1256,11 @@ impl FlowTable {
     }
 
     fn file(&mut self, slot: i64, r: u32) {
-        let t = Timer {
-            flow: r,
-            gen: self.flows.gen(r),
-        };
+        self.file_timer(slot, Timer::new(r, self.flows.gen(r)));
+    }
+
+    /// Files timer entry `t` under `slot`.
+    fn file_timer(&mut self, slot: i64, t: Timer) {
         let spare = &mut self.spare;
         let due = self
             .timers
@@ -1116,6 +1286,8 @@ impl FlowTable {
         }
         self.flows.remove(r);
         self.live -= 1;
+        // The slab's free list may have grown.
+        self.note_memory();
     }
 
     /// Evicts the live connection nearest to its deadline (of the TCP
@@ -1137,7 +1309,8 @@ impl FlowTable {
                 self.timer_entries -= 1;
             }
             let wanted = |t: &Timer| {
-                is_current(flows, slot, *t) && kind.is_none_or(|tcp| (t.flow & TCP_BIT != 0) == tcp)
+                is_current(flows, slot, *t)
+                    && kind.is_none_or(|tcp| (t.flow() & TCP_BIT != 0) == tcp)
             };
             if let Some(i) = due.iter().rposition(wanted) {
                 found = Some(due.swap_remove(i));
@@ -1157,7 +1330,7 @@ impl FlowTable {
         }
         match found {
             Some(t) => {
-                self.end(t.flow, EndReason::Evicted, now, out);
+                self.end(t.flow(), EndReason::Evicted, now, out);
                 true
             }
             None => false,
@@ -1197,12 +1370,14 @@ impl FlowTable {
 }
 
 /// Bytes of table memory per live TCP connection (the largest kind): its
-/// slab entry (key, common counters and times, TCP state machine and
+/// slab entry (key, common counters and times, packed TCP state machine and
 /// history), one timer-wheel entry, and its share of the hash index just
 /// after the index has doubled (half full: two 4-byte slots plus two
-/// control bytes). Slab growth slack, out-of-order blocks and tunnel
-/// parents (allocated only for connections that have them) are not
-/// included; see [`bytes_per_flow_non_tcp`] for UDP / ICMP / other.
+/// control bytes). Not included: slab growth slack, and the side slots
+/// (see [`FlowTable::memory`]) that only some connections take, on their
+/// first FIN, RST, retransmission, zero window or gap, tunnel, or counter
+/// past 32 bits: one side slot costs about as much as a slab entry again.
+/// See [`bytes_per_flow_non_tcp`] for UDP / ICMP / other.
 pub fn bytes_per_flow() -> usize {
     std::mem::size_of::<TcpEntry>() + std::mem::size_of::<Timer>() + 2 * 5
 }
@@ -1302,6 +1477,83 @@ mod tests {
         assert_eq!(v6.addrs.len(), 3);
         slims[2].0.release(&mut v6);
         assert_eq!(v6.free, vec![0], "the first key in the slab");
+    }
+
+    #[test]
+    fn slab_entries_fit_their_budget() {
+        assert_eq!(std::mem::size_of::<TcpEntry>(), 132);
+        assert_eq!(std::mem::size_of::<SmallEntry>(), 80);
+        assert_eq!(std::mem::size_of::<Timer>(), 6);
+        assert!(bytes_per_flow() <= 160);
+        assert_eq!(SideSlab::default().tcp.entry_bytes(), 96);
+    }
+
+    #[test]
+    fn counters_past_32_bits_stay_exact() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
+        let frame = udp(a, b, 20);
+        feed(&mut t, &frame, 0.0, &mut out);
+        let ts = Timestamp(1_000_000_000);
+        let view = PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+        let (key, src_is_lo) = FlowTable::key_of(&view.inner);
+        // Non-first fragments add IP bytes only: two of 4 GiB - 1 each.
+        assert!(t.add_fragment(&key, src_is_lo, u32::MAX, ts, &mut out));
+        assert!(t.add_fragment(&key, src_is_lo, u32::MAX, ts, &mut out));
+        feed(&mut t, &udp(b, a, 30), 2.0, &mut out);
+        assert_eq!(t.check_invariants(), Ok(()));
+        t.flush(EndReason::Eof, &mut out);
+        let r = &out[0];
+        assert_eq!(r.orig_ip_bytes, 48 + 2 * u64::from(u32::MAX));
+        assert_eq!((r.orig_pkts, r.resp_pkts, r.resp_ip_bytes), (1, 1, 58));
+        assert_eq!((r.orig_bytes, r.resp_bytes), (Some(20), Some(30)));
+        assert_eq!(r.conn_state, ConnState::SF);
+    }
+
+    #[test]
+    fn a_timer_slot_decades_away_is_kept_exactly() {
+        let secs = 3_000_000_000u64; // 95 years: past a 32-bit offset
+        let cfg = TableConfig {
+            udp_idle: Duration::from_secs(secs),
+            active_timeout: None,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        feed(
+            &mut t,
+            &udp(([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000), 20),
+            0.0,
+            &mut out,
+        );
+        assert_eq!(t.check_invariants(), Ok(()));
+        t.advance(Timestamp(secs as i64 * 1_000_000_000), &mut out);
+        assert!(out.is_empty(), "due at the end of that second");
+        t.advance(Timestamp((secs as i64 + 2) * 1_000_000_000), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Idle);
+        assert_eq!(out[0].emitted, Timestamp(secs as i64 * 1_000_000_000));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn memory_breakdown_adds_up_to_memory_bytes() {
+        let mut t = FlowTable::new(TableConfig::default());
+        let mut out = Vec::new();
+        for i in 0..300u32 {
+            let c = client(i);
+            feed(&mut t, &tcp(c, S, 100, None, "S", 0), 0.0, &mut out);
+            feed(&mut t, &tcp(S, c, 500, Some(101), "SA", 0), 0.1, &mut out);
+            feed(&mut t, &tcp(c, S, 101, Some(501), "FA", 0), 0.2, &mut out);
+            feed(&mut t, &udp(c, S, 10), 0.3, &mut out);
+        }
+        let m = t.memory();
+        assert_eq!(m.live, 600);
+        assert_eq!(m.live_tcp, 300);
+        assert_eq!(m.held(), t.memory_bytes(), "{m}");
+        let cold = m.parts.iter().find(|p| p.name == "tcp cold slots").unwrap();
+        assert_eq!(cold.entries, 300, "every FIN takes a cold slot");
     }
 
     #[test]
@@ -1539,6 +1791,44 @@ mod tests {
         assert_eq!(t.stats().refused_no_memory, 0);
         assert!(out.is_empty(), "room was there without evicting");
         assert_conserved(&t);
+    }
+
+    #[test]
+    fn memory_cap_holds_when_closed_connections_take_cold_slots() {
+        // Every connection closes (FIN both ways) and waits out the close
+        // delay with a cold slot: side slots must stay within the cap too,
+        // whatever share UDP took first.
+        for cap_kib in [192usize, 256, 384, 1024] {
+            for udp_flows in [0u32, 200, 300, 400, 500, 700, 1000, 2000] {
+                let cap = cap_kib << 10;
+                let cfg = TableConfig {
+                    max_memory: Some(cap),
+                    ..TableConfig::default()
+                };
+                let mut t = FlowTable::new(cfg);
+                let mut out = Vec::new();
+                for i in 0..udp_flows {
+                    feed(&mut t, &udp(client(i), S, 10), 0.0, &mut out);
+                }
+                for i in 0..6_000u32 {
+                    let c = ([172, 16, (i >> 8) as u8, i as u8], 1000 + (i % 7) as u16);
+                    let at = f64::from(i) * 0.0001;
+                    feed(&mut t, &tcp(c, S, 100, None, "S", 0), at, &mut out);
+                    feed(&mut t, &tcp(S, c, 500, Some(101), "SA", 0), at, &mut out);
+                    feed(&mut t, &tcp(c, S, 101, Some(501), "FA", 0), at, &mut out);
+                    feed(&mut t, &tcp(S, c, 501, Some(102), "FA", 0), at, &mut out);
+                    assert!(
+                        t.memory_bytes() <= cap,
+                        "cap {cap_kib} KiB, {udp_flows} UDP flows: {}",
+                        t.memory()
+                    );
+                }
+                assert_conserved(&t);
+                let m = t.memory();
+                let cold = m.parts.iter().find(|p| p.name == "tcp cold slots").unwrap();
+                assert!(cold.entries > 100, "{m}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod history;
 mod ports;
 mod tcp;
 
+use crate::chunked::ChunkedVec;
 use crate::config::TableConfig;
 use crate::decode::{FlowPacket, Transport, Tunnel};
 use crate::key::{community_id, icmp_ports, Endpoint, FlowKey};
@@ -13,8 +14,8 @@ use crate::time::Timestamp;
 use history::History;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-pub(crate) use tcp::OooSlab;
-use tcp::{EpState, TcpConn};
+use tcp::{EpState, Side, TcpConn, TcpWide};
+pub(crate) use tcp::{OooSlab, PackedTcp, TcpCold};
 
 pub use ports::is_likely_server_port;
 
@@ -42,23 +43,25 @@ enum SmallKind {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Small {
     kind: SmallKind,
-    /// Payload bytes per key side (TCP's come from sequence numbers).
-    payload: [u64; 2],
+    /// Payload bytes per key side (TCP's come from sequence numbers); in
+    /// the side slot once any counter of the connection outgrew 32 bits.
+    payload: [u32; 2],
 }
 
-/// Protocol state of a connection, as it is stored: TCP's out of line in
-/// the table's TCP slab, everything else next to the common part.
+/// Protocol state of a new connection: TCP's goes to the table's TCP slab
+/// (packed, see [`PackedTcp`]), everything else's next to the common part.
 pub(crate) enum NewState {
-    /// A TCP connection and its history.
-    Tcp(TcpConn, History),
+    /// A TCP connection: its history (its state machine starts inactive).
+    Tcp(History),
     /// Any other protocol.
     Small(Small),
 }
 
 /// Mutable access to a connection's protocol state.
 pub(crate) enum StateMut<'a> {
-    /// TCP: state machine, history, and the table's out-of-order blocks.
-    Tcp(&'a mut TcpConn, &'a mut History, &'a mut OooSlab),
+    /// TCP: packed state machine and history, and the table's out-of-order
+    /// blocks.
+    Tcp(&'a mut PackedTcp, &'a mut OooSlab),
     /// Any other protocol.
     Small(&'a mut Small),
 }
@@ -66,43 +69,32 @@ pub(crate) enum StateMut<'a> {
 /// Read access to a connection's protocol state.
 #[derive(Copy, Clone)]
 pub(crate) enum StateRef<'a> {
-    /// TCP: state machine and history.
-    Tcp(&'a TcpConn, &'a History),
+    /// TCP: packed state machine and history.
+    Tcp(&'a PackedTcp),
     /// Any other protocol.
     Small(&'a Small),
 }
 
-/// A TCP connection's protocol state as the table stores it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TcpState {
-    tcp: TcpConn,
-    history: History,
-}
-
-impl TcpState {
-    /// Wraps a new connection's state.
-    pub(crate) fn new(tcp: TcpConn, history: History) -> TcpState {
-        TcpState { tcp, history }
-    }
-
+impl PackedTcp {
     /// Read access.
     pub(crate) fn as_ref(&self) -> StateRef<'_> {
-        StateRef::Tcp(&self.tcp, &self.history)
+        StateRef::Tcp(self)
     }
 
     /// Write access, with the table's out-of-order block slab.
     pub(crate) fn as_mut<'a>(&'a mut self, ooo: &'a mut OooSlab) -> StateMut<'a> {
-        StateMut::Tcp(&mut self.tcp, &mut self.history, ooo)
+        StateMut::Tcp(self, ooo)
     }
 
-    /// Gives side state back when the connection ends.
-    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
-        self.tcp.release(ooo);
+    /// Gives the connection's out-of-order blocks back when it ends (its
+    /// side slots are freed by [`Conn::release`]).
+    pub(crate) fn release(&self, side: u32, slab: &SideSlab, ooo: &mut OooSlab) {
+        self.unpack(side, slab).release(ooo);
     }
 }
 
-/// Bits of [`Conn::hist`] (the history of a non-TCP connection, which only
-/// ever holds `^`, `D` and `d`).
+/// Bits of [`Conn::bits`]: the history of a non-TCP connection, which only
+/// ever holds `^`, `D` and `d`, and where the counters are.
 mod small_hist {
     /// Roles were flipped at the start (`^` first).
     pub const FLIPPED: u8 = 1;
@@ -112,85 +104,202 @@ mod small_hist {
     pub const RESP: u8 = 4;
     /// The responder's `d` came before the originator's `D`.
     pub const RESP_FIRST: u8 = 8;
+    /// Packet, IP byte and payload counters are in the [`super::Extra`]
+    /// slot (one of them outgrew 32 bits).
+    pub const WIDE: u8 = 0x80;
+    /// A TCP connection: [`super::Conn::side`] names a [`super::TcpCold`].
+    pub const TCP: u8 = 0x40;
 }
 
-/// The part of a live connection every protocol has.
+/// [`Conn::timer`]: not filed yet.
+const TIMER_NONE: i32 = i32::MIN;
+/// [`Conn::timer`]: the slot is too far from the start for 32 bits and is
+/// in the side slot.
+const TIMER_IN_SIDE: i32 = i32::MAX;
+
+/// The part of a live connection every protocol has (48 bytes). Counters
+/// are 32-bit; a connection whose counter outgrows that keeps all its
+/// counters, in full, in its side slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conn {
-    start: Timestamp,
-    last: Timestamp,
-    /// When the next interim record is due; `Timestamp(i64::MAX)` = never.
-    interim_at: Timestamp,
-    /// The timer-wheel slot this connection is currently filed under.
-    pub(crate) timer_slot: i64,
-    /// Packets per key side (0 = key.lo, 1 = key.hi).
-    pkts: [u64; 2],
-    /// IP bytes per key side.
-    ip_bytes: [u64; 2],
-    /// Tunnel parents in the table's [`TunnelSlab`] (slot + 1), 0 = none.
-    pub(crate) tunnels: u32,
+    /// First packet's time (nanoseconds, as two halves to keep the struct
+    /// 4-byte aligned: no padding where the slab entry joins it).
+    start: [u32; 2],
+    /// Last packet's time that moved it (see [`Conn::update`]).
+    last: [u32; 2],
+    /// The timer-wheel slot this connection is filed under, in seconds from
+    /// its start's second; [`TIMER_NONE`] or [`TIMER_IN_SIDE`].
+    timer: i32,
+    /// Interim records emitted so far: the next is due at start + active
+    /// timeout x (interims + 1).
+    interims: u32,
+    /// Packets per key side (0 = key.lo, 1 = key.hi), unless wide.
+    pkts: [u32; 2],
+    /// IP bytes per key side, unless wide.
+    ip_bytes: [u32; 2],
+    /// This connection's slot in the table's [`SideSlab`] ([`TcpCold`] for
+    /// TCP, [`Extra`] for the others), 0 = none.
+    pub(crate) side: u32,
+    /// The table's generation of the slab slot holding this connection
+    /// (odd while live; kept here, where it fills what would be padding).
+    pub(crate) gen: u16,
     /// Side (0 = key.lo, 1 = key.hi) of the originator.
     orig: u8,
-    /// History of a non-TCP connection ([`small_hist`] bits).
-    hist: u8,
+    /// [`small_hist`] bits.
+    bits: u8,
 }
 
-/// Ids of the tunnels that carried each connection ([`Tunnel`] ids, 0 =
-/// free slot), for the few connections that came through tunnels.
-#[derive(Debug, Default)]
-pub(crate) struct TunnelSlab {
-    sets: Vec<[u64; MAX_TUNNEL_PARENTS]>,
+/// What only some connections need, out of line: tunnel parents, counters
+/// that outgrew 32 bits, a far timer slot, TCP sequence positions past
+/// 4 GiB. A UDP / ICMP / other connection's [`Conn::side`] names its slot
+/// here; a TCP connection's names its [`TcpCold`] slot, which names this one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Extra {
+    /// Ids of the tunnels that carried the connection ([`Tunnel`] ids, 0 =
+    /// free slot).
+    tunnels: [u64; MAX_TUNNEL_PARENTS],
+    /// Full counters of a wide connection.
+    pkts: [u64; 2],
+    ip_bytes: [u64; 2],
+    payload: [u64; 2],
+    /// The timer slot, with [`TIMER_IN_SIDE`].
+    timer_slot: i64,
+    /// Full sequence positions of wide TCP endpoints.
+    pub(crate) tcp_wide: [TcpWide; 2],
+}
+
+/// Slots of `T` recycled through a free list; a slot's id is its index + 1,
+/// 0 = none.
+#[derive(Debug)]
+pub(crate) struct Slab<T> {
+    slots: ChunkedVec<T>,
     free: Vec<u32>,
+    /// Slots taken and given back so far (wrapping): unchanged means the
+    /// slab allocated nothing.
+    changes: u32,
 }
 
-impl TunnelSlab {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: ChunkedVec::default(),
+            free: Vec::new(),
+            changes: 0,
+        }
+    }
+}
+
+impl<T: Default> Slab<T> {
     /// Bytes held, for accounting.
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.sets.capacity() * std::mem::size_of::<[u64; MAX_TUNNEL_PARENTS]>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
+        self.slots.capacity_bytes() + self.free.capacity() * std::mem::size_of::<u32>()
     }
 
-    fn add(&mut self, set: &mut u32, id: u64) {
-        if *set == 0 {
-            *set = match self.free.pop() {
-                Some(i) => {
-                    self.sets[i as usize] = [0; MAX_TUNNEL_PARENTS];
-                    i + 1
-                }
-                None => {
-                    self.sets.push([0; MAX_TUNNEL_PARENTS]);
-                    self.sets.len() as u32
-                }
-            };
+    /// Slots in use.
+    pub(crate) fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Bytes of one slot.
+    pub(crate) fn entry_bytes(&self) -> usize {
+        std::mem::size_of::<T>()
+    }
+
+    /// Allocates slots, exactly, until `n` are allocated (in use or not).
+    pub(crate) fn reserve_to(&mut self, n: usize) {
+        if n > self.slots.capacity() {
+            self.slots.reserve_exact(n.saturating_sub(self.slots.len()));
         }
-        let Some(ids) = self.sets.get_mut(*set as usize - 1) else {
-            return;
+    }
+
+    /// Slot `id`, if it is one.
+    pub(crate) fn get(&self, id: u32) -> Option<&T> {
+        self.slots.get(id.checked_sub(1)? as usize)
+    }
+
+    /// Slot `id` for writing, if it is one.
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut T> {
+        self.slots.get_mut(id.checked_sub(1)? as usize)
+    }
+
+    /// Slot `id`, allocated first (and `id` set) if it is 0.
+    pub(crate) fn get_or_alloc(&mut self, id: &mut u32) -> &mut T {
+        let i = match id.checked_sub(1) {
+            Some(i) if (i as usize) < self.slots.len() => i as usize,
+            _ => {
+                self.changes = self.changes.wrapping_add(1);
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i as usize] = T::default();
+                        i as usize
+                    }
+                    None => {
+                        self.slots.push(T::default());
+                        self.slots.len() - 1
+                    }
+                };
+                *id = i as u32 + 1;
+                i
+            }
         };
-        for slot in ids {
-            if *slot == id {
-                return;
-            }
-            if *slot == 0 {
-                *slot = id;
-                return;
-            }
-        }
+        &mut self.slots[i]
     }
 
-    fn get(&self, set: u32) -> &[u64] {
-        match set.checked_sub(1).and_then(|i| self.sets.get(i as usize)) {
-            Some(ids) => ids,
-            None => &[],
+    /// Frees slot `id` (when its connection ends).
+    pub(crate) fn release(&mut self, id: &mut u32) {
+        if *id != 0 {
+            self.changes = self.changes.wrapping_add(1);
+            self.free.push(*id - 1);
+            *id = 0;
         }
+    }
+}
+
+/// The out-of-line state of a table's connections: TCP's rarely set state
+/// ([`TcpCold`]: FIN and RST positions, retransmission / zero-window / gap
+/// counters, missed bytes, out-of-order slot), and the rarer [`Extra`]s.
+#[derive(Debug, Default)]
+pub(crate) struct SideSlab {
+    /// TCP connections' cold state.
+    pub(crate) tcp: Slab<TcpCold>,
+    /// Extras of any connection.
+    pub(crate) extra: Slab<Extra>,
+}
+
+impl SideSlab {
+    /// Bytes held, for accounting.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.tcp.capacity_bytes() + self.extra.capacity_bytes()
     }
 
-    /// Frees a connection's set (when it ends).
-    pub(crate) fn release(&mut self, set: &mut u32) {
-        if *set != 0 {
-            self.free.push(*set - 1);
-            *set = 0;
+    /// Slots taken and given back so far, both kinds (wrapping): unchanged
+    /// means the side slabs allocated nothing.
+    pub(crate) fn changes(&self) -> u32 {
+        self.tcp.changes.wrapping_add(self.extra.changes)
+    }
+}
+
+fn add_tunnel(extra: &mut Extra, tunnel: u64) {
+    for slot in &mut extra.tunnels {
+        if *slot == tunnel {
+            return;
+        }
+        if *slot == 0 {
+            *slot = tunnel;
+            return;
         }
     }
+}
+
+/// A timestamp as two 32-bit halves (low, high).
+fn split_time(t: Timestamp) -> [u32; 2] {
+    let v = t.0 as u64;
+    [v as u32, (v >> 32) as u32]
+}
+
+/// [`split_time`]'s halves back as a timestamp.
+fn join_time(halves: [u32; 2]) -> Timestamp {
+    Timestamp((u64::from(halves[0]) | u64::from(halves[1]) << 32) as i64)
 }
 
 /// Whether the packet's sender is the key's `lo` side.
@@ -232,12 +341,7 @@ pub(crate) fn packet_endpoints(p: &FlowPacket<'_>) -> (Endpoint, Endpoint, bool)
 impl Conn {
     /// Starts a connection from its first packet. `src_is_lo` says which key
     /// side sent it.
-    pub(crate) fn new(
-        p: &FlowPacket<'_>,
-        src_is_lo: bool,
-        ts: Timestamp,
-        cfg: &TableConfig,
-    ) -> (Conn, NewState) {
+    pub(crate) fn new(p: &FlowPacket<'_>, src_is_lo: bool, ts: Timestamp) -> (Conn, NewState) {
         let sender = side_of(src_is_lo);
         let (src, dst, one_way) = packet_endpoints(p);
         let mut flip = false;
@@ -257,7 +361,7 @@ impl Conn {
                     let ld = is_likely_server_port(6, dst.port);
                     flip = ls && (!ld || src.port < dst.port);
                 }
-                NewState::Tcp(TcpConn::default(), History::default())
+                NewState::Tcp(History::default())
             }
             Transport::Udp { .. } => {
                 flip = is_likely_server_port(17, src.port)
@@ -279,45 +383,224 @@ impl Conn {
             _ => small(SmallKind::Other),
         };
         let orig = if flip { 1 - sender } else { sender };
-        let mut hist = 0;
+        let mut bits = 0;
+        if let NewState::Tcp(..) = state {
+            bits |= small_hist::TCP;
+        }
         if flip {
             match &mut state {
-                NewState::Tcp(_, history) => history.flip(),
-                NewState::Small(_) => hist |= small_hist::FLIPPED,
+                NewState::Tcp(history) => history.flip(),
+                NewState::Small(_) => bits |= small_hist::FLIPPED,
             }
         }
-        let interim_at = match cfg.active_timeout {
-            Some(d) => ts.plus(d),
-            None => Timestamp(i64::MAX),
-        };
         let conn = Conn {
-            start: ts,
-            last: ts,
-            interim_at,
-            timer_slot: i64::MIN,
+            start: split_time(ts),
+            last: split_time(ts),
+            timer: TIMER_NONE,
+            interims: 0,
             pkts: [0; 2],
             ip_bytes: [0; 2],
-            tunnels: 0,
+            side: 0,
+            gen: 0,
             orig: orig as u8,
-            hist,
+            bits,
         };
         (conn, state)
+    }
+
+    /// The timer-wheel slot this connection is filed under (`i64::MIN` =
+    /// none yet).
+    pub(crate) fn timer_slot(&self, slab: &SideSlab) -> i64 {
+        match self.timer {
+            TIMER_NONE => i64::MIN,
+            TIMER_IN_SIDE => self.extra(slab).map_or(i64::MIN, |s| s.timer_slot),
+            off => self.start().secs() + i64::from(off),
+        }
+    }
+
+    /// Records the timer-wheel slot this connection is filed under.
+    pub(crate) fn set_timer_slot(&mut self, slot: i64, slab: &mut SideSlab) {
+        let off = slot
+            .checked_sub(self.start().secs())
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|&d| d != TIMER_NONE && d != TIMER_IN_SIDE);
+        match off {
+            Some(off) => self.timer = off,
+            None if slot == i64::MIN => self.timer = TIMER_NONE,
+            None => {
+                self.extra_mut(slab).timer_slot = slot;
+                self.timer = TIMER_IN_SIDE;
+            }
+        }
+    }
+
+    /// When the next interim record is due; `Timestamp(i64::MAX)` = never.
+    fn interim_at(&self, cfg: &TableConfig) -> Timestamp {
+        match cfg.active_timeout {
+            Some(d) if self.interims == 0 => self.start().plus(d),
+            Some(d) => {
+                let at = i128::from(self.start().0)
+                    + d.as_nanos() as i128 * (i128::from(self.interims) + 1);
+                Timestamp(i64::try_from(at).unwrap_or(i64::MAX))
+            }
+            None => Timestamp(i64::MAX),
+        }
+    }
+
+    /// This connection's [`Extra`] slot, if it has one.
+    fn extra<'a>(&self, slab: &'a SideSlab) -> Option<&'a Extra> {
+        let id = if self.bits & small_hist::TCP != 0 {
+            slab.tcp.get(self.side)?.extra
+        } else {
+            self.side
+        };
+        slab.extra.get(id)
+    }
+
+    /// This connection's [`Extra`] slot, allocated on first need.
+    fn extra_mut<'a>(&mut self, slab: &'a mut SideSlab) -> &'a mut Extra {
+        if self.bits & small_hist::TCP != 0 {
+            let cold = slab.tcp.get_or_alloc(&mut self.side);
+            slab.extra.get_or_alloc(&mut cold.extra)
+        } else {
+            slab.extra.get_or_alloc(&mut self.side)
+        }
+    }
+
+    fn is_wide(&self) -> bool {
+        self.bits & small_hist::WIDE != 0
+    }
+
+    /// Packets sent by key side `s`.
+    fn pkts(&self, s: usize, slab: &SideSlab) -> u64 {
+        if self.is_wide() {
+            self.extra(slab).map_or(0, |x| x.pkts[s])
+        } else {
+            u64::from(self.pkts[s])
+        }
+    }
+
+    /// IP bytes sent by key side `s`.
+    fn ip_bytes(&self, s: usize, slab: &SideSlab) -> u64 {
+        if self.is_wide() {
+            self.extra(slab).map_or(0, |x| x.ip_bytes[s])
+        } else {
+            u64::from(self.ip_bytes[s])
+        }
+    }
+
+    /// Payload bytes of a non-TCP connection sent by key side `s`.
+    fn payload(&self, small: &Small, s: usize, slab: &SideSlab) -> u64 {
+        if self.is_wide() {
+            self.extra(slab).map_or(0, |x| x.payload[s])
+        } else {
+            u64::from(small.payload[s])
+        }
+    }
+
+    /// Adds to key side `s`'s counters, moving them all to the side slot
+    /// when one would outgrow 32 bits.
+    #[inline]
+    fn count(
+        &mut self,
+        s: usize,
+        pkts: u32,
+        ip_bytes: u32,
+        small: Option<&mut Small>,
+        payload: u32,
+        slab: &mut SideSlab,
+    ) {
+        if !self.is_wide() {
+            let p = self.pkts[s].checked_add(pkts);
+            let b = self.ip_bytes[s].checked_add(ip_bytes);
+            match (p, b, small) {
+                (Some(p), Some(b), None) => {
+                    self.pkts[s] = p;
+                    self.ip_bytes[s] = b;
+                    return;
+                }
+                (Some(p), Some(b), Some(sm)) => match sm.payload[s].checked_add(payload) {
+                    Some(l) => {
+                        self.pkts[s] = p;
+                        self.ip_bytes[s] = b;
+                        sm.payload[s] = l;
+                    }
+                    None => self.count_wide(s, pkts, ip_bytes, Some(sm), payload, slab),
+                },
+                (_, _, small) => self.count_wide(s, pkts, ip_bytes, small, payload, slab),
+            }
+            return;
+        }
+        self.count_wide(s, pkts, ip_bytes, small, payload, slab);
+    }
+
+    /// [`Conn::count`] once a counter would outgrow (or has outgrown) 32
+    /// bits: every counter, in full, in the side slot.
+    #[cold]
+    fn count_wide(
+        &mut self,
+        s: usize,
+        pkts: u32,
+        ip_bytes: u32,
+        mut small: Option<&mut Small>,
+        payload: u32,
+        slab: &mut SideSlab,
+    ) {
+        if !self.is_wide() {
+            let side = self.extra_mut(slab);
+            side.pkts = self.pkts.map(u64::from);
+            side.ip_bytes = self.ip_bytes.map(u64::from);
+            if let Some(sm) = &mut small {
+                side.payload = sm.payload.map(u64::from);
+                sm.payload = [0; 2];
+            }
+            self.pkts = [0; 2];
+            self.ip_bytes = [0; 2];
+            self.bits |= small_hist::WIDE;
+        }
+        let side = self.extra_mut(slab);
+        side.pkts[s] += u64::from(pkts);
+        side.ip_bytes[s] += u64::from(ip_bytes);
+        if small.is_some() {
+            side.payload[s] += u64::from(payload);
+        }
+    }
+
+    /// Frees the connection's side slots and what hangs from them (when it
+    /// ends).
+    pub(crate) fn release(&mut self, state: StateMut<'_>, slab: &mut SideSlab) {
+        if let StateMut::Tcp(t, ooo) = state {
+            t.release(self.side, slab, ooo);
+            if let Some(cold) = slab.tcp.get_mut(self.side) {
+                slab.extra.release(&mut cold.extra);
+            }
+            slab.tcp.release(&mut self.side);
+        } else {
+            slab.extra.release(&mut self.side);
+        }
     }
 
     /// Whether this is a half-open connection: an unanswered attempt (the
     /// originator sent a SYN, the responder has said nothing).
     pub(crate) fn is_attempt(&self, state: StateRef<'_>) -> bool {
-        matches!(state, StateRef::Tcp(t, _) if t.is_attempt(self.orig()))
+        matches!(state, StateRef::Tcp(t) if t.is_attempt(self.orig()))
     }
 
     /// Time of the first packet.
     pub(crate) fn start(&self) -> Timestamp {
-        self.start
+        join_time(self.start)
     }
 
-    /// Time of the last packet.
+    /// Time of the last packet that moved the connection's activity.
     pub(crate) fn last(&self) -> Timestamp {
-        self.last
+        join_time(self.last)
+    }
+
+    /// Moves the last activity time to `ts` if that is later.
+    fn set_last(&mut self, ts: Timestamp) {
+        if ts > self.last() {
+            self.last = split_time(ts);
+        }
     }
 
     fn orig(&self) -> usize {
@@ -328,7 +611,9 @@ impl Conn {
     /// TCP connection reuse: a SYN with a new initial sequence number).
     pub(crate) fn is_reuse(&self, state: StateRef<'_>, p: &FlowPacket<'_>) -> bool {
         match (state, &p.transport) {
-            (StateRef::Tcp(t, _), Transport::Tcp(seg)) => t.is_reuse(seg, self.orig()),
+            (StateRef::Tcp(t), Transport::Tcp(seg)) if seg.flags.syn() => {
+                t.is_reuse(seg, self.orig())
+            }
             _ => false,
         }
     }
@@ -339,7 +624,7 @@ impl Conn {
     pub(crate) fn update(
         &mut self,
         state: StateMut<'_>,
-        tunnels: &mut TunnelSlab,
+        slab: &mut SideSlab,
         p: &FlowPacket<'_>,
         src_is_lo: bool,
         ts: Timestamp,
@@ -348,30 +633,27 @@ impl Conn {
     ) {
         let s = side_of(src_is_lo);
         if let Some(t) = p.tunnel {
-            tunnels.add(&mut self.tunnels, tunnel_id(&t));
+            add_tunnel(self.extra_mut(slab), tunnel_id(&t));
         }
         let mut touch = true;
+        let mut small_count = None;
+        let mut payload = 0;
         match (state, &p.transport) {
-            (StateMut::Tcp(tcp, history, ooo), Transport::Tcp(seg)) => {
+            (StateMut::Tcp(packed, ooo), Transport::Tcp(seg)) => {
                 let mut orig = self.orig();
-                let out = tcp.segment(seg, s, &mut orig, complete, history, ooo);
+                let mut side = Side {
+                    id: &mut self.side,
+                    slab,
+                };
+                let out = packed.segment(&mut side, seg, s, &mut orig, complete, ooo);
                 self.orig = orig as u8;
                 touch = out.touch;
                 if touch {
-                    self.last = self.last.max(ts);
+                    self.set_last(ts);
                 }
-                if tcp.attempt_at.0 == i64::MAX && tcp.is_attempt(orig) {
-                    tcp.attempt_at = ts.plus(cfg.tcp_attempt_delay);
-                }
-                if out.close_complete && tcp.close_reason.is_none() {
-                    let reset = tcp.ep.iter().any(|e| e.state == EpState::Reset);
-                    let reason = if reset {
-                        EndReason::Rst
-                    } else {
-                        EndReason::Fin
-                    };
-                    tcp.close_at = self.last.plus(cfg.tcp_close_delay);
-                    tcp.close_reason = Some(reason);
+                packed.note_attempt(orig, || ts.plus(cfg.tcp_attempt_delay));
+                if out.close_complete {
+                    packed.note_close(self.last().plus(cfg.tcp_close_delay));
                 }
             }
             (StateMut::Small(small), Transport::Udp { payload_len, .. })
@@ -383,40 +665,53 @@ impl Conn {
                 } else {
                     small_hist::RESP
                 };
-                if self.hist & (small_hist::ORIG | small_hist::RESP) == 0 && !is_orig {
-                    self.hist |= small_hist::RESP_FIRST;
+                if self.bits & (small_hist::ORIG | small_hist::RESP) == 0 && !is_orig {
+                    self.bits |= small_hist::RESP_FIRST;
                 }
-                self.hist |= bit;
-                small.payload[s] += u64::from(*payload_len);
+                self.bits |= bit;
+                payload = *payload_len;
+                small_count = Some(small);
             }
             (StateMut::Small(small), Transport::Icmp { payload_len, .. })
                 if matches!(small.kind, SmallKind::Icmp | SmallKind::IcmpOneWay) =>
             {
-                small.payload[s] += u64::from(*payload_len);
+                payload = *payload_len;
+                small_count = Some(small);
             }
+            (StateMut::Small(small), _) => small_count = Some(small),
             _ => {}
         }
         if touch {
-            self.last = self.last.max(ts);
+            self.set_last(ts);
         }
-        self.pkts[s] += 1;
-        self.ip_bytes[s] += u64::from(p.ip.ip_len);
+        self.count(s, 1, p.ip.ip_len, small_count, payload, slab);
     }
 
     /// Counts a non-first IP fragment attributed to this connection. Like
     /// Zeek, which counts a reassembled datagram once, the datagram is one
     /// packet (its first fragment) and its IP bytes are the reassembled
     /// length: the first fragment's, plus each later fragment's data.
-    pub(crate) fn add_fragment(&mut self, src_is_lo: bool, data_len: u32, ts: Timestamp) {
-        self.ip_bytes[side_of(src_is_lo)] += u64::from(data_len);
-        self.last = self.last.max(ts);
+    pub(crate) fn add_fragment(
+        &mut self,
+        state: StateMut<'_>,
+        slab: &mut SideSlab,
+        src_is_lo: bool,
+        data_len: u32,
+        ts: Timestamp,
+    ) {
+        let small = match state {
+            StateMut::Small(small) => Some(small),
+            StateMut::Tcp(..) => None,
+        };
+        self.count(side_of(src_is_lo), 0, data_len, small, 0, slab);
+        self.set_last(ts);
     }
 
     /// Idle timeout in force: TCP uses UDP's until the handshake completes,
     /// as Zeek does.
     fn idle_timeout(&self, state: StateRef<'_>, cfg: &TableConfig) -> Duration {
         match state {
-            StateRef::Tcp(t, _) if t.past_handshake() => cfg.tcp_idle,
+            StateRef::Tcp(t) if t.past_handshake() => cfg.tcp_idle,
             StateRef::Tcp(..) => cfg.udp_idle,
             StateRef::Small(s) => match s.kind {
                 SmallKind::UdpDns => cfg.udp_idle.min(cfg.dns_idle),
@@ -435,21 +730,19 @@ impl Conn {
         cfg: &TableConfig,
     ) -> (Timestamp, EndReason) {
         let mut best = (
-            self.last.plus(self.idle_timeout(state, cfg)),
+            self.last().plus(self.idle_timeout(state, cfg)),
             EndReason::Idle,
         );
-        if let StateRef::Tcp(t, _) = state {
-            if let Some(r) = t.close_reason {
-                if t.close_at < best.0 {
-                    best = (t.close_at, r);
+        if let StateRef::Tcp(t) = state {
+            if let Some((at, r)) = t.due(self.orig()) {
+                if at < best.0 {
+                    best = (at, r);
                 }
             }
-            if t.attempt_at.0 != i64::MAX && t.is_attempt(self.orig()) && t.attempt_at < best.0 {
-                best = (t.attempt_at, EndReason::Idle);
-            }
         }
-        if self.interim_at < best.0 {
-            best = (self.interim_at, EndReason::Active);
+        let interim_at = self.interim_at(cfg);
+        if interim_at < best.0 {
+            best = (interim_at, EndReason::Active);
         }
         best
     }
@@ -458,26 +751,23 @@ impl Conn {
     /// shutdown): a connection already closed by FIN or RST says so.
     pub(crate) fn flush_reason(&self, state: StateRef<'_>, reason: EndReason) -> EndReason {
         match state {
-            StateRef::Tcp(t, _) => t.close_reason.unwrap_or(reason),
+            StateRef::Tcp(t) => t.close_reason().unwrap_or(reason),
             StateRef::Small(_) => reason,
         }
     }
 
-    /// Schedules the next interim record after one was emitted at `now`.
-    pub(crate) fn interim_emitted(&mut self, now: Timestamp, cfg: &TableConfig) {
-        self.interim_at = match cfg.active_timeout {
-            Some(d) => now.plus(d),
-            None => Timestamp(i64::MAX),
-        };
+    /// Schedules the next interim record after the one due was emitted.
+    pub(crate) fn interim_emitted(&mut self) {
+        self.interims = self.interims.saturating_add(1);
     }
 
     /// The history string.
-    fn history(&self, state: StateRef<'_>) -> String {
+    fn history(&self, state: StateRef<'_>, slab: &SideSlab) -> String {
         match state {
-            StateRef::Tcp(_, h) => h.render(),
+            StateRef::Tcp(t) => t.history(self.side, slab).render(),
             StateRef::Small(_) => {
                 let mut s = String::new();
-                let h = self.hist;
+                let h = self.bits;
                 if h & small_hist::FLIPPED != 0 {
                     s.push('^');
                 }
@@ -501,10 +791,16 @@ impl Conn {
     }
 
     /// Zeek's conn_state.
-    fn conn_state(&self, state: StateRef<'_>, history: &str) -> ConnState {
+    fn conn_state(
+        &self,
+        state: StateRef<'_>,
+        tcp: Option<&TcpConn>,
+        slab: &SideSlab,
+        history: &str,
+    ) -> ConnState {
         let (o, r) = (self.orig(), 1 - self.orig());
-        match state {
-            StateRef::Tcp(t, _) => {
+        match (state, tcp) {
+            (StateRef::Tcp(_), Some(t)) => {
                 use EpState::*;
                 let os = t.ep[o].state;
                 let rs = t.ep[r].state;
@@ -552,15 +848,15 @@ impl Conn {
                     ConnState::OTH
                 }
             }
-            StateRef::Small(s) if matches!(s.kind, SmallKind::Udp | SmallKind::UdpDns) => {
-                match (self.pkts[o] > 0, self.pkts[r] > 0) {
+            (StateRef::Small(s), _) if matches!(s.kind, SmallKind::Udp | SmallKind::UdpDns) => {
+                match (self.pkts(o, slab) > 0, self.pkts(r, slab) > 0) {
                     (true, true) => ConnState::SF,
                     (true, false) => ConnState::S0,
                     (false, true) => ConnState::SHR,
                     (false, false) => ConnState::OTH,
                 }
             }
-            StateRef::Small(_) => ConnState::OTH,
+            _ => ConnState::OTH,
         }
     }
 
@@ -568,25 +864,36 @@ impl Conn {
     pub(crate) fn record(
         &self,
         state: StateRef<'_>,
-        tunnels: &TunnelSlab,
+        slab: &SideSlab,
         key: &FlowKey,
         reason: EndReason,
         emitted: Timestamp,
     ) -> ConnRecord {
+        let tcp = match state {
+            StateRef::Tcp(t) => Some(t.unpack(self.side, slab)),
+            StateRef::Small(_) => None,
+        };
         let (o, r) = (self.orig(), 1 - self.orig());
         let ends = [key.lo, key.hi];
         let (orig_ep, resp_ep) = (ends[o], ends[r]);
-        let duration = self.last.since(self.start);
+        let duration = self.last().since(self.start());
         let has_duration = duration > Duration::ZERO;
-        let (ob, rb, missed, one_way) = match state {
-            StateRef::Tcp(t, _) => (t.size(o), t.size(r), t.missed_bytes, false),
-            StateRef::Small(s) => match s.kind {
+        let (ob, rb, missed, one_way) = match (state, &tcp) {
+            (_, Some(t)) => (t.size(o), t.size(r), t.missed_bytes, false),
+            (StateRef::Small(s), _) => match s.kind {
                 SmallKind::Other => (0, 0, 0, false),
-                k => (s.payload[o], s.payload[r], 0, k == SmallKind::IcmpOneWay),
+                k => (
+                    self.payload(s, o, slab),
+                    self.payload(s, r, slab),
+                    0,
+                    k == SmallKind::IcmpOneWay,
+                ),
             },
+            (StateRef::Tcp(_), None) => (0, 0, 0, false),
         };
-        let tunnel_parents = tunnels
-            .get(self.tunnels)
+        let tunnel_parents = self
+            .extra(slab)
+            .map_or(&[][..], |x| &x.tunnels[..])
             .iter()
             .filter(|id| **id != 0)
             .map(|id| tunnel_uid_of_id(*id))
@@ -596,10 +903,10 @@ impl Conn {
             Proto::Unknown => (0, 0),
             _ => (orig_ep.port, resp_ep.port),
         };
-        let history = self.history(state);
+        let history = self.history(state, slab);
         ConnRecord {
-            ts: self.start,
-            uid: conn_uid(key, self.start),
+            ts: self.start(),
+            uid: conn_uid(key, self.start()),
             orig_h: orig_ep.addr,
             orig_p: op,
             resp_h: resp_ep.addr,
@@ -609,15 +916,15 @@ impl Conn {
             duration: has_duration.then_some(duration),
             orig_bytes: has_duration.then_some(ob),
             resp_bytes: has_duration.then_some(rb),
-            conn_state: self.conn_state(state, &history),
+            conn_state: self.conn_state(state, tcp.as_ref(), slab, &history),
             local_orig: None,
             local_resp: None,
             missed_bytes: missed,
             history,
-            orig_pkts: self.pkts[o],
-            orig_ip_bytes: self.ip_bytes[o],
-            resp_pkts: self.pkts[r],
-            resp_ip_bytes: self.ip_bytes[r],
+            orig_pkts: self.pkts(o, slab),
+            orig_ip_bytes: self.ip_bytes(o, slab),
+            resp_pkts: self.pkts(r, slab),
+            resp_ip_bytes: self.ip_bytes(r, slab),
             tunnel_parents,
             vlan: key.vlan,
             inner_vlan: key.inner_vlan,

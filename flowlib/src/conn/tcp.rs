@@ -1,11 +1,25 @@
 //! Zeek's TCP endpoint state machine, sequence-space byte accounting and
 //! ACK-driven content-gap detection (`missed_bytes`).
 //!
+//! The state is stored packed ([`PackedTcp`]) and the machine runs on it
+//! in place (`in_place`); [`TcpConn`] is the unpacked form, built for
+//! records and kept with its own machine as the reference the in-place one
+//! is tested against.
+//!
 //! Endpoints are indexed by *side* (0 = the flow key's `lo` endpoint, 1 =
 //! `hi`); roles (originator / responder) are a separate, flippable mapping.
 
-use super::history::{bit, History, ScaledCounter};
+use super::history::ScaledCounter;
+#[cfg(test)]
+use super::history::{bit, History};
+#[cfg(test)]
 use crate::decode::TcpSegment;
+
+mod in_place;
+mod packed;
+
+pub(crate) use in_place::Side;
+pub(crate) use packed::{PackedTcp, TcpCold, TcpWide};
 
 /// Sequence jumps larger than this on SYN/RST are not trusted.
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
@@ -83,6 +97,8 @@ impl Blocks {
 pub(crate) struct OooSlab {
     slots: Vec<[Blocks; 2]>,
     free: Vec<u32>,
+    /// Slots taken and given back so far (wrapping).
+    changes: u32,
 }
 
 impl OooSlab {
@@ -92,7 +108,24 @@ impl OooSlab {
             + self.free.capacity() * std::mem::size_of::<u32>()
     }
 
+    /// Slots in use.
+    pub(crate) fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Bytes of one slot.
+    pub(crate) fn entry_bytes(&self) -> usize {
+        std::mem::size_of::<[Blocks; 2]>()
+    }
+
+    /// Slots taken and given back so far (wrapping): unchanged means the
+    /// slab allocated nothing.
+    pub(crate) fn changes(&self) -> u32 {
+        self.changes
+    }
+
     fn alloc(&mut self) -> u32 {
+        self.changes = self.changes.wrapping_add(1);
         match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Default::default();
@@ -107,6 +140,7 @@ impl OooSlab {
 
     fn release(&mut self, id: u32) {
         if id != 0 {
+            self.changes = self.changes.wrapping_add(1);
             self.free.push(id - 1);
         }
     }
@@ -204,6 +238,7 @@ pub(crate) struct TcpEndpoint {
 }
 
 impl TcpEndpoint {
+    #[cfg(test)]
     fn set_state(&mut self, s: EpState) {
         if s != self.state {
             self.prev_state = self.state;
@@ -211,6 +246,7 @@ impl TcpEndpoint {
         }
     }
 
+    #[cfg(test)]
     fn init_seq(&mut self, start: u32, last: u32) {
         self.start_seq = start;
         self.ack_seq = start;
@@ -219,6 +255,7 @@ impl TcpEndpoint {
         self.ack_wraps = 0;
     }
 
+    #[cfg(test)]
     fn update_last_seq_value(&mut self, v: u32) {
         if v < self.last_seq {
             self.seq_wraps += 1;
@@ -255,6 +292,7 @@ impl TcpEndpoint {
     }
 
     /// Both "clean" for gap reporting: established, or closed from established.
+    #[cfg(test)]
     fn is_clean(&self) -> bool {
         self.state == EpState::Established
             || (self.state == EpState::Closed && self.prev_state == EpState::Established)
@@ -337,6 +375,17 @@ impl TcpConn {
         self.ep[side].size(&self.ep[1 - side])
     }
 
+    /// Gives the connection's out-of-order blocks back (when it ends).
+    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
+        ooo.release(self.ooo);
+        self.ooo = 0;
+    }
+}
+
+/// The state machine on the unpacked state: the reference the packed,
+/// in-place machine ([`PackedTcp::segment`]) is tested against.
+#[cfg(test)]
+impl TcpConn {
     /// Whether either side has closed (FIN or RST processed).
     pub(crate) fn is_closed(&self) -> bool {
         self.ep[0].did_close || self.ep[1].did_close
@@ -369,19 +418,6 @@ impl TcpConn {
             }
         }
         true
-    }
-
-    /// Whether the connection left the handshake (inactivity timeout switches
-    /// from UDP's to TCP's).
-    pub(crate) fn past_handshake(&self) -> bool {
-        !(self.ep[0].state.is_handshake() && self.ep[1].state.is_handshake())
-    }
-
-    /// Whether an unanswered connection attempt is pending (orig sent SYN,
-    /// responder silent): Zeek removes these after `tcp_attempt_delay`.
-    pub(crate) fn is_attempt(&self, orig: usize) -> bool {
-        matches!(self.ep[orig].state, EpState::SynSent | EpState::SynAckSent)
-            && self.ep[1 - orig].state == EpState::Inactive
     }
 
     /// Processes one segment sent by `s`; `orig` is the originator's side
@@ -528,12 +564,6 @@ impl TcpConn {
             }
         }
         out
-    }
-
-    /// Gives the connection's out-of-order blocks back (when it ends).
-    pub(crate) fn release(&mut self, ooo: &mut OooSlab) {
-        ooo.release(self.ooo);
-        self.ooo = 0;
     }
 
     /// Zeek's `init_endpoint`: (re)initialises the sender's sequence space.

@@ -146,11 +146,12 @@ impl FlowTable {
             }
             let due = conn.deadline(state, &self.cfg).0.secs();
             let gen = self.flows.gen(r);
+            let timer_slot = self.flows.timer_slot(r);
             let filed = self
                 .timers
-                .get(&conn.timer_slot)
-                .is_some_and(|v| v.iter().any(|t| t.flow == r && t.gen == gen))
-                .then_some(conn.timer_slot);
+                .get(&timer_slot)
+                .is_some_and(|v| v.iter().any(|t| t.flow() == r && t.gen == gen))
+                .then_some(timer_slot);
             if filed.is_none_or(|slot| slot > due) {
                 return Err(InvariantViolation::Unfiled { key, due, filed });
             }
