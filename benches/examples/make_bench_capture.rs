@@ -127,7 +127,7 @@ const COPY_SPACING: Duration = Duration::from_secs(3600);
 
 fn write(args: &Args) -> std::io::Result<Written> {
     let to_stdout = args.out.as_os_str() == "-";
-    let sink: Box<dyn std::io::Write> = if to_stdout {
+    let sink: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
     } else {
         Box::new(File::create(&args.out)?)
