@@ -140,3 +140,40 @@ fn a_broken_stream_is_reported_like_a_broken_file() {
     );
     assert!(err.contains("packets: 3899"), "{err}");
 }
+
+/// Several workers reading a file each read it whole and keep their own
+/// packets (`sensor::scan`); from a stream, one thread reads and dispatches
+/// (`sensor::pipeline`). Both must give the same records, summary, errors
+/// and exit code for every corpus capture: tunnels split over shards,
+/// fragments, undecodable packets, cut and corrupt files, pcapng.
+#[test]
+fn shards_reading_the_file_themselves_give_the_dispatched_records() {
+    let root = std::env::var_os("FLOWMON_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(root.join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    captures.sort();
+    captures.push(repo().join("demo/msp-demo.pcap"));
+    assert!(captures.len() > 50, "the corpus is needed");
+    let mut differing = Vec::new();
+    for path in &captures {
+        let bytes = std::fs::read(path).unwrap();
+        for workers in ["2", "3"] {
+            let args = ["--no-progress", "-f", "zeek", "-w", workers];
+            let from_file = replay_file(path, &args);
+            let from_stdin = replay_stdin(&bytes, &args);
+            // Errors name the input: the path, or "-".
+            let file_summary = summary(&from_file).replace(&*path.to_string_lossy(), "-");
+            if from_file.stdout != from_stdin.stdout
+                || from_file.status.code() != from_stdin.status.code()
+                || file_summary != summary(&from_stdin)
+            {
+                differing.push(format!("{} with {workers} workers", path.display()));
+            }
+        }
+    }
+    assert!(differing.is_empty(), "differ: {differing:#?}");
+}

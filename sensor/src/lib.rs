@@ -23,6 +23,7 @@ pub mod replay;
 pub mod report;
 pub mod rotation;
 pub mod savefile;
+pub mod scan;
 pub mod source;
 pub mod summary;
 pub mod timeline;

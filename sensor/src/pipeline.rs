@@ -19,7 +19,9 @@
 //!   metered straight from the reader's buffer. With one worker there is no
 //!   queue at all: read, decode and meter on one thread, output on another.
 //!   Live capture keeps its capture thread free and runs every shard on a
-//!   thread of its own.
+//!   thread of its own. (Replay of files on disk with several workers does
+//!   not dispatch at all: every shard reads the files itself, see
+//!   [`crate::scan`]; this pipeline serves live capture and streams.)
 //! - Packets for shard threads travel in batches over bounded crossbeam
 //!   channels, copied into one buffer per batch; batches come back empty and
 //!   are reused, so there is no allocation per packet. Bounded channels give
@@ -53,7 +55,7 @@ const BATCH_PACKETS: usize = 1024;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// After this many packets every shard gets its batch (maybe empty), so
 /// clocks and output keep moving.
-const TICK_PACKETS: usize = 8192;
+pub(crate) const TICK_PACKETS: usize = 8192;
 /// Batches queued per shard.
 const QUEUE_DEPTH: usize = 8;
 
@@ -133,7 +135,7 @@ impl Batch {
     }
 }
 
-enum ShardMsg {
+pub(crate) enum ShardMsg {
     Records {
         shard: usize,
         clock: Timestamp,
@@ -149,16 +151,18 @@ enum ShardMsg {
 
 /// Shard 0 run on the capture thread itself (replay only): its packets
 /// are metered straight from the reader's buffer, never copied or queued.
-struct LocalShard {
-    meter: FlowMeter,
-    records: Vec<ConnRecord>,
-    out: Sender<ShardMsg>,
-    final_reason: EndReason,
-    metrics: Option<Arc<Metrics>>,
+pub(crate) struct LocalShard {
+    /// Which shard this is (0 in the dispatching pipeline).
+    pub(crate) shard: usize,
+    pub(crate) meter: FlowMeter,
+    pub(crate) records: Vec<ConnRecord>,
+    pub(crate) out: Sender<ShardMsg>,
+    pub(crate) final_reason: EndReason,
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl LocalShard {
-    fn process(&mut self, p: &Packet<'_>, ts: Timestamp) {
+    pub(crate) fn process(&mut self, p: &Packet<'_>, ts: Timestamp) {
         match PacketView::parse(p.data, p.link, ts, p.wire_len) {
             Ok(view) => self
                 .meter
@@ -170,11 +174,11 @@ impl LocalShard {
     }
 
     /// Hands the records so far to the output, with the shard's clock.
-    fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
+    pub(crate) fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
         self.meter.advance(now, &mut self.records);
-        publish_shard(self.metrics.as_deref(), 0, &self.meter);
+        publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
         let msg = ShardMsg::Records {
-            shard: 0,
+            shard: self.shard,
             // Records of a timer backlog are due earlier than the clock.
             clock: self.meter.backlog_since().map_or(now, |b| b.min(now)),
             records: std::mem::take(&mut self.records),
@@ -182,7 +186,7 @@ impl LocalShard {
         self.out.send(msg).map_err(|_| Stopped)
     }
 
-    fn finish(mut self, now: Timestamp, shutdown: bool) {
+    pub(crate) fn finish(mut self, now: Timestamp, shutdown: bool) {
         // As a shard thread does with its last batch: catch up with the
         // clock first, so due timers fire before the flush.
         self.meter.advance(now, &mut self.records);
@@ -192,9 +196,9 @@ impl LocalShard {
             self.final_reason
         };
         self.meter.flush(reason, &mut self.records);
-        publish_shard(self.metrics.as_deref(), 0, &self.meter);
+        publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
         let _ = self.out.send(ShardMsg::Done {
-            shard: 0,
+            shard: self.shard,
             records: self.records,
             meter: Box::new(self.meter.stats().clone()),
             table: Box::new(self.meter.table_stats().clone()),
@@ -273,24 +277,7 @@ impl Dispatcher<'_> {
                 self.stats.weirds.add(e.weird);
             }
             Ok(view) => {
-                // (shard, parts) pairs; a packet has at most 4 flow parts.
-                let mut targets: [(usize, u8); 4] = [(usize::MAX, 0); 4];
-                let mut counter = usize::MAX;
-                let last = view.encapsulations().count();
-                for (i, fp) in view.flow_packets().enumerate() {
-                    let shard =
-                        shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n);
-                    if i == last {
-                        counter = shard;
-                    }
-                    if let Some(t) = targets
-                        .iter_mut()
-                        .find(|t| t.0 == shard || t.0 == usize::MAX)
-                    {
-                        t.0 = shard;
-                        t.1 |= 1 << i;
-                    }
-                }
+                let (targets, counter) = route_parts(&view, n);
                 for (shard, mask) in targets {
                     if shard == usize::MAX {
                         continue;
@@ -415,7 +402,7 @@ impl Dispatcher<'_> {
 /// `None` for everything else: the caller decodes fully. A packet that
 /// would not decode at all may get a shard here; that shard then counts it
 /// as undecodable, as the dispatcher would have.
-fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize> {
+pub(crate) fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize> {
     let mut vlan = None;
     let mut inner = None;
     let (mut off, mut version) = match link {
@@ -516,8 +503,32 @@ fn shard_of(
     (mix64(h) % n as u64) as usize
 }
 
+/// Which shards own the flow parts of a decoded packet: up to four
+/// (shard, parts mask) pairs (unused ones have shard `usize::MAX`), and the
+/// shard that counts the packet (the owner of its innermost flow).
+pub(crate) fn route_parts(view: &PacketView<'_>, n: usize) -> ([(usize, u8); 4], usize) {
+    // A packet has at most 4 flow parts.
+    let mut targets: [(usize, u8); 4] = [(usize::MAX, 0); 4];
+    let mut counter = usize::MAX;
+    let last = view.encapsulations().count();
+    for (i, fp) in view.flow_packets().enumerate() {
+        let shard = shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n);
+        if i == last {
+            counter = shard;
+        }
+        if let Some(t) = targets
+            .iter_mut()
+            .find(|t| t.0 == shard || t.0 == usize::MAX)
+        {
+            t.0 = shard;
+            t.1 |= 1 << i;
+        }
+    }
+    (targets, counter)
+}
+
 /// Stores a shard's running totals for the metrics endpoint.
-fn publish_shard(metrics: Option<&Metrics>, shard: usize, meter: &FlowMeter) {
+pub(crate) fn publish_shard(metrics: Option<&Metrics>, shard: usize, meter: &FlowMeter) {
     if let Some(m) = metrics {
         m.shard(shard)
             .publish(meter.stats(), meter.table_stats(), meter.live_flows());
@@ -617,6 +628,7 @@ where
         // Replay meters shard 0 on the capture thread; live capture keeps
         // that thread free for capturing.
         let local = (!cfg.lossy).then(|| LocalShard {
+            shard: 0,
             meter: FlowMeter::new(table.clone()),
             records: Vec::new(),
             out: out_tx.clone(),
@@ -670,40 +682,7 @@ where
             })
             .expect("spawn dispatcher");
 
-        let mut order = RecordOrder::new(n);
-        let mut ready = Vec::new();
-        let mut stats = PipelineStats::default();
-        let mut failure = None;
-        for msg in out_rx {
-            match msg {
-                ShardMsg::Records {
-                    shard,
-                    clock,
-                    records,
-                } => order.push(shard, clock, records),
-                ShardMsg::Done {
-                    shard,
-                    records,
-                    meter,
-                    table,
-                } => {
-                    order.push(shard, Timestamp(i64::MIN), records);
-                    order.finish(shard);
-                    stats.meter.merge(&meter);
-                    stats.table.merge(&table);
-                }
-            }
-            order.release(&mut ready);
-            if failure.is_none() {
-                if let Err(e) = output.write_all(&mut ready) {
-                    failure = Some(e);
-                }
-                if failure.is_some() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
-            ready.clear();
-        }
+        let (mut stats, failure) = collect_records(out_rx, n, output, &stop);
         let (fed, (dispatcher_stats, queue_drops)) = feeder.join().expect("dispatcher thread");
         stats.meter.merge(&dispatcher_stats);
         stats.queue_drops = queue_drops;
@@ -715,6 +694,51 @@ where
         stats.records = output.written();
         Ok((stats, fed))
     })
+}
+
+/// The output end, on the caller's thread: puts the shards' records in
+/// canonical order and writes them until every shard is done. On a write
+/// error, sets `stop` (the feeders stop reading) and keeps draining, so no
+/// shard blocks; the error is returned with the shards' merged counters.
+pub(crate) fn collect_records(
+    messages: Receiver<ShardMsg>,
+    shards: usize,
+    output: &mut Output,
+    stop: &AtomicBool,
+) -> (PipelineStats, Option<SensorError>) {
+    let mut order = RecordOrder::new(shards);
+    let mut ready = Vec::new();
+    let mut stats = PipelineStats::default();
+    let mut failure = None;
+    for msg in messages {
+        match msg {
+            ShardMsg::Records {
+                shard,
+                clock,
+                records,
+            } => order.push(shard, clock, records),
+            ShardMsg::Done {
+                shard,
+                records,
+                meter,
+                table,
+            } => {
+                order.push(shard, Timestamp(i64::MIN), records);
+                order.finish(shard);
+                stats.meter.merge(&meter);
+                stats.table.merge(&table);
+            }
+        }
+        order.release(&mut ready);
+        if failure.is_none() {
+            if let Err(e) = output.write_all(&mut ready) {
+                failure = Some(e);
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        ready.clear();
+    }
+    (stats, failure)
 }
 
 #[cfg(test)]

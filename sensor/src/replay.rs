@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::output::Output;
 use crate::pipeline::{self, PipelineConfig};
 use crate::progress::Progress;
+use crate::scan;
 use crate::summary::Summary;
 use crate::timeline::Timeline;
 use flowlib::{EndReason, TableConfig};
@@ -59,12 +60,33 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
         metrics: cfg.metrics.clone(),
     };
     let n_files = timeline.files().len();
-    let (stats, input_error) = pipeline::run(&pipeline, out, |d| {
-        timeline.for_each(&progress, |p| match d.dispatch(p) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()), // the output went away
-        })
-    })?;
+    let (stats, input_error) = if cfg.workers > 1 && timeline.rereadable() {
+        // Files on disk: every shard reads them itself (no dispatcher).
+        drop(timeline);
+        scan::run(&pipeline, out, |shard| {
+            let hidden = Progress::hidden();
+            let progress = if shard.shard() == 0 {
+                &progress
+            } else {
+                &hidden
+            };
+            let mut timeline = match Timeline::open(&cfg.files, cfg.bpf.as_deref()) {
+                Ok(t) => t,
+                Err(e) => return Some(e),
+            };
+            timeline.for_each(progress, |p| match shard.offer(p) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()), // the output went away
+            })
+        })?
+    } else {
+        pipeline::run(&pipeline, out, |d| {
+            timeline.for_each(&progress, |p| match d.dispatch(p) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()), // the output went away
+            })
+        })?
+    };
     progress.finish();
     Ok(ReplayOutcome {
         summary: Summary::new(

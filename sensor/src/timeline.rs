@@ -40,6 +40,15 @@ impl Timeline {
         &self.files
     }
 
+    /// Whether every file can be opened and read again (a file on disk,
+    /// not standard input or a pipe).
+    pub fn rereadable(&self) -> bool {
+        self.files.iter().all(|f| {
+            f.path().as_os_str() != crate::source::STDIN
+                && std::fs::metadata(f.path()).is_ok_and(|m| m.is_file())
+        })
+    }
+
     /// Total size of the files in bytes.
     pub fn size(&self) -> u64 {
         self.files.iter().map(|f| f.size()).sum()
