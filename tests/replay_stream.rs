@@ -176,4 +176,27 @@ fn shards_reading_the_file_themselves_give_the_dispatched_records() {
         }
     }
     assert!(differing.is_empty(), "differ: {differing:#?}");
+
+    // Each shard applies the BPF filter itself.
+    let demo = repo().join("demo/msp-demo.pcap");
+    let args = ["--no-progress", "-f", "zeek", "-w", "2", "--bpf", "tcp"];
+    let from_file = replay_file(&demo, &args);
+    assert!(from_file.status.success());
+    let from_stdin = replay_stdin(&std::fs::read(&demo).unwrap(), &args);
+    assert!(from_file.stdout == from_stdin.stdout);
+    assert_eq!(summary(&from_file), summary(&from_stdin));
+    // Each shard merges several files into one timeline itself.
+    let vxlan = corpus_pcap("tunnel-vxlan.pcap");
+    let merged = |workers: &str| {
+        sensor()
+            .args(["replay", "--no-progress", "-f", "zeek", "-w", workers])
+            .arg(&demo)
+            .arg(&vxlan)
+            .output()
+            .unwrap()
+    };
+    let (one, three) = (merged("1"), merged("3"));
+    assert!(one.status.success() && !one.stdout.is_empty());
+    assert!(one.stdout == three.stdout);
+    assert_eq!(summary(&one), summary(&three));
 }
