@@ -5,6 +5,7 @@
 use super::small_map::SmallMap;
 use crate::config::detector::{Beacon, FanOut, Reason, Staging};
 use flowlib::{ConnRecord, Timestamp};
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -92,23 +93,70 @@ impl FanOutTracker {
 /// RITA-style beacon scoring per (source, destination, port, protocol).
 #[derive(Default)]
 pub(crate) struct BeaconTracker {
-    pairs: HashMap<(IpAddr, IpAddr, u16, u8, Option<u16>), PairHistory>,
+    pairs: HashMap<PairKey, PairHistory>,
 }
 
+/// A (source, destination, port, protocol, VLAN) packed into 38 bytes
+/// (a tuple of `IpAddr`s takes 42 and aligns the entry to 8 less well):
+/// the addresses as 16 bytes each (IPv4 in the first 4), and flags for
+/// which is IPv6 and whether there is a VLAN.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PairKey {
+    orig: [u8; 16],
+    resp: [u8; 16],
+    port: u16,
+    vlan: u16,
+    proto: u8,
+    /// Bit 0: `orig` is IPv6; bit 1: `resp` is IPv6; bit 2: tagged.
+    flags: u8,
+}
+
+impl PairKey {
+    fn of(r: &ConnRecord) -> PairKey {
+        let bytes = |a: IpAddr| match a {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (b, 0u8)
+            }
+            IpAddr::V6(v6) => (v6.octets(), 1u8),
+        };
+        let ((orig, o6), (resp, r6)) = (bytes(r.orig_h), bytes(r.resp_h));
+        PairKey {
+            orig,
+            resp,
+            port: r.resp_p,
+            vlan: r.vlan.unwrap_or(0),
+            proto: r.ip_proto,
+            flags: o6 | r6 << 1 | u8::from(r.vlan.is_some()) << 2,
+        }
+    }
+}
+
+/// What a pair has seen. Most pairs see one connection: it is held
+/// inline (24 bytes an entry), and a series is allocated only for pairs
+/// seen again.
+enum PairHistory {
+    /// The pair's only connection so far: (start, bytes).
+    One(f64, u64),
+    /// Every connection in the window.
+    Many(Box<Series>),
+}
+
+/// Connections of a pair in the window, oldest first.
 #[derive(Default)]
-struct PairHistory {
-    /// The pair's only connection so far, held inline (most pairs never
-    /// see a second: no deque allocated for them); `starts` is empty while
-    /// it is set.
-    first: Option<(f64, u64)>,
+struct Series {
     starts: VecDeque<(f64, u64)>,
     alerted: bool,
 }
 
 impl PairHistory {
     /// The latest connection's (start, bytes).
-    fn last(&self) -> Option<&(f64, u64)> {
-        self.starts.back().or(self.first.as_ref())
+    fn last(&self) -> Option<(f64, u64)> {
+        match self {
+            PairHistory::One(t, b) => Some((*t, *b)),
+            PairHistory::Many(s) => s.starts.back().copied(),
+        }
     }
 }
 
@@ -167,7 +215,7 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
 impl BeaconTracker {
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
-        let key = (r.orig_h, r.resp_h, r.resp_p, r.ip_proto, r.vlan);
+        let key = PairKey::of(r);
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
             let horizon = secs(r.ts) - cfg.window.as_secs_f64();
             self.pairs
@@ -176,17 +224,27 @@ impl BeaconTracker {
                 return None;
             }
         }
-        let p = self.pairs.entry(key).or_default();
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
-        if p.starts.is_empty() && p.first.is_none() && cfg.min_connections > 1 {
-            // A new pair: too little evidence to score, nothing to trim.
-            p.first = Some((now, bytes));
+        let p = match self.pairs.entry(key) {
+            Entry::Vacant(v) => {
+                if cfg.min_connections > 1 {
+                    // A new pair: too little evidence to score, nothing to trim.
+                    v.insert(PairHistory::One(now, bytes));
+                    return None;
+                }
+                v.insert(PairHistory::Many(Box::default()))
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
+        if let PairHistory::One(t, b) = *p {
+            let mut series = Box::<Series>::default();
+            series.starts.push_back((t, b));
+            *p = PairHistory::Many(series);
+        }
+        let PairHistory::Many(p) = p else {
             return None;
-        }
-        if let Some(first) = p.first.take() {
-            p.starts.push_back(first);
-        }
+        };
         p.starts.push_back((now, bytes));
         while p.starts.len() > MAX_BEACON_POINTS
             || p.starts
