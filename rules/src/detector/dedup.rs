@@ -32,7 +32,8 @@ const MAX_HELD: usize = 100_000;
 const FIRST_SWEEP: usize = 1024;
 
 /// A raised alert as the dedup map keeps it: its count and last time, and
-/// the fields of its update line that the key and the rules do not give.
+/// the fields of its update line that the key and the rules do not give,
+/// in two allocations (the texts, the reasons).
 pub(crate) struct Held {
     /// Time it was raised (its window starts here).
     first: Timestamp,
@@ -42,17 +43,74 @@ pub(crate) struct Held {
     count: u64,
     /// The hash its `alert_id` is the hex text of.
     id: u64,
-    uid: Box<str>,
-    community_id: Box<str>,
+    /// The uid, the community id and each reason's detail, one after the
+    /// other.
+    text: Box<str>,
+    /// Lengths of the uid and the community id in `text`.
+    uid_len: u32,
+    community_id_len: u32,
+    /// Each reason with its weight and the length of its detail in `text`.
+    reasons: Box<[(Reason, u8, u32)]>,
+    techniques: Techniques,
     orig_p: u16,
     resp_p: u16,
     proto: Proto,
     score: u8,
-    reasons: Box<[ReasonHit]>,
-    techniques: Box<[&'static str]>,
     relationship: Option<usize>,
     orig: Location,
     resp: Location,
+}
+
+/// Every ATT&CK technique id an alert can carry ([`alert::techniques`]).
+const TECHNIQUE_IDS: [&str; 12] = [
+    "T1199",
+    "T1046",
+    "T1071",
+    "T1048",
+    "T1074",
+    "T1041",
+    "T1021.001",
+    "T1021.002",
+    "T1021.003",
+    "T1021.004",
+    "T1021.005",
+    "T1021.006",
+];
+
+/// An alert's technique ids, in order.
+enum Techniques {
+    /// Up to 16 ids from [`TECHNIQUE_IDS`], 4 bits each (index + 1),
+    /// first in the lowest bits: no allocation.
+    Packed(u64),
+    /// Any other list.
+    Listed(Box<[&'static str]>),
+}
+
+impl Techniques {
+    fn of(ids: &[&'static str]) -> Techniques {
+        let mut packed = 0u64;
+        for (i, id) in ids.iter().enumerate() {
+            match TECHNIQUE_IDS.iter().position(|t| t == id) {
+                Some(n) if i < 16 => packed |= (n as u64 + 1) << (4 * i),
+                _ => return Techniques::Listed(ids.into()),
+            }
+        }
+        Techniques::Packed(packed)
+    }
+
+    fn to_vec(&self) -> Vec<&'static str> {
+        match self {
+            Techniques::Listed(ids) => ids.to_vec(),
+            Techniques::Packed(mut bits) => {
+                let mut ids = Vec::new();
+                while bits != 0 {
+                    ids.push(TECHNIQUE_IDS[(bits & 0xf) as usize - 1]);
+                    bits >>= 4;
+                }
+                ids
+            }
+        }
+    }
 }
 
 /// Where an alert's names come from: the ends' locations and the
@@ -72,19 +130,35 @@ pub(crate) struct Context {
 
 impl Held {
     fn of(a: &Alert, id: u64, cx: Context) -> Held {
+        let mut text = String::with_capacity(
+            a.uid.len()
+                + a.community_id.len()
+                + a.reasons.iter().map(|h| h.detail.len()).sum::<usize>(),
+        );
+        text.push_str(&a.uid);
+        text.push_str(&a.community_id);
+        let reasons = a
+            .reasons
+            .iter()
+            .map(|h| {
+                text.push_str(&h.detail);
+                (h.reason, h.weight, h.detail.len() as u32)
+            })
+            .collect();
         Held {
             first: a.ts,
             last_ts: a.last_ts,
             count: a.count,
             id,
-            uid: a.uid.as_str().into(),
-            community_id: a.community_id.as_str().into(),
+            text: text.into_boxed_str(),
+            uid_len: a.uid.len() as u32,
+            community_id_len: a.community_id.len() as u32,
+            reasons,
+            techniques: Techniques::of(&a.techniques),
             orig_p: a.orig_p,
             resp_p: a.resp_p,
             proto: cx.proto,
             score: a.score,
-            reasons: a.reasons.as_slice().into(),
-            techniques: a.techniques.as_slice().into(),
             relationship: cx.relationship,
             orig: cx.orig,
             resp: cx.resp,
@@ -97,12 +171,27 @@ impl Held {
             return None;
         }
         let group = |l: Location| l.host_group.map(|g| rules.host_group(g).name().to_owned());
+        let (uid, rest) = self.text.split_at(self.uid_len as usize);
+        let (community_id, mut details) = rest.split_at(self.community_id_len as usize);
+        let reasons = self
+            .reasons
+            .iter()
+            .map(|&(reason, weight, len)| {
+                let (detail, more) = details.split_at(len as usize);
+                details = more;
+                ReasonHit {
+                    reason,
+                    weight,
+                    detail: detail.to_owned(),
+                }
+            })
+            .collect();
         Some(Alert {
             event: "update",
             ts: self.last_ts,
             alert_id: id_text(self.id),
-            uid: self.uid.into(),
-            community_id: self.community_id.into(),
+            uid: uid.to_owned(),
+            community_id: community_id.to_owned(),
             orig_h: key.0,
             orig_p: self.orig_p,
             resp_h: key.1,
@@ -111,7 +200,7 @@ impl Held {
             vlan: key.2,
             score: self.score,
             severity: alert::severity(self.score, &rules.detector().severity),
-            reasons: self.reasons.into_vec(),
+            reasons,
             relationship: self
                 .relationship
                 .map(|i| rules.relationships()[i].name().to_owned()),
@@ -119,7 +208,7 @@ impl Held {
             resp_enclave: rules.enclave(self.resp.enclave).name().to_owned(),
             orig_host_group: group(self.orig),
             resp_host_group: group(self.resp),
-            techniques: self.techniques.into_vec(),
+            techniques: self.techniques.to_vec(),
             count: self.count,
             last_ts: self.last_ts,
             primary: key.3,
