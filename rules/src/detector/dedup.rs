@@ -320,3 +320,24 @@ impl AlertDedup {
         self.held.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Techniques, TECHNIQUE_IDS};
+
+    #[test]
+    fn technique_lists_come_back_in_order() {
+        let lists: [&[&'static str]; 5] = [
+            &[],
+            &["T1199", "T1021.001"],
+            &["T1021.006", "T1074", "T1041", "T1199"],
+            &TECHNIQUE_IDS,
+            &["T1199", "T9999"],
+        ];
+        for ids in lists {
+            let t = Techniques::of(ids);
+            assert_eq!(t.to_vec(), ids);
+            assert_eq!(matches!(t, Techniques::Listed(_)), ids.contains(&"T9999"));
+        }
+    }
+}

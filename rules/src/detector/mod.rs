@@ -469,8 +469,115 @@ fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::ipv4_text;
+    use super::{ipv4_text, Alert, Detector};
+    use crate::Rules;
+    use flowlib::{ConnRecord, ConnState, EndReason, Proto, Timestamp};
     use std::net::Ipv4Addr;
+
+    const RULES: &str = r#"
+[defaults]
+tz = "UTC"
+
+[[enclaves]]
+name = "cust-a"
+kind = "customer"
+networks = ["10.20.0.0/16"]
+
+[[enclaves]]
+name = "cust-b"
+kind = "customer"
+networks = ["10.30.0.0/16"]
+"#;
+
+    /// Source `i`'s start record to cust-b at `minute` (cross-customer).
+    fn start(i: u32, minute: i64) -> ConnRecord {
+        let ts = Timestamp::from_micros(1_772_409_600 + minute * 60, 0);
+        ConnRecord {
+            ts,
+            uid: format!("C{i}x{minute}"),
+            orig_h: Ipv4Addr::new(10, 20, (i / 250) as u8, (i % 250 + 1) as u8).into(),
+            orig_p: 40000,
+            resp_h: Ipv4Addr::new(10, 30, 0, 5).into(),
+            resp_p: 445,
+            proto: Proto::Tcp,
+            service: None,
+            duration: None,
+            orig_bytes: None,
+            resp_bytes: None,
+            conn_state: ConnState::S0,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: 0,
+            history: "S".into(),
+            orig_pkts: 1,
+            orig_ip_bytes: 60,
+            resp_pkts: 0,
+            resp_ip_bytes: 0,
+            tunnel_parents: vec![],
+            vlan: None,
+            inner_vlan: None,
+            ip_proto: 6,
+            community_id: String::new(),
+            end_reason: EndReason::Start,
+            emitted: ts,
+            orig_enclave: None,
+            resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn alerts_raised_once_are_forgotten_when_their_window_is_over() {
+        // Dedup window: 1 h. 3000 sources alert at 01:00, the even ones
+        // again at 01:30 (folded); 3000 other sources at 02:30 (the map
+        // sweeps: the odd sources' alerts are over and were never
+        // repeated); then the first 3000 again at 03:45.
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        let mut out: Vec<Alert> = Vec::new();
+        for i in 0..3000 {
+            d.observe(&start(i, 60), &mut out);
+        }
+        for i in (0..3000).step_by(2) {
+            d.observe(&start(i, 90), &mut out);
+        }
+        assert_eq!(out.len(), 3000);
+        let first_ids: Vec<String> = out.iter().map(|a| a.alert_id.clone()).collect();
+        for i in 3000..6000 {
+            d.observe(&start(i, 150), &mut out);
+        }
+        assert_eq!(out.len(), 6000);
+        assert!(out.iter().all(|a| a.event == "alert" && a.count == 1));
+        assert!(
+            d.dedup.len() <= 4500,
+            "the 1500 alerts raised once at 01:00 are dropped: {} held",
+            d.dedup.len()
+        );
+        out.clear();
+        for i in 0..3000 {
+            d.observe(&start(i, 225), &mut out);
+        }
+        // An even source: the update of its 01:00 alert (2 connections,
+        // last at 01:30), then a new alert; an odd one: a new alert, as
+        // if its old alert were still held.
+        let mut lines = out.iter();
+        for i in 0..3000u32 {
+            if i % 2 == 0 {
+                let u = lines.next().expect("an update");
+                assert_eq!((u.event, u.count), ("update", 2), "source {i}");
+                assert_eq!(u.alert_id, first_ids[i as usize]);
+                assert_eq!(u.last_ts, start(i, 90).ts);
+                assert_eq!(u.uid, start(i, 60).uid, "the first alert's connection");
+            }
+            let a = lines.next().expect("an alert");
+            assert_eq!((a.event, a.count), ("alert", 1), "source {i}");
+            assert_eq!(a.uid, start(i, 225).uid);
+        }
+        assert!(lines.next().is_none());
+        out.clear();
+        d.finish(&mut out);
+        assert!(out.is_empty(), "nothing repeated since: {out:#?}");
+    }
 
     #[test]
     fn ipv4_text_is_the_display_text() {
