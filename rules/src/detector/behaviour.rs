@@ -18,11 +18,25 @@ fn secs(ts: Timestamp) -> f64 {
     ts.0 as f64 / 1e9
 }
 
+/// Sources held before the fan-out tracker first forgets the sources
+/// whose window is over.
+const FIRST_FAN_SWEEP: usize = 4096;
+
 /// One source reaching many hosts, or many ports on one host, in a window.
-#[derive(Default)]
 pub(crate) struct FanOutTracker {
     /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
+    /// Size at which sources whose window is over are forgotten.
+    next_sweep: usize,
+}
+
+impl Default for FanOutTracker {
+    fn default() -> Self {
+        FanOutTracker {
+            sources: HashMap::new(),
+            next_sweep: FIRST_FAN_SWEEP,
+        }
+    }
 }
 
 struct FanState {
@@ -47,6 +61,14 @@ impl FanOutTracker {
             if self.sources.len() >= MAX_KEYS {
                 return None;
             }
+        }
+        if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
+            // A source whose window is over would start afresh on its next
+            // connection (start records come in time order): forgetting it
+            // changes nothing but the memory held. Again when doubled.
+            self.sources
+                .retain(|_, s| r.ts.since(s.window_start) <= cfg.window);
+            self.next_sweep = (2 * self.sources.len()).max(FIRST_FAN_SWEEP);
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
@@ -409,6 +431,75 @@ impl VolumeLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn start_from(i: u32, dst: u8, secs: i64) -> ConnRecord {
+        let ts = Timestamp::from_micros(1_772_409_600 + secs, 0);
+        ConnRecord {
+            ts,
+            uid: format!("C{i}"),
+            orig_h: std::net::Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8).into(),
+            orig_p: 40000,
+            resp_h: std::net::Ipv4Addr::new(10, 0, 0, dst).into(),
+            resp_p: 22,
+            proto: flowlib::Proto::Tcp,
+            service: None,
+            duration: None,
+            orig_bytes: None,
+            resp_bytes: None,
+            conn_state: flowlib::ConnState::S0,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: 0,
+            history: "S".into(),
+            orig_pkts: 1,
+            orig_ip_bytes: 60,
+            resp_pkts: 0,
+            resp_ip_bytes: 0,
+            tunnel_parents: vec![],
+            vlan: None,
+            inner_vlan: None,
+            ip_proto: 6,
+            community_id: String::new(),
+            end_reason: flowlib::EndReason::Start,
+            emitted: ts,
+            orig_enclave: None,
+            resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn fan_out_forgets_sources_whose_window_is_over_and_still_counts_the_live_ones() {
+        let cfg = FanOut {
+            window: std::time::Duration::from_secs(300),
+            min_hosts: 5,
+            min_ports: 100,
+        };
+        let mut t = FanOutTracker::default();
+        // Source 0 reaches 4 hosts at 00:00..00:03, then 10 000 other
+        // sources one connection each, a minute apart in blocks of 1000.
+        for dst in 1..=4 {
+            assert!(t.observe(&start_from(0, dst, i64::from(dst)), &cfg).is_none());
+        }
+        for i in 1..=10_000u32 {
+            let secs = 10 + i64::from(i / 1000) * 60;
+            assert!(t.observe(&start_from(i, 1, secs), &cfg).is_none());
+        }
+        // The sweep at 8 192 sources (08:10) forgot the 3 000 whose window
+        // was over, source 0 among them: 7 001 held, not 10 001.
+        assert_eq!(t.sources.len(), 7001);
+        let zero = (start_from(0, 1, 0).orig_h, None);
+        assert!(!t.sources.contains_key(&zero));
+        // Source 0's window (00:00-00:05) is over: its fifth host at 00:10
+        // starts a new window, as it would have without the sweeps...
+        assert!(t.observe(&start_from(0, 5, 600), &cfg).is_none());
+        // ...and five hosts within the new window are a fan-out.
+        for dst in 6..=9 {
+            let hit = t.observe(&start_from(0, dst, 600 + i64::from(dst)), &cfg);
+            assert_eq!(hit.is_some(), dst == 9, "host {dst}");
+        }
+    }
 
     #[test]
     fn regular_small_connections_score_as_beacons_and_irregular_ones_do_not() {
