@@ -299,12 +299,19 @@ mod tests {
                     rec(&uid, due, reasons[next(3) as usize])
                 })
                 .collect();
-            sent.extend(batch.iter().map(|r| (r.emitted, r.uid.clone(), r.end_reason)));
+            sent.extend(
+                batch
+                    .iter()
+                    .map(|r| (r.emitted, r.uid.clone(), r.end_reason)),
+            );
             o.push(shard, Timestamp(clocks[shard]), batch);
             let before = out.len();
             o.release(&mut out);
             let watermark = clocks.iter().min().unwrap().div_euclid(s) * s;
-            assert!(out[before..].iter().all(|r| r.emitted.0 < watermark), "step {step}");
+            assert!(
+                out[before..].iter().all(|r| r.emitted.0 < watermark),
+                "step {step}"
+            );
         }
         for shard in 0..3 {
             o.finish(shard);

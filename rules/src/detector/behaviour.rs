@@ -480,7 +480,9 @@ mod tests {
         // Source 0 reaches 4 hosts at 00:00..00:03, then 10 000 other
         // sources one connection each, a minute apart in blocks of 1000.
         for dst in 1..=4 {
-            assert!(t.observe(&start_from(0, dst, i64::from(dst)), &cfg).is_none());
+            assert!(t
+                .observe(&start_from(0, dst, i64::from(dst)), &cfg)
+                .is_none());
         }
         for i in 1..=10_000u32 {
             let secs = 10 + i64::from(i / 1000) * 60;
