@@ -180,6 +180,40 @@ fn repeats_are_folded_into_one_alert_and_reported_as_an_update() {
 }
 
 #[test]
+fn an_update_line_is_the_first_alert_with_its_final_count_and_time() {
+    // The dedup map keeps a compact copy of each alert; the update line
+    // rebuilt from it must be the first alert, field for field, but for
+    // the event, the times and the count.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for minute in [0u16, 10, 20] {
+        let mut r = record(
+            "10.10.1.10",
+            "10.20.0.5",
+            3389,
+            at(3, u32::from(minute)),
+            EndReason::Start,
+        );
+        r.orig_p = 50000 + minute;
+        r.uid = format!("CRepeat{minute}");
+        d.observe(&r, &mut out);
+    }
+    d.finish(&mut out);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let first = &out[0];
+    assert_eq!(first.relationship.as_deref(), Some("maint"));
+    assert_eq!(first.orig_host_group.as_deref(), Some("jump"));
+    assert_eq!(reasons(first), ["outside_window", "admin_protocol"]);
+    assert_eq!(first.techniques, ["T1199", "T1021.001"]);
+    let mut expected = first.clone();
+    expected.event = "update";
+    expected.ts = at(3, 20);
+    expected.last_ts = at(3, 20);
+    expected.count = 3;
+    assert_eq!(out[1], expected);
+}
+
+#[test]
 fn volume_ceiling_of_a_relationship_is_checked_per_day() {
     let mut d = detector();
     let mut r = record("10.10.5.5", "10.20.0.5", 445, at(1, 0), EndReason::Fin);

@@ -5,6 +5,7 @@
 use super::small_map::SmallMap;
 use crate::config::detector::{Beacon, FanOut, Reason, Staging};
 use flowlib::{ConnRecord, Timestamp};
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -17,11 +18,25 @@ fn secs(ts: Timestamp) -> f64 {
     ts.0 as f64 / 1e9
 }
 
+/// Sources held before the fan-out tracker first forgets the sources
+/// whose window is over.
+const FIRST_FAN_SWEEP: usize = 4096;
+
 /// One source reaching many hosts, or many ports on one host, in a window.
-#[derive(Default)]
 pub(crate) struct FanOutTracker {
     /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
+    /// Size at which sources whose window is over are forgotten.
+    next_sweep: usize,
+}
+
+impl Default for FanOutTracker {
+    fn default() -> Self {
+        FanOutTracker {
+            sources: HashMap::new(),
+            next_sweep: FIRST_FAN_SWEEP,
+        }
+    }
 }
 
 struct FanState {
@@ -46,6 +61,14 @@ impl FanOutTracker {
             if self.sources.len() >= MAX_KEYS {
                 return None;
             }
+        }
+        if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
+            // A source whose window is over would start afresh on its next
+            // connection (start records come in time order): forgetting it
+            // changes nothing but the memory held. Again when doubled.
+            self.sources
+                .retain(|_, s| r.ts.since(s.window_start) <= cfg.window);
+            self.next_sweep = (2 * self.sources.len()).max(FIRST_FAN_SWEEP);
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
@@ -92,23 +115,70 @@ impl FanOutTracker {
 /// RITA-style beacon scoring per (source, destination, port, protocol).
 #[derive(Default)]
 pub(crate) struct BeaconTracker {
-    pairs: HashMap<(IpAddr, IpAddr, u16, u8, Option<u16>), PairHistory>,
+    pairs: HashMap<PairKey, PairHistory>,
 }
 
+/// A (source, destination, port, protocol, VLAN) packed into 38 bytes
+/// (a tuple of `IpAddr`s takes 42 and aligns the entry to 8 less well):
+/// the addresses as 16 bytes each (IPv4 in the first 4), and flags for
+/// which is IPv6 and whether there is a VLAN.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PairKey {
+    orig: [u8; 16],
+    resp: [u8; 16],
+    port: u16,
+    vlan: u16,
+    proto: u8,
+    /// Bit 0: `orig` is IPv6; bit 1: `resp` is IPv6; bit 2: tagged.
+    flags: u8,
+}
+
+impl PairKey {
+    fn of(r: &ConnRecord) -> PairKey {
+        let bytes = |a: IpAddr| match a {
+            IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                (b, 0u8)
+            }
+            IpAddr::V6(v6) => (v6.octets(), 1u8),
+        };
+        let ((orig, o6), (resp, r6)) = (bytes(r.orig_h), bytes(r.resp_h));
+        PairKey {
+            orig,
+            resp,
+            port: r.resp_p,
+            vlan: r.vlan.unwrap_or(0),
+            proto: r.ip_proto,
+            flags: o6 | r6 << 1 | u8::from(r.vlan.is_some()) << 2,
+        }
+    }
+}
+
+/// What a pair has seen. Most pairs see one connection: it is held
+/// inline (24 bytes an entry), and a series is allocated only for pairs
+/// seen again.
+enum PairHistory {
+    /// The pair's only connection so far: (start, bytes).
+    One(f64, u64),
+    /// Every connection in the window.
+    Many(Box<Series>),
+}
+
+/// Connections of a pair in the window, oldest first.
 #[derive(Default)]
-struct PairHistory {
-    /// The pair's only connection so far, held inline (most pairs never
-    /// see a second: no deque allocated for them); `starts` is empty while
-    /// it is set.
-    first: Option<(f64, u64)>,
+struct Series {
     starts: VecDeque<(f64, u64)>,
     alerted: bool,
 }
 
 impl PairHistory {
     /// The latest connection's (start, bytes).
-    fn last(&self) -> Option<&(f64, u64)> {
-        self.starts.back().or(self.first.as_ref())
+    fn last(&self) -> Option<(f64, u64)> {
+        match self {
+            PairHistory::One(t, b) => Some((*t, *b)),
+            PairHistory::Many(s) => s.starts.back().copied(),
+        }
     }
 }
 
@@ -167,7 +237,7 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
 impl BeaconTracker {
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
-        let key = (r.orig_h, r.resp_h, r.resp_p, r.ip_proto, r.vlan);
+        let key = PairKey::of(r);
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
             let horizon = secs(r.ts) - cfg.window.as_secs_f64();
             self.pairs
@@ -176,17 +246,27 @@ impl BeaconTracker {
                 return None;
             }
         }
-        let p = self.pairs.entry(key).or_default();
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
-        if p.starts.is_empty() && p.first.is_none() && cfg.min_connections > 1 {
-            // A new pair: too little evidence to score, nothing to trim.
-            p.first = Some((now, bytes));
+        let p = match self.pairs.entry(key) {
+            Entry::Vacant(v) => {
+                if cfg.min_connections > 1 {
+                    // A new pair: too little evidence to score, nothing to trim.
+                    v.insert(PairHistory::One(now, bytes));
+                    return None;
+                }
+                v.insert(PairHistory::Many(Box::default()))
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
+        if let PairHistory::One(t, b) = *p {
+            let mut series = Box::<Series>::default();
+            series.starts.push_back((t, b));
+            *p = PairHistory::Many(series);
+        }
+        let PairHistory::Many(p) = p else {
             return None;
-        }
-        if let Some(first) = p.first.take() {
-            p.starts.push_back(first);
-        }
+        };
         p.starts.push_back((now, bytes));
         while p.starts.len() > MAX_BEACON_POINTS
             || p.starts
@@ -351,6 +431,77 @@ impl VolumeLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn start_from(i: u32, dst: u8, secs: i64) -> ConnRecord {
+        let ts = Timestamp::from_micros(1_772_409_600 + secs, 0);
+        ConnRecord {
+            ts,
+            uid: format!("C{i}"),
+            orig_h: std::net::Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8).into(),
+            orig_p: 40000,
+            resp_h: std::net::Ipv4Addr::new(10, 0, 0, dst).into(),
+            resp_p: 22,
+            proto: flowlib::Proto::Tcp,
+            service: None,
+            duration: None,
+            orig_bytes: None,
+            resp_bytes: None,
+            conn_state: flowlib::ConnState::S0,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: 0,
+            history: "S".into(),
+            orig_pkts: 1,
+            orig_ip_bytes: 60,
+            resp_pkts: 0,
+            resp_ip_bytes: 0,
+            tunnel_parents: vec![],
+            vlan: None,
+            inner_vlan: None,
+            ip_proto: 6,
+            community_id: String::new(),
+            end_reason: flowlib::EndReason::Start,
+            emitted: ts,
+            orig_enclave: None,
+            resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn fan_out_forgets_sources_whose_window_is_over_and_still_counts_the_live_ones() {
+        let cfg = FanOut {
+            window: std::time::Duration::from_secs(300),
+            min_hosts: 5,
+            min_ports: 100,
+        };
+        let mut t = FanOutTracker::default();
+        // Source 0 reaches 4 hosts at 00:00..00:03, then 10 000 other
+        // sources one connection each, a minute apart in blocks of 1000.
+        for dst in 1..=4 {
+            assert!(t
+                .observe(&start_from(0, dst, i64::from(dst)), &cfg)
+                .is_none());
+        }
+        for i in 1..=10_000u32 {
+            let secs = 10 + i64::from(i / 1000) * 60;
+            assert!(t.observe(&start_from(i, 1, secs), &cfg).is_none());
+        }
+        // The sweep at 8 192 sources (08:10) forgot the 3 000 whose window
+        // was over, source 0 among them: 7 001 held, not 10 001.
+        assert_eq!(t.sources.len(), 7001);
+        let zero = (start_from(0, 1, 0).orig_h, None);
+        assert!(!t.sources.contains_key(&zero));
+        // Source 0's window (00:00-00:05) is over: its fifth host at 00:10
+        // starts a new window, as it would have without the sweeps...
+        assert!(t.observe(&start_from(0, 5, 600), &cfg).is_none());
+        // ...and five hosts within the new window are a fan-out.
+        for dst in 6..=9 {
+            let hit = t.observe(&start_from(0, dst, 600 + i64::from(dst)), &cfg);
+            assert_eq!(hit.is_some(), dst == 9, "host {dst}");
+        }
+    }
 
     #[test]
     fn regular_small_connections_score_as_beacons_and_irregular_ones_do_not() {

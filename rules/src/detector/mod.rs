@@ -14,6 +14,7 @@
 
 mod alert;
 mod behaviour;
+mod dedup;
 pub(crate) mod policy;
 mod small_map;
 
@@ -25,6 +26,7 @@ use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
 use behaviour::{BeaconTracker, FanOutTracker, StagingTracker, VolumeLedger};
+use dedup::AlertDedup;
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::HashMap;
 use std::fmt::Write as _;
@@ -52,11 +54,6 @@ struct Knobs {
     alert_threshold: u8,
 }
 
-struct Dedup {
-    alert: Alert,
-    first: Timestamp,
-}
-
 /// Scores connections against a rule set.
 pub struct Detector {
     rules: Rules,
@@ -65,7 +62,7 @@ pub struct Detector {
     beacons: BeaconTracker,
     staging: StagingTracker,
     volume: VolumeLedger,
-    dedup: HashMap<(IpAddr, IpAddr, Option<u16>, Reason), Dedup>,
+    dedup: AlertDedup,
     stats: DetectorStats,
     /// Some relationship has a volume ceiling.
     any_ceiling: bool,
@@ -86,7 +83,7 @@ impl Detector {
             beacons: BeaconTracker::default(),
             staging: StagingTracker::default(),
             volume: VolumeLedger::default(),
-            dedup: HashMap::new(),
+            dedup: AlertDedup::default(),
             stats: DetectorStats::default(),
         }
     }
@@ -247,7 +244,13 @@ impl Detector {
             })
             .collect();
         let alert = self.build(r, o, d, &verdict, hits, score, primary);
-        self.emit(primary, alert, out);
+        let context = dedup::Context {
+            orig: o,
+            resp: d,
+            relationship: verdict.relationship,
+            proto: r.proto,
+        };
+        self.emit(primary, alert, context, out);
     }
 
     /// First-seen reasons against the baseline.
@@ -376,66 +379,30 @@ impl Detector {
 
     /// Raises an alert, or folds it into the same (source, destination,
     /// reason) alert raised within the dedup window.
-    fn emit(&mut self, primary: Reason, mut alert: Alert, out: &mut Vec<Alert>) {
+    fn emit(
+        &mut self,
+        primary: Reason,
+        mut alert: Alert,
+        context: dedup::Context,
+        out: &mut Vec<Alert>,
+    ) {
         let key = (alert.orig_h, alert.resp_h, alert.vlan, primary);
         let window = self.rules.detector().dedup_window;
-        if let Some(prev) = self.dedup.get_mut(&key) {
-            if alert.ts.since(prev.first) <= window {
-                prev.alert.count += 1;
-                prev.alert.last_ts = prev.alert.last_ts.max(alert.ts);
-                self.stats.suppressed += 1;
-                return;
-            }
-            if let Some(prev) = self.dedup.remove(&key) {
-                push_update(prev, out);
-            }
+        if self.dedup.fold(&key, alert.ts, window, &self.rules, out) {
+            self.stats.suppressed += 1;
+            return;
         }
-        if self.dedup.len() > 100_000 {
-            let mut expired: Vec<_> = self
-                .dedup
-                .iter()
-                .filter(|(_, v)| alert.ts.since(v.first) > window)
-                .map(|(k, v)| (v.first, v.alert.alert_id.clone(), *k))
-                .collect();
-            // Deterministic output: updates in the order the alerts were raised.
-            expired.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-            let expired = expired.into_iter().map(|(_, _, k)| k);
-            for k in expired {
-                if let Some(prev) = self.dedup.remove(&k) {
-                    push_update(prev, out);
-                }
-            }
-        }
-        alert.alert_id = alert_id(&key, alert.ts);
+        let id = alert_id(&key, alert.ts);
+        alert.alert_id = dedup::id_text(id);
         *self.stats.alerts.entry(primary.as_str()).or_default() += 1;
         *self.stats.severities.entry(alert.severity).or_default() += 1;
-        out.push(alert.clone());
-        self.dedup.insert(
-            key,
-            Dedup {
-                alert,
-                first: out.last().map_or(Timestamp::default(), |a| a.ts),
-            },
-        );
+        self.dedup.hold(key, &alert, id, context);
+        out.push(alert);
     }
 
     /// End of input: reports the final counts of deduplicated alerts.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        // Only repeated alerts are reported again: sort just those.
-        let mut rest: Vec<Dedup> = self
-            .dedup
-            .drain()
-            .map(|(_, v)| v)
-            .filter(|d| d.alert.count > 1)
-            .collect();
-        rest.sort_by(|a, b| {
-            a.first
-                .cmp(&b.first)
-                .then(a.alert.alert_id.cmp(&b.alert.alert_id))
-        });
-        for d in rest {
-            push_update(d, out);
-        }
+        self.dedup.finish(&self.rules, out);
     }
 }
 
@@ -446,15 +413,6 @@ impl<F: FnMut(&[u8])> std::fmt::Write for Fnv<'_, F> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         (self.0)(s.as_bytes());
         Ok(())
-    }
-}
-
-fn push_update(d: Dedup, out: &mut Vec<Alert>) {
-    if d.alert.count > 1 {
-        let mut a = d.alert;
-        a.event = "update";
-        a.ts = a.last_ts;
-        out.push(a);
     }
 }
 
@@ -481,8 +439,8 @@ fn ipv4_text(v4: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
     n
 }
 
-/// A stable id: hex of a hash of the alert's key and first time.
-fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> String {
+/// A stable id: a hash of the alert's key and first time (written as hex).
+fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -506,13 +464,120 @@ fn alert_id(key: &(IpAddr, IpAddr, Option<u16>, Reason), ts: Timestamp) -> Strin
     eat(&key.2.map_or([0xff; 3], |v| [0, (v >> 8) as u8, v as u8]));
     eat(key.3.as_str().as_bytes());
     eat(&ts.0.to_le_bytes());
-    format!("{h:016x}")
+    h
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ipv4_text;
+    use super::{ipv4_text, Alert, Detector};
+    use crate::Rules;
+    use flowlib::{ConnRecord, ConnState, EndReason, Proto, Timestamp};
     use std::net::Ipv4Addr;
+
+    const RULES: &str = r#"
+[defaults]
+tz = "UTC"
+
+[[enclaves]]
+name = "cust-a"
+kind = "customer"
+networks = ["10.20.0.0/16"]
+
+[[enclaves]]
+name = "cust-b"
+kind = "customer"
+networks = ["10.30.0.0/16"]
+"#;
+
+    /// Source `i`'s start record to cust-b at `minute` (cross-customer).
+    fn start(i: u32, minute: i64) -> ConnRecord {
+        let ts = Timestamp::from_micros(1_772_409_600 + minute * 60, 0);
+        ConnRecord {
+            ts,
+            uid: format!("C{i}x{minute}"),
+            orig_h: Ipv4Addr::new(10, 20, (i / 250) as u8, (i % 250 + 1) as u8).into(),
+            orig_p: 40000,
+            resp_h: Ipv4Addr::new(10, 30, 0, 5).into(),
+            resp_p: 445,
+            proto: Proto::Tcp,
+            service: None,
+            duration: None,
+            orig_bytes: None,
+            resp_bytes: None,
+            conn_state: ConnState::S0,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: 0,
+            history: "S".into(),
+            orig_pkts: 1,
+            orig_ip_bytes: 60,
+            resp_pkts: 0,
+            resp_ip_bytes: 0,
+            tunnel_parents: vec![],
+            vlan: None,
+            inner_vlan: None,
+            ip_proto: 6,
+            community_id: String::new(),
+            end_reason: EndReason::Start,
+            emitted: ts,
+            orig_enclave: None,
+            resp_enclave: None,
+            orig_host_group: None,
+            resp_host_group: None,
+        }
+    }
+
+    #[test]
+    fn alerts_raised_once_are_forgotten_when_their_window_is_over() {
+        // Dedup window: 1 h. 3000 sources alert at 01:00, the even ones
+        // again at 01:30 (folded); 3000 other sources at 02:30 (the map
+        // sweeps: the odd sources' alerts are over and were never
+        // repeated); then the first 3000 again at 03:45.
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        let mut out: Vec<Alert> = Vec::new();
+        for i in 0..3000 {
+            d.observe(&start(i, 60), &mut out);
+        }
+        for i in (0..3000).step_by(2) {
+            d.observe(&start(i, 90), &mut out);
+        }
+        assert_eq!(out.len(), 3000);
+        let first_ids: Vec<String> = out.iter().map(|a| a.alert_id.clone()).collect();
+        for i in 3000..6000 {
+            d.observe(&start(i, 150), &mut out);
+        }
+        assert_eq!(out.len(), 6000);
+        assert!(out.iter().all(|a| a.event == "alert" && a.count == 1));
+        assert!(
+            d.dedup.len() <= 4500,
+            "the 1500 alerts raised once at 01:00 are dropped: {} held",
+            d.dedup.len()
+        );
+        out.clear();
+        for i in 0..3000 {
+            d.observe(&start(i, 225), &mut out);
+        }
+        // An even source: the update of its 01:00 alert (2 connections,
+        // last at 01:30), then a new alert; an odd one: a new alert, as
+        // if its old alert were still held.
+        let mut lines = out.iter();
+        for i in 0..3000u32 {
+            if i % 2 == 0 {
+                let u = lines.next().expect("an update");
+                assert_eq!((u.event, u.count), ("update", 2), "source {i}");
+                assert_eq!(u.alert_id, first_ids[i as usize]);
+                assert_eq!(u.last_ts, start(i, 90).ts);
+                assert_eq!(u.uid, start(i, 60).uid, "the first alert's connection");
+            }
+            let a = lines.next().expect("an alert");
+            assert_eq!((a.event, a.count), ("alert", 1), "source {i}");
+            assert_eq!(a.uid, start(i, 225).uid);
+        }
+        assert!(lines.next().is_none());
+        out.clear();
+        d.finish(&mut out);
+        assert!(out.is_empty(), "nothing repeated since: {out:#?}");
+    }
 
     #[test]
     fn ipv4_text_is_the_display_text() {

@@ -1,0 +1,343 @@
+//! Alert deduplication: one alert per (source, destination, VLAN, reason)
+//! per window; repeats within the window are counted and reported once,
+//! as an `update` line, when the window is over (the same key alerts
+//! again) or at the end of input.
+//!
+//! The map keeps of each raised alert only what its update line needs
+//! ([`Held`]): the strings a rule file already holds (enclave, host group
+//! and relationship names, protocol, severity) as indices, the id as its
+//! hash, no second copy of the alert. Alerts raised once whose window is
+//! over can never give an update line, and are dropped while running, so
+//! the map holds the alerts of one window and the repeated ones.
+
+use super::alert::{self, Alert, ReasonHit};
+use crate::config::detector::Reason;
+use crate::enclave::Location;
+use crate::Rules;
+use flowlib::{Proto, Timestamp};
+use hashbrown::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What alerts are deduplicated by.
+pub(crate) type Key = (IpAddr, IpAddr, Option<u16>, Reason);
+
+/// Entries above which alerts whose window is over are written out and
+/// forgotten, repeated or not (a bound on memory for floods of alerts
+/// repeated in every window).
+const MAX_HELD: usize = 100_000;
+
+/// Entries held before the first sweep for alerts raised once whose
+/// window is over.
+const FIRST_SWEEP: usize = 1024;
+
+/// A raised alert as the dedup map keeps it: its count and last time, and
+/// the fields of its update line that the key and the rules do not give,
+/// in two allocations (the texts, the reasons).
+pub(crate) struct Held {
+    /// Time it was raised (its window starts here).
+    first: Timestamp,
+    /// Time of the last repeat.
+    last_ts: Timestamp,
+    /// Connections it stands for.
+    count: u64,
+    /// The hash its `alert_id` is the hex text of.
+    id: u64,
+    /// The uid, the community id and each reason's detail, one after the
+    /// other.
+    text: Box<str>,
+    /// Lengths of the uid and the community id in `text`.
+    uid_len: u32,
+    community_id_len: u32,
+    /// Each reason with its weight and the length of its detail in `text`.
+    reasons: Box<[(Reason, u8, u32)]>,
+    techniques: Techniques,
+    orig_p: u16,
+    resp_p: u16,
+    proto: Proto,
+    score: u8,
+    relationship: Option<usize>,
+    orig: Location,
+    resp: Location,
+}
+
+/// Every ATT&CK technique id an alert can carry ([`alert::techniques`]).
+const TECHNIQUE_IDS: [&str; 12] = [
+    "T1199",
+    "T1046",
+    "T1071",
+    "T1048",
+    "T1074",
+    "T1041",
+    "T1021.001",
+    "T1021.002",
+    "T1021.003",
+    "T1021.004",
+    "T1021.005",
+    "T1021.006",
+];
+
+/// An alert's technique ids, in order.
+enum Techniques {
+    /// Up to 16 ids from [`TECHNIQUE_IDS`], 4 bits each (index + 1),
+    /// first in the lowest bits: no allocation.
+    Packed(u64),
+    /// Any other list.
+    Listed(Box<[&'static str]>),
+}
+
+impl Techniques {
+    fn of(ids: &[&'static str]) -> Techniques {
+        let mut packed = 0u64;
+        for (i, id) in ids.iter().enumerate() {
+            match TECHNIQUE_IDS.iter().position(|t| t == id) {
+                Some(n) if i < 16 => packed |= (n as u64 + 1) << (4 * i),
+                _ => return Techniques::Listed(ids.into()),
+            }
+        }
+        Techniques::Packed(packed)
+    }
+
+    fn to_vec(&self) -> Vec<&'static str> {
+        match self {
+            Techniques::Listed(ids) => ids.to_vec(),
+            Techniques::Packed(mut bits) => {
+                let mut ids = Vec::new();
+                while bits != 0 {
+                    ids.push(TECHNIQUE_IDS[(bits & 0xf) as usize - 1]);
+                    bits >>= 4;
+                }
+                ids
+            }
+        }
+    }
+}
+
+/// Where an alert's names come from: the ends' locations and the
+/// relationship checked against, in the detector's rules; and the
+/// connection's protocol.
+#[derive(Clone, Copy)]
+pub(crate) struct Context {
+    /// Originator's location.
+    pub(crate) orig: Location,
+    /// Responder's location.
+    pub(crate) resp: Location,
+    /// Index of the relationship in the rules, if one applied.
+    pub(crate) relationship: Option<usize>,
+    /// The connection's transport protocol.
+    pub(crate) proto: Proto,
+}
+
+impl Held {
+    fn of(a: &Alert, id: u64, cx: Context) -> Held {
+        let mut text = String::with_capacity(
+            a.uid.len()
+                + a.community_id.len()
+                + a.reasons.iter().map(|h| h.detail.len()).sum::<usize>(),
+        );
+        text.push_str(&a.uid);
+        text.push_str(&a.community_id);
+        let reasons = a
+            .reasons
+            .iter()
+            .map(|h| {
+                text.push_str(&h.detail);
+                (h.reason, h.weight, h.detail.len() as u32)
+            })
+            .collect();
+        Held {
+            first: a.ts,
+            last_ts: a.last_ts,
+            count: a.count,
+            id,
+            text: text.into_boxed_str(),
+            uid_len: a.uid.len() as u32,
+            community_id_len: a.community_id.len() as u32,
+            reasons,
+            techniques: Techniques::of(&a.techniques),
+            orig_p: a.orig_p,
+            resp_p: a.resp_p,
+            proto: cx.proto,
+            score: a.score,
+            relationship: cx.relationship,
+            orig: cx.orig,
+            resp: cx.resp,
+        }
+    }
+
+    /// The alert's update line (only repeated alerts have one).
+    fn update(self, key: &Key, rules: &Rules) -> Option<Alert> {
+        if self.count <= 1 {
+            return None;
+        }
+        let group = |l: Location| l.host_group.map(|g| rules.host_group(g).name().to_owned());
+        let (uid, rest) = self.text.split_at(self.uid_len as usize);
+        let (community_id, mut details) = rest.split_at(self.community_id_len as usize);
+        let reasons = self
+            .reasons
+            .iter()
+            .map(|&(reason, weight, len)| {
+                let (detail, more) = details.split_at(len as usize);
+                details = more;
+                ReasonHit {
+                    reason,
+                    weight,
+                    detail: detail.to_owned(),
+                }
+            })
+            .collect();
+        Some(Alert {
+            event: "update",
+            ts: self.last_ts,
+            alert_id: id_text(self.id),
+            uid: uid.to_owned(),
+            community_id: community_id.to_owned(),
+            orig_h: key.0,
+            orig_p: self.orig_p,
+            resp_h: key.1,
+            resp_p: self.resp_p,
+            proto: self.proto.name().to_owned(),
+            vlan: key.2,
+            score: self.score,
+            severity: alert::severity(self.score, &rules.detector().severity),
+            reasons,
+            relationship: self
+                .relationship
+                .map(|i| rules.relationships()[i].name().to_owned()),
+            orig_enclave: rules.enclave(self.orig.enclave).name().to_owned(),
+            resp_enclave: rules.enclave(self.resp.enclave).name().to_owned(),
+            orig_host_group: group(self.orig),
+            resp_host_group: group(self.resp),
+            techniques: self.techniques.to_vec(),
+            count: self.count,
+            last_ts: self.last_ts,
+            primary: key.3,
+        })
+    }
+}
+
+/// The hex text of an alert id.
+pub(crate) fn id_text(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Raised alerts, by key, until their window is over.
+pub(crate) struct AlertDedup {
+    held: HashMap<Key, Held>,
+    /// Size at which alerts raised once whose window is over are dropped.
+    next_sweep: usize,
+}
+
+impl Default for AlertDedup {
+    fn default() -> Self {
+        AlertDedup {
+            held: HashMap::new(),
+            next_sweep: FIRST_SWEEP,
+        }
+    }
+}
+
+impl AlertDedup {
+    /// Folds an alert raised at `ts` into the alert with the same key
+    /// raised within `window` (true), or makes room for a new one (false):
+    /// the previous alert's update, if it is over, goes to `out`.
+    pub(crate) fn fold(
+        &mut self,
+        key: &Key,
+        ts: Timestamp,
+        window: Duration,
+        rules: &Rules,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        if let Some(prev) = self.held.get_mut(key) {
+            if ts.since(prev.first) <= window {
+                prev.count += 1;
+                prev.last_ts = prev.last_ts.max(ts);
+                return true;
+            }
+            if let Some(prev) = self.held.remove(key) {
+                out.extend(prev.update(key, rules));
+            }
+        }
+        if self.held.len() > MAX_HELD {
+            self.write_expired(ts, window, rules, out);
+        } else if self.held.len() >= self.next_sweep {
+            self.drop_single_expired(ts, window);
+        }
+        false
+    }
+
+    /// Keeps a newly raised alert (already written) with its id hash.
+    pub(crate) fn hold(&mut self, key: Key, a: &Alert, id: u64, cx: Context) {
+        self.held.insert(key, Held::of(a, id, cx));
+    }
+
+    /// Forgets the alerts raised once whose window is over at `ts`: they
+    /// can never be folded into or updated again (alerts come in time
+    /// order). Sweeps again when the map has doubled.
+    fn drop_single_expired(&mut self, ts: Timestamp, window: Duration) {
+        self.held
+            .retain(|_, h| h.count > 1 || ts.since(h.first) <= window);
+        self.next_sweep = (2 * self.held.len()).max(FIRST_SWEEP);
+    }
+
+    /// Writes out and forgets every alert whose window is over at `ts`,
+    /// updates in the order the alerts were raised.
+    fn write_expired(
+        &mut self,
+        ts: Timestamp,
+        window: Duration,
+        rules: &Rules,
+        out: &mut Vec<Alert>,
+    ) {
+        let mut expired: Vec<(Timestamp, u64, Key)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| ts.since(h.first) > window)
+            .map(|(k, h)| (h.first, h.id, *k))
+            .collect();
+        expired.sort_unstable_by_key(|e| (e.0, e.1));
+        for (_, _, k) in expired {
+            if let Some(prev) = self.held.remove(&k) {
+                out.extend(prev.update(&k, rules));
+            }
+        }
+        self.next_sweep = (2 * self.held.len()).max(FIRST_SWEEP);
+    }
+
+    /// End of input: the updates of every repeated alert, in the order
+    /// they were raised.
+    pub(crate) fn finish(&mut self, rules: &Rules, out: &mut Vec<Alert>) {
+        let mut rest: Vec<(Key, Held)> = self.held.drain().filter(|(_, h)| h.count > 1).collect();
+        rest.sort_unstable_by_key(|(_, h)| (h.first, h.id));
+        out.extend(rest.into_iter().filter_map(|(k, h)| h.update(&k, rules)));
+        self.next_sweep = FIRST_SWEEP;
+    }
+
+    /// Alerts held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.held.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Techniques, TECHNIQUE_IDS};
+
+    #[test]
+    fn technique_lists_come_back_in_order() {
+        let lists: [&[&'static str]; 5] = [
+            &[],
+            &["T1199", "T1021.001"],
+            &["T1021.006", "T1074", "T1041", "T1199"],
+            &TECHNIQUE_IDS,
+            &["T1199", "T9999"],
+        ];
+        for ids in lists {
+            let t = Techniques::of(ids);
+            assert_eq!(t.to_vec(), ids);
+            assert_eq!(matches!(t, Techniques::Listed(_)), ids.contains(&"T9999"));
+        }
+    }
+}
