@@ -540,7 +540,7 @@ if [[ $memory -eq 1 ]]; then
     say "== memory per live flow at 1 M flows (criterion bench setup, no benchmark timed)"
     (cd "$repo" && cargo bench --quiet -p flowbench --bench flowlib -- '^no-such-benchmark$') \
         >"$logs/memory.log" 2>&1 || say "memory measurement failed, see $logs/memory.log"
-    mem_line="$(grep '^memory per flow' "$logs/memory.log" | sed 's/^memory per flow: //' | paste -sd ';' -)"
+    mem_line="$(grep -E '^memory per flow: (flowlib::table|RSS grew)' "$logs/memory.log" | sed 's/^memory per flow: //' | paste -sd ';' -)"
 fi
 
 {
