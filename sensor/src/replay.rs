@@ -63,7 +63,7 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
     let (stats, input_error) = if cfg.workers > 1 && timeline.rereadable() {
         // Files on disk: every shard reads them itself (no dispatcher).
         drop(timeline);
-        scan::run(&pipeline, out, |shard| {
+        let (stats, errors) = scan::run(&pipeline, out, |shard| {
             let hidden = Progress::hidden();
             let progress = if shard.shard() == 0 {
                 &progress
@@ -78,7 +78,10 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()), // the output went away
             })
-        })?
+        })?;
+        // Every shard reads the same bytes, so they fail alike; a shard
+        // whose own reading failed (a reopen, an I/O error) is reported too.
+        (stats, errors.into_iter().flatten().next())
     } else {
         pipeline::run(&pipeline, out, |d| {
             timeline.for_each(&progress, |p| match d.dispatch(p) {

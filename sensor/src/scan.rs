@@ -213,12 +213,13 @@ impl ScanShard<'_> {
 /// input and offer every packet to its [`ScanShard`]; records are written to
 /// `output` in canonical order on the calling thread. `scan` must offer the
 /// same packets in the same order on every thread (the same files, the
-/// same filter). Returns the counters and what `scan` returned on shard 0.
+/// same filter). Returns the counters and what `scan` returned on each
+/// shard, in shard order.
 pub fn run<F, T>(
     cfg: &PipelineConfig,
     output: &mut Output,
     scan: F,
-) -> Result<(PipelineStats, T), SensorError>
+) -> Result<(PipelineStats, Vec<T>), SensorError>
 where
     F: Fn(&mut ScanShard<'_>) -> T + Sync,
     T: Send,
@@ -272,11 +273,11 @@ where
         }
         drop(out_tx);
         let (mut stats, failure) = collect_records(out_rx, n, output, &stop);
-        let mut first = None;
+        let mut scanned = Vec::with_capacity(n);
         for handle in threads {
             let (r, undecodable) = handle.join().expect("shard thread");
             stats.meter.merge(&undecodable);
-            first.get_or_insert(r);
+            scanned.push(r);
         }
         stats.interrupted = cfg.shutdown.load(Ordering::Relaxed);
         if let Some(e) = failure {
@@ -284,8 +285,7 @@ where
         }
         output.finish()?;
         stats.records = output.written();
-        let fed = first.expect("at least one shard");
-        Ok((stats, fed))
+        Ok((stats, scanned))
     })
 }
 
