@@ -149,8 +149,10 @@ pub(crate) enum ShardMsg {
     },
 }
 
-/// Shard 0 run on the capture thread itself (replay only): its packets
-/// are metered straight from the reader's buffer, never copied or queued.
+/// A shard metered on the thread that reads its packets, straight from the
+/// reader's buffer, never copied or queued: shard 0 on the dispatching
+/// capture thread (replay of a stream), or every shard when each reads the
+/// file itself ([`crate::scan`]).
 pub(crate) struct LocalShard {
     /// Which shard this is (0 in the dispatching pipeline).
     pub(crate) shard: usize,
