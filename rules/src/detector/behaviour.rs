@@ -434,39 +434,9 @@ mod tests {
 
     fn start_from(i: u32, dst: u8, secs: i64) -> ConnRecord {
         let ts = Timestamp::from_micros(1_772_409_600 + secs, 0);
-        ConnRecord {
-            ts,
-            uid: format!("C{i}"),
-            orig_h: std::net::Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8).into(),
-            orig_p: 40000,
-            resp_h: std::net::Ipv4Addr::new(10, 0, 0, dst).into(),
-            resp_p: 22,
-            proto: flowlib::Proto::Tcp,
-            service: None,
-            duration: None,
-            orig_bytes: None,
-            resp_bytes: None,
-            conn_state: flowlib::ConnState::S0,
-            local_orig: None,
-            local_resp: None,
-            missed_bytes: 0,
-            history: "S".into(),
-            orig_pkts: 1,
-            orig_ip_bytes: 60,
-            resp_pkts: 0,
-            resp_ip_bytes: 0,
-            tunnel_parents: vec![],
-            vlan: None,
-            inner_vlan: None,
-            ip_proto: 6,
-            community_id: String::new(),
-            end_reason: flowlib::EndReason::Start,
-            emitted: ts,
-            orig_enclave: None,
-            resp_enclave: None,
-            orig_host_group: None,
-            resp_host_group: None,
-        }
+        let orig = std::net::Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8);
+        let resp = std::net::Ipv4Addr::new(10, 0, 0, dst);
+        crate::detector::tests::tcp_start(format!("C{i}"), orig, resp, 22, ts)
     }
 
     #[test]

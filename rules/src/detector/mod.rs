@@ -492,13 +492,32 @@ networks = ["10.30.0.0/16"]
     /// Source `i`'s start record to cust-b at `minute` (cross-customer).
     fn start(i: u32, minute: i64) -> ConnRecord {
         let ts = Timestamp::from_micros(1_772_409_600 + minute * 60, 0);
+        let orig = Ipv4Addr::new(10, 20, (i / 250) as u8, (i % 250 + 1) as u8);
+        tcp_start(
+            format!("C{i}x{minute}"),
+            orig,
+            Ipv4Addr::new(10, 30, 0, 5),
+            445,
+            ts,
+        )
+    }
+
+    /// The start record of a TCP connection attempt (one SYN) from `orig`
+    /// to `resp`:`resp_p` at `ts`.
+    pub(crate) fn tcp_start(
+        uid: String,
+        orig: Ipv4Addr,
+        resp: Ipv4Addr,
+        resp_p: u16,
+        ts: Timestamp,
+    ) -> ConnRecord {
         ConnRecord {
             ts,
-            uid: format!("C{i}x{minute}"),
-            orig_h: Ipv4Addr::new(10, 20, (i / 250) as u8, (i % 250 + 1) as u8).into(),
+            uid,
+            orig_h: orig.into(),
             orig_p: 40000,
-            resp_h: Ipv4Addr::new(10, 30, 0, 5).into(),
-            resp_p: 445,
+            resp_h: resp.into(),
+            resp_p,
             proto: Proto::Tcp,
             service: None,
             duration: None,
