@@ -56,6 +56,9 @@ pub struct RecordOrder {
     seconds: BTreeMap<i64, Vec<Key>>,
     /// Emptied key vectors, for the next seconds.
     spare: Vec<Vec<Key>>,
+    /// The rest of a second whose release stopped at a batch's size,
+    /// sorted in reverse (the next key is last). No shard can add to it.
+    releasing: Vec<Key>,
     held: usize,
     slab: Vec<Option<ConnRecord>>,
     free: Vec<u32>,
@@ -68,6 +71,7 @@ impl RecordOrder {
         RecordOrder {
             seconds: BTreeMap::new(),
             spare: Vec::new(),
+            releasing: Vec::new(),
             held: 0,
             slab: Vec::new(),
             free: Vec::new(),
@@ -131,6 +135,13 @@ impl RecordOrder {
 
     /// Appends to `out`, in order, every record no shard can still precede.
     pub fn release(&mut self, out: &mut Vec<ConnRecord>) {
+        self.release_up_to(out, usize::MAX);
+    }
+
+    /// [`RecordOrder::release`], stopping after `max` records; returns
+    /// whether more are ready. Called again, it goes on where it stopped:
+    /// the batches together are what one release would give.
+    pub fn release_up_to(&mut self, out: &mut Vec<ConnRecord>, max: usize) -> bool {
         let min = self
             .clocks
             .iter()
@@ -141,20 +152,34 @@ impl RecordOrder {
         // Every record due before the start of the slowest shard's second:
         // the seconds before it, whole.
         let watermark = min.secs();
-        while let Some(entry) = self.seconds.first_entry() {
-            if !all && *entry.key() >= watermark {
-                break;
-            }
-            let mut keys = entry.remove();
-            keys.sort_unstable();
-            self.held -= keys.len();
-            for key in keys.drain(..) {
+        let mut released = 0;
+        loop {
+            while released < max {
+                let Some(key) = self.releasing.pop() else {
+                    break;
+                };
                 if let Some(r) = self.slab[key.slot as usize].take() {
                     out.push(r);
                 }
                 self.free.push(key.slot);
+                self.held -= 1;
+                released += 1;
             }
-            self.spare.push(keys);
+            let next_ready = self
+                .seconds
+                .first_key_value()
+                .is_some_and(|(second, _)| all || *second < watermark);
+            if released >= max {
+                return !self.releasing.is_empty() || next_ready;
+            }
+            if !next_ready {
+                return false;
+            }
+            if let Some(mut keys) = self.seconds.pop_first().map(|(_, keys)| keys) {
+                keys.sort_unstable_by(|a, b| b.cmp(a));
+                let done = std::mem::replace(&mut self.releasing, keys);
+                self.spare.push(done);
+            }
         }
     }
 
@@ -274,6 +299,43 @@ mod tests {
     }
 
     #[test]
+    fn releases_in_batches_give_what_one_release_gives() {
+        let s = 1_000_000_000;
+        let fill = |o: &mut RecordOrder| {
+            for (i, second) in [3, 1, 2, 1, 3, 1, 2, 2, 1, 5].iter().enumerate() {
+                let uid = format!("C{:02}", (i * 7) % 10);
+                o.push(
+                    0,
+                    Timestamp(4 * s),
+                    [rec(&uid, second * s, EndReason::Idle)],
+                );
+            }
+        };
+        let mut whole = RecordOrder::new(1);
+        fill(&mut whole);
+        let mut expected = Vec::new();
+        whole.release(&mut expected);
+        let expected: Vec<String> = expected.into_iter().map(|r| r.uid).collect();
+        assert_eq!(expected.len(), 9, "second 5 is not due yet");
+        for max in [1, 2, 3, 4, 9, 10] {
+            let mut o = RecordOrder::new(1);
+            fill(&mut o);
+            let (mut got, mut batch) = (Vec::new(), Vec::new());
+            while o.release_up_to(&mut batch, max) {
+                assert_eq!(batch.len(), max, "a full batch while more are ready");
+                got.extend(batch.drain(..).map(|r| r.uid));
+            }
+            assert!(batch.len() <= max);
+            got.extend(batch.drain(..).map(|r| r.uid));
+            assert_eq!(got, expected, "batches of {max}");
+            assert_eq!(o.pending(), 1, "batches of {max}");
+            o.finish(0);
+            assert!(!o.release_up_to(&mut batch, max));
+            assert_eq!(batch.len(), 1);
+        }
+    }
+
+    #[test]
     fn agrees_with_sorting_everything_on_random_shards_and_clocks() {
         let s = 1_000_000_000i64;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -306,7 +368,9 @@ mod tests {
             );
             o.push(shard, Timestamp(clocks[shard]), batch);
             let before = out.len();
-            o.release(&mut out);
+            // In batches of any size, as the output takes them.
+            let max = 1 + next(8) as usize;
+            while o.release_up_to(&mut out, max) {}
             let watermark = clocks.iter().min().unwrap().div_euclid(s) * s;
             assert!(
                 out[before..].iter().all(|r| r.emitted.0 < watermark),

@@ -724,6 +724,9 @@ where
     })
 }
 
+/// Most records handed to the output at once.
+const WRITE_BATCH: usize = 4096;
+
 /// The output end, on the caller's thread: puts the shards' records in
 /// canonical order and writes them until every shard is done. On a write
 /// error, sets `stop` (the feeders stop reading) and keeps draining, so no
@@ -757,14 +760,22 @@ pub(crate) fn collect_records(
                 stats.table.merge(&table);
             }
         }
-        order.release(&mut ready);
-        if failure.is_none() {
-            if let Err(e) = output.write_all(&mut ready) {
-                failure = Some(e);
-                stop.store(true, Ordering::Relaxed);
+        // In batches of a bounded size: the last message of each shard
+        // holds every connection still open, and the output's scoring and
+        // writing overlap batch by batch.
+        loop {
+            let more = order.release_up_to(&mut ready, WRITE_BATCH);
+            if failure.is_none() {
+                if let Err(e) = output.write_all(&mut ready) {
+                    failure = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            ready.clear();
+            if !more {
+                break;
             }
         }
-        ready.clear();
     }
     (stats, failure)
 }
