@@ -559,7 +559,9 @@ fn open_output(
     let baseline = load_baseline(out.baseline.as_deref())?;
     Ok(attach_rules(records, rules, baseline, out)?
         .with_ipfix(out.ipfix.open()?)
-        .with_metrics(telemetry.metrics()))
+        .with_metrics(telemetry.metrics())
+        // Scoring and writing overlap when there is a core to spare.
+        .with_writer_thread(default_workers() >= 2))
 }
 
 /// Loads a baseline before anything runs.

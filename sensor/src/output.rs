@@ -17,10 +17,14 @@ use flowlib::{ConnRecord, EndReason, Timestamp};
 use rules::baseline::BaselineBuilder;
 use rules::detector::{Alert, Detector, DetectorStats};
 use rules::inventory::{Inventory, InventoryBuilder};
+use rules::Location;
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use writer::WriterThread;
+
+mod writer;
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -171,22 +175,59 @@ impl Records {
 
 /// The record output, the detector and its alerts, and the baseline
 /// learner.
+///
+/// A batch is handled in two passes: the scoring pass (where each end is,
+/// the detector and its alerts, the inventory, the learner) and the writing
+/// pass ([`RecordLog`]: annotation, IPFIX, the record lines). With
+/// [`Output::with_writer_thread`] the writing pass runs on a thread of its
+/// own, overlapping the next batch's scoring.
 pub struct Output {
+    /// The writing pass, when it runs on the caller's thread (always
+    /// before the first batch and after [`Output::finish`]).
+    log: Option<RecordLog>,
+    /// The writing pass, when it runs on its own thread.
+    writer: Option<WriterThread>,
+    /// Start the writer thread with the first batch.
+    want_writer_thread: bool,
+    /// Records are written as EVE `flow` events, which say whether an
+    /// alert named the connection.
+    eve_flows: bool,
+    rules: Option<rules::Rules>,
+    alerts: Option<AlertSink>,
+    learner: Option<(BaselineBuilder, PathBuf)>,
+    inventory: Option<InventoryBuilder>,
+    evidence: Option<crate::report::Evidence>,
+    /// Uids of connections with an alert whose final record is not written
+    /// yet (for EVE's `flow.alerted`).
+    alerted: HashSet<String>,
+    metrics: Option<Arc<Metrics>>,
+    /// What the scoring pass found for each record of the batch.
+    marks: Vec<Mark>,
+    /// Batches handed to the writer thread.
+    handed_over: u64,
+}
+
+/// What the scoring pass found out about a record for the writing pass.
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    /// Where the originator and the responder are, when there are rules.
+    ends: Option<(Location, Location)>,
+    /// An alert named the connection (EVE's `flow.alerted`).
+    alerted: bool,
+}
+
+/// The writing pass of an output: the record lines in their format,
+/// the enclave annotation, the IPFIX export, and the counts written.
+struct RecordLog {
     records: Option<Records>,
     dest: String,
     /// Records flushed.
     written: u64,
     /// Records handed to the writer since the last flush.
     unflushed: u64,
+    /// The rules whose enclave and host group names annotate the records.
     rules: Option<rules::Rules>,
-    alerts: Option<AlertSink>,
-    learner: Option<(BaselineBuilder, PathBuf)>,
     ipfix: Option<IpfixExporter>,
-    inventory: Option<InventoryBuilder>,
-    evidence: Option<crate::report::Evidence>,
-    /// Uids of connections with an alert whose final record is not written
-    /// yet (for EVE's `flow.alerted`).
-    alerted: HashSet<String>,
     metrics: Option<Arc<Metrics>>,
     /// Enclave and host group names reused across records.
     names: crate::enclaves::NamePool,
@@ -224,19 +265,28 @@ impl Output {
 
     fn over(records: Records, dest: String) -> Output {
         Output {
-            records: Some(records),
-            dest,
-            written: 0,
-            unflushed: 0,
+            eve_flows: matches!(records, Records::Eve(_)),
+            log: Some(RecordLog {
+                records: Some(records),
+                dest,
+                written: 0,
+                unflushed: 0,
+                rules: None,
+                ipfix: None,
+                metrics: None,
+                names: crate::enclaves::NamePool::default(),
+            }),
+            writer: None,
+            want_writer_thread: false,
             rules: None,
             alerts: None,
             learner: None,
-            ipfix: None,
             inventory: None,
             evidence: None,
             alerted: HashSet::new(),
             metrics: None,
-            names: crate::enclaves::NamePool::default(),
+            marks: Vec::new(),
+            handed_over: 0,
         }
     }
 
@@ -248,15 +298,23 @@ impl Output {
         )
     }
 
+    /// The writing pass, before the first batch or after [`Output::finish`].
+    fn log_mut(&mut self) -> Option<&mut RecordLog> {
+        self.log.as_mut()
+    }
+
     /// Also exports every record (not start records) over IPFIX.
     pub fn with_ipfix(mut self, exporter: Option<IpfixExporter>) -> Output {
-        self.ipfix = exporter;
+        if let Some(log) = self.log_mut() {
+            log.ipfix = exporter;
+        }
         self
     }
 
-    /// The IPFIX export's counters, when it runs.
+    /// The IPFIX export's counters, when it runs (final after
+    /// [`Output::finish`]; `None` while the writer thread holds them).
     pub fn ipfix_stats(&self) -> Option<&ExportStats> {
-        self.ipfix.as_ref().map(|x| x.stats())
+        self.log.as_ref()?.ipfix.as_ref().map(|x| x.stats())
     }
 
     /// Learns a baseline from every record; written to `path` at the end.
@@ -278,23 +336,14 @@ impl Output {
         rotation: Rotation,
     ) -> Result<Output, SensorError> {
         let out = Sink::open(Some(path), rotation, "alerts")?;
-        self.rules = Some(rules.clone());
-        let detector = Detector::new(rules);
-        let detector = match baseline {
-            Some(b) => detector.with_baseline(b),
-            None => detector,
-        };
-        self.alerts = Some(AlertSink {
-            detector,
+        self.alerts = Some(AlertSink::new(
+            &rules,
+            baseline,
             format,
             out,
-            dest: describe(Some(path)),
-            pending: Vec::new(),
-            written: 0,
-            unflushed: 0,
-            published: None,
-        });
-        Ok(self)
+            describe(Some(path)),
+        ));
+        Ok(self.with_rules(Some(rules)))
     }
 
     /// Adds every record to a relationship inventory (see
@@ -311,30 +360,23 @@ impl Output {
 
     /// Runs the detector over every record and keeps its alerts, with the
     /// connection records behind them, in memory (for `sensor report`).
-    /// Records are annotated with enclaves and host groups.
+    /// Records are annotated with enclaves and host groups. (The records
+    /// are then written on the caller's thread, whatever
+    /// [`Output::with_writer_thread`] asks.)
     pub fn with_evidence(
         mut self,
         rules: rules::Rules,
         baseline: Option<rules::baseline::Baseline>,
     ) -> Output {
-        self.rules = Some(rules.clone());
-        let detector = Detector::new(rules);
-        let detector = match baseline {
-            Some(b) => detector.with_baseline(b),
-            None => detector,
-        };
-        self.alerts = Some(AlertSink {
-            detector,
-            format: AlertFormat::Json,
-            out: Sink::Discard,
-            dest: "nowhere".to_owned(),
-            pending: Vec::new(),
-            written: 0,
-            unflushed: 0,
-            published: None,
-        });
+        self.alerts = Some(AlertSink::new(
+            &rules,
+            baseline,
+            AlertFormat::Json,
+            Sink::Discard,
+            "nowhere".to_owned(),
+        ));
         self.evidence = Some(crate::report::Evidence::default());
-        self
+        self.with_rules(Some(rules))
     }
 
     /// The alerts and records kept by [`Output::with_evidence`].
@@ -352,6 +394,9 @@ impl Output {
     /// Publishes records and alerts written, export failures and the
     /// detector's counts to `metrics`.
     pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Output {
+        if let Some(log) = self.log_mut() {
+            log.metrics.clone_from(&metrics);
+        }
         self.metrics = metrics;
         self
     }
@@ -361,7 +406,22 @@ impl Output {
     /// the detector's rules, and the detector shares the lookups: do not
     /// replace those rules with others.)
     pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
+        if let Some(log) = self.log_mut() {
+            log.rules.clone_from(&rules);
+        }
         self.rules = rules;
+        self
+    }
+
+    /// Writes the records on a thread of their own when `on` (from the
+    /// first batch to [`Output::finish`]), so that writing one batch
+    /// overlaps scoring the next: when the detector, the inventory or the
+    /// learner runs (else there is nothing to overlap) and not for
+    /// [`Output::with_evidence`]. Same lines, same order, same counts; a
+    /// write error is reported by the next [`Output::write_all`] or by
+    /// [`Output::finish`]. Worth it when there is a core to spare.
+    pub fn with_writer_thread(mut self, on: bool) -> Output {
+        self.want_writer_thread = on;
         self
     }
 
@@ -376,7 +436,7 @@ impl Output {
             if let Some(sink) = &mut self.alerts {
                 let _ = sink.commit();
             }
-            if let Some(rec) = &mut self.records {
+            if let Some(rec) = self.log.as_mut().and_then(|l| l.records.as_mut()) {
                 let _ = rec.sink().commit();
             }
         }
@@ -385,22 +445,51 @@ impl Output {
     }
 
     fn write_batch(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
-        let eve_flows = matches!(self.records, Some(Records::Eve(_)));
-        for mut r in records.drain(..) {
+        let scoring = self.alerts.is_some() || self.inventory.is_some() || self.learner.is_some();
+        if self.want_writer_thread && scoring && self.evidence.is_none() && self.writer.is_none() {
+            if let Some(log) = self.log.take() {
+                self.writer = Some(WriterThread::start(log));
+            }
+        }
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.clear();
+        let result = self.score(records, &mut marks).and_then(|()| {
+            match (&mut self.writer, &mut self.log) {
+                (Some(w), _) => {
+                    self.handed_over += 1;
+                    w.write(records, &mut marks)
+                }
+                (None, Some(log)) => log.write_batch(records, &marks, self.evidence.as_mut()),
+                (None, None) => Err(SensorError::Write {
+                    what: "records",
+                    dest: "the record writer".to_owned(),
+                    written: 0,
+                    source: io::Error::other("output already failed"),
+                }),
+            }
+        });
+        self.marks = marks;
+        result
+    }
+
+    /// The scoring pass over a batch: where each end is, the detector and
+    /// its alerts (written and flushed), the inventory and the learner.
+    fn score(&mut self, records: &[ConnRecord], marks: &mut Vec<Mark>) -> Result<(), SensorError> {
+        for r in records {
             // Located once, for the detector and the annotation.
             let ends = self
                 .rules
                 .as_ref()
-                .map(|rules| crate::enclaves::locate(rules, &r));
+                .map(|rules| crate::enclaves::locate(rules, r));
             if let Some(sink) = &mut self.alerts {
                 match ends {
-                    Some((o, d)) => sink.detector.observe_located(&r, o, d, &mut sink.pending),
-                    None => sink.detector.observe(&r, &mut sink.pending),
+                    Some((o, d)) => sink.detector.observe_located(r, o, d, &mut sink.pending),
+                    None => sink.detector.observe(r, &mut sink.pending),
                 }
                 if let Some(ev) = &mut self.evidence {
                     ev.note_alerts(&sink.pending);
                 }
-                if eve_flows {
+                if self.eve_flows {
                     self.alerted.extend(
                         sink.pending
                             .iter()
@@ -411,39 +500,168 @@ impl Output {
                 sink.flush()?;
             }
             if let Some(inventory) = &mut self.inventory {
-                inventory.observe(&r);
+                inventory.observe(r);
             }
             if let Some((learner, _)) = &mut self.learner {
-                learner.observe(&r);
+                learner.observe(r);
             }
+            let alerted = match r.end_reason {
+                _ if self.alerted.is_empty() => false,
+                EndReason::Start => false,
+                EndReason::Active => self.alerted.contains(&r.uid),
+                _ => self.alerted.remove(&r.uid),
+            };
+            marks.push(Mark { ends, alerted });
+        }
+        if let Some(sink) = &mut self.alerts {
+            sink.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Counts a failed write in the metrics: `output_closed` when the reader
+    /// closed the pipe, `write_error` for anything else.
+    fn count_failure(&self, e: &SensorError) {
+        let Some(m) = &self.metrics else { return };
+        let SensorError::Write { what, source, .. } = e else {
+            return;
+        };
+        let failure = if source.kind() == io::ErrorKind::BrokenPipe {
+            ExportFailure::OutputClosed
+        } else {
+            ExportFailure::WriteError
+        };
+        if *what == "alerts" {
+            m.alert_failure(failure, 1);
+        } else {
+            m.conn_failure(failure, 1);
+        }
+    }
+
+    /// Stores the counts so far for the metrics endpoint; the detector's
+    /// maps are copied only when an alert was raised since the last time.
+    /// (The writer thread publishes its own count of records written.)
+    fn publish_metrics(&mut self, force: bool) {
+        let Some(m) = &self.metrics else { return };
+        if let Some(log) = &self.log {
+            m.publish_records(log.written);
+        }
+        if let Some(sink) = &mut self.alerts {
+            let stats = sink.detector.stats();
+            let raised: u64 = stats.alerts.values().sum();
+            if force || sink.published != Some((raised, sink.written)) {
+                sink.published = Some((raised, sink.written));
+                let counts = AlertCounts {
+                    by_reason: stats
+                        .alerts
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    by_severity: stats
+                        .severities
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                };
+                m.publish_alerts(sink.written, counts);
+            }
+        }
+    }
+
+    /// Waits for the writer thread to write every batch handed to it,
+    /// flushes, writes any trailer, closes (and with rotation renames) the
+    /// files.
+    pub fn finish(&mut self) -> Result<(), SensorError> {
+        let result = self.join_writer().and_then(|()| self.finish_files());
+        if let Err(e) = &result {
+            self.count_failure(e);
+        }
+        self.publish_metrics(true);
+        result
+    }
+
+    /// Takes the writing pass back from its thread, once it has written
+    /// every batch; its write error, if it had one not reported yet.
+    fn join_writer(&mut self) -> Result<(), SensorError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let (log, failure) = w.join();
+        self.log = log;
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn finish_files(&mut self) -> Result<(), SensorError> {
+        if let Some((learner, path)) = self.learner.take() {
+            let baseline = learner.finish();
+            baseline
+                .save(&path)
+                .map_err(|e| SensorError::Baseline(e.to_string()))?;
+            eprintln!(
+                "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
+                baseline.connections,
+                baseline.pairs.len(),
+                baseline
+                    .pairs
+                    .values()
+                    .filter(|p| !p.periodic_services.is_empty())
+                    .count(),
+                path.display()
+            );
+        }
+        if let Some(sink) = &mut self.alerts {
+            sink.detector.finish(&mut sink.pending);
+            if let Some(ev) = &mut self.evidence {
+                ev.note_alerts(&sink.pending);
+            }
+            sink.flush()?;
+            sink.commit()?;
+            let r = sink.out.finish();
+            r.map_err(|e| sink.error(e))?;
+        }
+        match &mut self.log {
+            Some(log) => log.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// Records written and flushed (all of them after [`Output::finish`]).
+    pub fn written(&self) -> u64 {
+        self.log.as_ref().map_or(0, |l| l.written)
+    }
+}
+
+impl RecordLog {
+    /// The writing pass over a batch, with what the scoring pass found
+    /// (`marks`, one per record); start records are for the detector only.
+    /// Drains `records`.
+    fn write_batch(
+        &mut self,
+        records: &mut Vec<ConnRecord>,
+        marks: &[Mark],
+        mut evidence: Option<&mut crate::report::Evidence>,
+    ) -> Result<(), SensorError> {
+        for (mut r, mark) in records.drain(..).zip(marks) {
             if r.end_reason == EndReason::Start {
-                continue; // for the detector only
+                continue;
             }
-            if let (Some(rules), Some((o, d))) = (&self.rules, ends) {
+            if let (Some(rules), Some((o, d))) = (&self.rules, mark.ends) {
                 self.names.annotate(rules, &mut r, o, d);
             }
             if let Some(x) = &mut self.ipfix {
                 x.export(&r);
             }
-            if let Some(ev) = &mut self.evidence {
+            if let Some(ev) = evidence.as_deref_mut() {
                 ev.note_record(&r);
             }
-            let alerted = if r.end_reason == EndReason::Active {
-                self.alerted.contains(&r.uid)
-            } else {
-                self.alerted.remove(&r.uid)
-            };
-            self.write_record(&r, alerted)
+            self.write_record(&r, mark.alerted)
                 .map_err(|e| self.write_error(e))?;
-            if let Some((o, d)) = ends {
+            if let Some((o, d)) = mark.ends {
                 self.names.reclaim(&mut r, o, d);
             }
         }
         if let Some(x) = &mut self.ipfix {
             x.flush();
-        }
-        if let Some(sink) = &mut self.alerts {
-            sink.commit()?;
         }
         self.commit().map_err(|e| self.write_error(e))
     }
@@ -488,93 +706,17 @@ impl Output {
         }
     }
 
-    /// Counts a failed write in the metrics: `output_closed` when the reader
-    /// closed the pipe, `write_error` for anything else.
-    fn count_failure(&self, e: &SensorError) {
-        let Some(m) = &self.metrics else { return };
-        let SensorError::Write { what, source, .. } = e else {
-            return;
-        };
-        let failure = if source.kind() == io::ErrorKind::BrokenPipe {
-            ExportFailure::OutputClosed
-        } else {
-            ExportFailure::WriteError
-        };
-        if *what == "alerts" {
-            m.alert_failure(failure, 1);
-        } else {
-            m.conn_failure(failure, 1);
+    /// Stores the count written so far for the metrics endpoint.
+    fn publish_written(&self) {
+        if let Some(m) = &self.metrics {
+            m.publish_records(self.written);
         }
     }
 
-    /// Stores the counts so far for the metrics endpoint; the detector's
-    /// maps are copied only when an alert was raised since the last time.
-    fn publish_metrics(&mut self, force: bool) {
-        let Some(m) = &self.metrics else { return };
-        m.publish_records(self.written);
-        if let Some(sink) = &mut self.alerts {
-            let stats = sink.detector.stats();
-            let raised: u64 = stats.alerts.values().sum();
-            if force || sink.published != Some((raised, sink.written)) {
-                sink.published = Some((raised, sink.written));
-                let counts = AlertCounts {
-                    by_reason: stats
-                        .alerts
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), *v))
-                        .collect(),
-                    by_severity: stats
-                        .severities
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), *v))
-                        .collect(),
-                };
-                m.publish_alerts(sink.written, counts);
-            }
-        }
-    }
-
-    /// Flushes, writes any trailer, closes (and with rotation renames) the
-    /// files.
-    pub fn finish(&mut self) -> Result<(), SensorError> {
-        let result = self.finish_files();
-        if let Err(e) = &result {
-            self.count_failure(e);
-        }
-        self.publish_metrics(true);
-        result
-    }
-
-    fn finish_files(&mut self) -> Result<(), SensorError> {
+    /// Ends the IPFIX export and the record file (trailer, flush, close).
+    fn finish(&mut self) -> Result<(), SensorError> {
         if let Some(x) = &mut self.ipfix {
             x.finish();
-        }
-        if let Some((learner, path)) = self.learner.take() {
-            let baseline = learner.finish();
-            baseline
-                .save(&path)
-                .map_err(|e| SensorError::Baseline(e.to_string()))?;
-            eprintln!(
-                "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
-                baseline.connections,
-                baseline.pairs.len(),
-                baseline
-                    .pairs
-                    .values()
-                    .filter(|p| !p.periodic_services.is_empty())
-                    .count(),
-                path.display()
-            );
-        }
-        if let Some(sink) = &mut self.alerts {
-            sink.detector.finish(&mut sink.pending);
-            if let Some(ev) = &mut self.evidence {
-                ev.note_alerts(&sink.pending);
-            }
-            sink.flush()?;
-            sink.commit()?;
-            let r = sink.out.finish();
-            r.map_err(|e| sink.error(e))?;
         }
         let finished = match &mut self.records {
             Some(rec) => rec.end_file().and_then(|()| rec.sink().finish()),
@@ -585,14 +727,34 @@ impl Output {
         self.unflushed = 0;
         Ok(())
     }
-
-    /// Records written and flushed.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
 }
 
 impl AlertSink {
+    /// A detector for `rules` (and `baseline`) whose alerts go to `out`.
+    fn new(
+        rules: &rules::Rules,
+        baseline: Option<rules::baseline::Baseline>,
+        format: AlertFormat,
+        out: Sink,
+        dest: String,
+    ) -> AlertSink {
+        let detector = Detector::new(rules.clone());
+        let detector = match baseline {
+            Some(b) => detector.with_baseline(b),
+            None => detector,
+        };
+        AlertSink {
+            detector,
+            format,
+            out,
+            dest,
+            pending: Vec::new(),
+            written: 0,
+            unflushed: 0,
+            published: None,
+        }
+    }
+
     /// Writes the pending alerts into the buffer.
     fn flush(&mut self) -> Result<(), SensorError> {
         let mut pending = std::mem::take(&mut self.pending);
@@ -635,5 +797,167 @@ impl AlertSink {
             written: self.written,
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::{replay, ReplayConfig};
+    use flowbench::{Interleave, MixConfig, RealisticFlows};
+    use flowlib::pcap_writer::{PcapWriter, Resolution};
+    use flowlib::{LinkType, TableConfig};
+    use std::sync::atomic::AtomicBool;
+
+    /// A fresh directory for one test's files.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("flowmon-output-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    }
+
+    /// A generated capture of `packets` packets of users, resolver and
+    /// internet traffic (the benchmark's mix and address plan): many
+    /// batches, and many alerts with `rules/examples/bench.toml`.
+    fn generated_capture(dir: &Path, packets: usize) -> PathBuf {
+        let path = dir.join("mix.pcap");
+        let file = io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut w = PcapWriter::new(file, Resolution::Micros, 65_535, LinkType::ETHERNET).unwrap();
+        let mut frames = Interleave::new(RealisticFlows::new(MixConfig::new(11, 4_000)));
+        let mut buf = Vec::new();
+        for _ in 0..packets {
+            let Some(ts) = frames.next_into(&mut buf) else {
+                break;
+            };
+            w.write_packet(ts, &buf, buf.len() as u32).unwrap();
+        }
+        w.into_inner().unwrap().flush().unwrap();
+        path
+    }
+
+    struct Run {
+        records: Vec<u8>,
+        alerts: Vec<u8>,
+        written: u64,
+        handed_over: u64,
+    }
+
+    /// Replays `capture` with `rules` into `format` records and EVE alerts
+    /// under `dir`, the writer thread on or off.
+    fn run(dir: &Path, capture: &Path, rules: &str, format: Format, threaded: bool) -> Run {
+        let rules = crate::enclaves::load(&repo(rules)).unwrap();
+        let name = format!("{format:?}-{threaded}");
+        let (records, alerts) = (dir.join(&name), dir.join(format!("{name}.alerts")));
+        let mut out = Output::open(Some(&records), format, Rotation::default())
+            .unwrap()
+            .with_detector(rules, None, &alerts, AlertFormat::Eve, Rotation::default())
+            .unwrap()
+            .with_writer_thread(threaded);
+        let cfg = ReplayConfig {
+            files: vec![capture.to_owned()],
+            bpf: None,
+            table: TableConfig {
+                report_starts: true,
+                ..TableConfig::default()
+            },
+            workers: 2,
+            progress: false,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            metrics: None,
+        };
+        let outcome = replay(&cfg, &mut out).unwrap(); // finishes the output
+        assert!(outcome.input_error.is_none());
+        Run {
+            records: std::fs::read(&records).unwrap(),
+            alerts: std::fs::read(&alerts).unwrap(),
+            written: out.written(),
+            handed_over: out.handed_over,
+        }
+    }
+
+    #[test]
+    fn the_writer_thread_writes_what_the_callers_thread_writes() {
+        let dir = scratch("same");
+        let generated = generated_capture(&dir, 60_000);
+        let cases = [
+            (repo("demo/msp-demo.pcap"), "rules/examples/demo.toml"),
+            (generated, "rules/examples/bench.toml"),
+        ];
+        for (capture, rules) in &cases {
+            for format in [Format::Json, Format::Zeek, Format::Eve] {
+                let what = format!("{} as {format:?}", capture.display());
+                let here = run(&dir, capture, rules, format, false);
+                let there = run(&dir, capture, rules, format, true);
+                assert_eq!(here.handed_over, 0, "{what}");
+                assert!(there.handed_over > 0, "{what}: the thread wrote");
+                assert!(here.written > 0 && !here.alerts.is_empty(), "{what}");
+                assert_eq!(here.written, there.written, "{what}");
+                assert!(here.records == there.records, "{what}: records differ");
+                assert!(here.alerts == there.alerts, "{what}: alerts differ");
+                if format == Format::Eve {
+                    let text = String::from_utf8(there.records).unwrap();
+                    assert!(text.contains("\"alerted\":true"), "{what}");
+                }
+            }
+        }
+        // The generated capture is many batches, and its last one (every
+        // connection still open) is cut into several.
+        let last = run(&dir, &cases[1].0, cases[1].1, Format::Json, true);
+        assert!(last.handed_over > 10, "{} batches", last.handed_over);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_error_on_the_writer_thread_ends_the_run_with_the_error() {
+        let dir = scratch("full");
+        let capture = generated_capture(&dir, 30_000);
+        let rules = crate::enclaves::load(&repo("rules/examples/bench.toml")).unwrap();
+        let full = Path::new("/dev/full");
+        let mut out = Output::open(Some(full), Format::Json, Rotation::default())
+            .unwrap()
+            .with_detector(
+                rules,
+                None,
+                &dir.join("alerts"),
+                AlertFormat::Json,
+                Rotation::default(),
+            )
+            .unwrap()
+            .with_writer_thread(true);
+        let cfg = ReplayConfig {
+            files: vec![capture],
+            bpf: None,
+            table: TableConfig {
+                report_starts: true,
+                ..TableConfig::default()
+            },
+            workers: 2,
+            progress: false,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            metrics: None,
+        };
+        let err = replay(&cfg, &mut out)
+            .err()
+            .expect("the records cannot be written");
+        match err {
+            SensorError::Write {
+                what, dest, source, ..
+            } => {
+                assert_eq!((what, dest.as_str()), ("records", "/dev/full"));
+                assert_eq!(source.raw_os_error(), Some(28), "{source}"); // ENOSPC
+            }
+            other => panic!("{other}"),
+        }
+        assert!(out.handed_over > 0);
+        // Refused from then on, not dropped silently.
+        let again = out.write_all(&mut Vec::new());
+        assert!(again.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
