@@ -187,7 +187,7 @@ fn duration_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 }
 
 /// Nanoseconds to seconds, rounded to whole microseconds as Zeek logs them.
-fn micros_f64(nanos: i64) -> f64 {
+pub(crate) fn micros_f64(nanos: i64) -> f64 {
     nanos.div_euclid(1_000) as f64 / 1e6
 }
 
