@@ -298,14 +298,9 @@ impl Output {
         )
     }
 
-    /// The writing pass, before the first batch or after [`Output::finish`].
-    fn log_mut(&mut self) -> Option<&mut RecordLog> {
-        self.log.as_mut()
-    }
-
     /// Also exports every record (not start records) over IPFIX.
     pub fn with_ipfix(mut self, exporter: Option<IpfixExporter>) -> Output {
-        if let Some(log) = self.log_mut() {
+        if let Some(log) = &mut self.log {
             log.ipfix = exporter;
         }
         self
@@ -394,7 +389,7 @@ impl Output {
     /// Publishes records and alerts written, export failures and the
     /// detector's counts to `metrics`.
     pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Output {
-        if let Some(log) = self.log_mut() {
+        if let Some(log) = &mut self.log {
             log.metrics.clone_from(&metrics);
         }
         self.metrics = metrics;
@@ -406,7 +401,7 @@ impl Output {
     /// the detector's rules, and the detector shares the lookups: do not
     /// replace those rules with others.)
     pub fn with_rules(mut self, rules: Option<rules::Rules>) -> Output {
-        if let Some(log) = self.log_mut() {
+        if let Some(log) = &mut self.log {
             log.rules.clone_from(&rules);
         }
         self.rules = rules;
