@@ -11,6 +11,11 @@
 #   --quick          small capture (200 000 packets) and 1 round, no VLAN pass,
 #                    no memory-per-flow measurement
 #   --rounds N       rounds of the alternating comparison (default 3)
+#   --sensor-rounds N  rounds of the second, sensor-only pass (w1, w2, w2 with
+#                    the detector) that the scaling and detector shares are
+#                    also taken from (default 11; 0 skips it): those runs
+#                    take seconds, so many rounds are cheap, and the ratios
+#                    need them on a shared machine
 #   --packets N      packets in the generated capture (default 3 500 000)
 #   --dir DIR        where captures and logs go (default /tmp/flowmon-bench or
 #                    $FLOWMON_BENCH_DIR); never inside the repository
@@ -31,6 +36,7 @@ set -euo pipefail
 
 quick=0
 rounds=""
+sensor_rounds=""
 packets=""
 live=0
 vlan_pass=1
@@ -40,7 +46,8 @@ live_workers=""
 bench_dir="${FLOWMON_BENCH_DIR:-/tmp/flowmon-bench}"
 
 usage() {
-    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+    # The comment block at the top of this file.
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 need_value() {
@@ -59,6 +66,7 @@ while [[ $# -gt 0 ]]; do
         --no-memory) memory=0 ;;
         --no-growth) growth=0 ;;
         --rounds) need_value "$1" $#; rounds="$2"; shift ;;
+        --sensor-rounds) need_value "$1" $#; sensor_rounds="$2"; shift ;;
         --packets) need_value "$1" $#; packets="$2"; shift ;;
         --dir) need_value "$1" $#; bench_dir="$2"; shift ;;
         --workers) need_value "$1" $#; live_workers="$2"; shift ;;
@@ -74,15 +82,21 @@ for n in "$rounds" "$packets" "$live_workers"; do
         exit 2
     fi
 done
+if [[ -n "$sensor_rounds" && ! "$sensor_rounds" =~ ^[0-9]+$ ]]; then
+    echo "compare.sh: '$sensor_rounds' is not a number" >&2
+    exit 2
+fi
 
 if [[ $quick -eq 1 ]]; then
     rounds="${rounds:-1}"
     packets="${packets:-200000}"
     vlan_pass=0
     memory=0
+    sensor_rounds="${sensor_rounds:-0}"
     capture_name="quick-${packets}"
 else
     rounds="${rounds:-3}"
+    sensor_rounds="${sensor_rounds:-11}"
     packets="${packets:-3500000}"
     capture_name="bench-${packets}"
 fi
@@ -324,6 +338,26 @@ time_ratio() {
     printf '%s' "$all" | sed '/^$/d' | median
 }
 
+# ratio_spread LABEL A B [percent]: the per-round ratios of A's time to B's,
+# as "lowest-highest, middle half lower-upper quartile" (as percentages with
+# "percent").
+ratio_spread() {
+    local label="$1" a="$2" b="$3" scale=1 r s1 s2 all=""
+    [[ "${4:-}" == percent ]] && scale=100
+    for ((r = 1; r <= rounds; r++)); do
+        s1="$(secs_of "$label" "$a" "$r")"
+        s2="$(secs_of "$label" "$b" "$r")"
+        [[ -n "$s1" && -n "$s2" ]] && all+="$(awk -v a="$s1" -v b="$s2" 'BEGIN { print a / (b > 0 ? b : 0.001) }')"$'\n'
+    done
+    printf '%s' "$all" | sed '/^$/d' | sort -g | awk -v k="$scale" '{ v[NR] = $1 * k }
+        END {
+            if (NR == 0) { print "-"; exit }
+            f = k == 100 ? "%.0f%%" : "%.2fx"
+            q1 = v[int((NR + 3) / 4)]; q3 = v[int((3 * NR + 3) / 4)]
+            printf "per round " f "-" f ", middle half " f "-" f, v[1], v[NR], q1, q3
+        }'
+}
+
 # detector_ratio LABEL: the detector's throughput as a share of plain replay's
 # (sensor-w2 time / sensor-w2-detector time).
 detector_ratio() {
@@ -507,6 +541,16 @@ cat "$main_cap" >/dev/null
 before="$(machine_line)"
 compare mixed "$main_cap" "${tools[@]}"
 
+# The sensor alone, many more rounds: its runs are short, and the scaling
+# and detector shares are ratios of two sensor runs, which one busy moment
+# on a shared machine moves a lot.
+if [[ $sensor_rounds -gt 0 ]]; then
+    saved_rounds=$rounds
+    rounds=$sensor_rounds
+    compare sensors "$main_cap" sensor-w1 sensor-w2 sensor-w2-detector
+    rounds=$saved_rounds
+fi
+
 if [[ $vlan_pass -eq 1 ]]; then
     vlan_cap="$bench_dir/$capture_name-vlan.pcap"
     make_capture "$vlan_cap" --vlan
@@ -553,6 +597,18 @@ fi
     echo
     echo "sensor scaling 1 -> 2 workers (median of per-round w1/w2 time): $(scaling mixed)"
     echo "detector on, as a share of plain replay's throughput (median of per-round w2/w2-detector time; target >= 85%): $(detector_ratio mixed)"
+    if [[ $sensor_rounds -gt 0 ]]; then
+        saved_rounds=$rounds
+        rounds=$sensor_rounds
+        echo
+        echo "Sensor only, $sensor_rounds more alternating rounds of sensor-w1, sensor-w2 and sensor-w2-detector:"
+        echo
+        report sensors "$main_packets" sensor-w1 sensor-w2 sensor-w2-detector
+        echo
+        echo "sensor scaling 1 -> 2 workers: $(scaling sensors) ($(ratio_spread sensors sensor-w1 sensor-w2))"
+        echo "detector on, share of plain replay's throughput: $(detector_ratio sensors) ($(ratio_spread sensors sensor-w2 sensor-w2-detector percent))"
+        rounds=$saved_rounds
+    fi
     if [[ $vlan_pass -eq 1 ]]; then
         echo
         echo "#### Same traffic, every frame 802.1Q-tagged ($vlan_packets packets)"
