@@ -836,6 +836,23 @@ mod tests {
         path
     }
 
+    /// Replay of `capture` with 2 workers, start records on (as the
+    /// detector needs).
+    fn config(capture: &Path) -> ReplayConfig {
+        ReplayConfig {
+            files: vec![capture.to_owned()],
+            bpf: None,
+            table: TableConfig {
+                report_starts: true,
+                ..TableConfig::default()
+            },
+            workers: 2,
+            progress: false,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            metrics: None,
+        }
+    }
+
     struct Run {
         records: Vec<u8>,
         alerts: Vec<u8>,
@@ -854,19 +871,7 @@ mod tests {
             .with_detector(rules, None, &alerts, AlertFormat::Eve, Rotation::default())
             .unwrap()
             .with_writer_thread(threaded);
-        let cfg = ReplayConfig {
-            files: vec![capture.to_owned()],
-            bpf: None,
-            table: TableConfig {
-                report_starts: true,
-                ..TableConfig::default()
-            },
-            workers: 2,
-            progress: false,
-            shutdown: Arc::new(AtomicBool::new(false)),
-            metrics: None,
-        };
-        let outcome = replay(&cfg, &mut out).unwrap(); // finishes the output
+        let outcome = replay(&config(capture), &mut out).unwrap(); // finishes the output
         assert!(outcome.input_error.is_none());
         Run {
             records: std::fs::read(&records).unwrap(),
@@ -925,19 +930,7 @@ mod tests {
             )
             .unwrap()
             .with_writer_thread(true);
-        let cfg = ReplayConfig {
-            files: vec![capture],
-            bpf: None,
-            table: TableConfig {
-                report_starts: true,
-                ..TableConfig::default()
-            },
-            workers: 2,
-            progress: false,
-            shutdown: Arc::new(AtomicBool::new(false)),
-            metrics: None,
-        };
-        let err = replay(&cfg, &mut out)
+        let err = replay(&config(&capture), &mut out)
             .err()
             .expect("the records cannot be written");
         match err {
