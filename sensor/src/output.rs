@@ -178,7 +178,7 @@ impl Records {
 ///
 /// A batch is handled in two passes: the scoring pass (where each end is,
 /// the detector and its alerts, the inventory, the learner) and the writing
-/// pass ([`RecordLog`]: annotation, IPFIX, the record lines). With
+/// pass (annotation, IPFIX, the record lines). With
 /// [`Output::with_writer_thread`] the writing pass runs on a thread of its
 /// own, overlapping the next batch's scoring.
 pub struct Output {
