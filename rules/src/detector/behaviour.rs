@@ -14,6 +14,34 @@ use std::net::IpAddr;
 /// are forgotten.
 const MAX_KEYS: usize = 200_000;
 
+/// When a full table may be swept again for the keys whose window is over.
+/// A sweep is a pass over the whole table: one that frees nothing is not
+/// repeated for every new key that finds the table full (which would cost a
+/// pass per connection while it stays full), only once capture time has
+/// moved on by [`SweepGate::PAUSE`].
+#[derive(Default)]
+struct SweepGate {
+    /// No sweep before this time (set by a sweep that freed nothing).
+    next: Option<Timestamp>,
+    /// Sweeps done.
+    sweeps: u64,
+}
+
+impl SweepGate {
+    /// Capture time between two sweeps of a table that stays full.
+    const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn may_sweep(&self, now: Timestamp) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    /// Notes a sweep at `now`, and whether it left room.
+    fn swept(&mut self, now: Timestamp, room: bool) {
+        self.sweeps += 1;
+        self.next = (!room).then(|| Timestamp(now.0.saturating_add(Self::PAUSE.as_nanos() as i64)));
+    }
+}
+
 fn secs(ts: Timestamp) -> f64 {
     ts.0 as f64 / 1e9
 }
@@ -28,6 +56,8 @@ pub(crate) struct FanOutTracker {
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
     /// Size at which sources whose window is over are forgotten.
     next_sweep: usize,
+    /// Sweeps of the table when it is full.
+    full: SweepGate,
 }
 
 impl Default for FanOutTracker {
@@ -35,6 +65,7 @@ impl Default for FanOutTracker {
         FanOutTracker {
             sources: HashMap::new(),
             next_sweep: FIRST_FAN_SWEEP,
+            full: SweepGate::default(),
         }
     }
 }
@@ -56,8 +87,11 @@ impl FanOutTracker {
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
         let key = (r.orig_h, r.vlan);
         if self.sources.len() >= MAX_KEYS && !self.sources.contains_key(&key) {
-            let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
-            self.sources.retain(|_, s| s.window_start.0 >= horizon);
+            if self.full.may_sweep(r.ts) {
+                let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
+                self.sources.retain(|_, s| s.window_start.0 >= horizon);
+                self.full.swept(r.ts, self.sources.len() < MAX_KEYS);
+            }
             if self.sources.len() >= MAX_KEYS {
                 return None;
             }
@@ -116,6 +150,8 @@ impl FanOutTracker {
 #[derive(Default)]
 pub(crate) struct BeaconTracker {
     pairs: HashMap<PairKey, PairHistory>,
+    /// Sweeps of the table when it is full.
+    full: SweepGate,
 }
 
 /// A (source, destination, port, protocol, VLAN) packed into 38 bytes
@@ -239,9 +275,12 @@ impl BeaconTracker {
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
         let key = PairKey::of(r);
         if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
-            let horizon = secs(r.ts) - cfg.window.as_secs_f64();
-            self.pairs
-                .retain(|_, p| p.last().is_some_and(|s| s.0 >= horizon));
+            if self.full.may_sweep(r.ts) {
+                let horizon = secs(r.ts) - cfg.window.as_secs_f64();
+                self.pairs
+                    .retain(|_, p| p.last().is_some_and(|s| s.0 >= horizon));
+                self.full.swept(r.ts, self.pairs.len() < MAX_KEYS);
+            }
             if self.pairs.len() >= MAX_KEYS {
                 return None;
             }
@@ -312,6 +351,8 @@ impl BeaconTracker {
 pub(crate) struct StagingTracker {
     /// Keyed by host and VLAN.
     hosts: HashMap<(IpAddr, Option<u16>), Pulled>,
+    /// Sweeps of the table when it is full.
+    full: SweepGate,
 }
 
 struct Pulled {
@@ -336,7 +377,10 @@ impl StagingTracker {
             return;
         }
         if self.hosts.len() >= MAX_KEYS && !self.hosts.contains_key(&host) {
-            self.hosts.retain(|_, p| ts.since(p.last) <= cfg.window);
+            if self.full.may_sweep(ts) {
+                self.hosts.retain(|_, p| ts.since(p.last) <= cfg.window);
+                self.full.swept(ts, self.hosts.len() < MAX_KEYS);
+            }
             if self.hosts.len() >= MAX_KEYS {
                 return;
             }
@@ -471,6 +515,81 @@ mod tests {
             let hit = t.observe(&start_from(0, dst, 600 + i64::from(dst)), &cfg);
             assert_eq!(hit.is_some(), dst == 9, "host {dst}");
         }
+    }
+
+    /// The `n`-th of many distinct addresses.
+    fn host(n: u32) -> IpAddr {
+        std::net::Ipv4Addr::from(0x0a00_0000 | n).into()
+    }
+
+    #[test]
+    fn a_full_table_of_live_keys_is_swept_once_a_second_not_once_a_connection() {
+        let t0 = 1_772_409_600;
+        let at = |s: i64| Timestamp::from_micros(t0 + s, 0);
+        let conn = |i: u32, s: i64| {
+            crate::detector::tests::tcp_start(
+                format!("C{i}"),
+                std::net::Ipv4Addr::from(0x0a00_0000 | i),
+                std::net::Ipv4Addr::new(192, 0, 2, 1),
+                443,
+                at(s),
+            )
+        };
+        let full = MAX_KEYS as u32;
+
+        // Beacon pairs: MAX_KEYS live pairs (a day's window), then 5 000
+        // new ones in the same second and 5 000 a second later.
+        let mut beacons = BeaconTracker::default();
+        let cfg = Beacon::default();
+        for i in 0..full {
+            assert!(beacons.observe(&conn(i, 0), &cfg).is_none());
+        }
+        for i in full..full + 5_000 {
+            beacons.observe(&conn(i, 0), &cfg);
+        }
+        assert_eq!(beacons.full.sweeps, 1, "one sweep for 5 000 new pairs");
+        for i in full + 5_000..full + 10_000 {
+            beacons.observe(&conn(i, 1), &cfg);
+        }
+        assert_eq!(beacons.full.sweeps, 2, "and one more a second later");
+        assert_eq!(beacons.pairs.len(), MAX_KEYS);
+        // A sweep that frees room lets the next pair in at once.
+        let later = conn(full + 10_000, 2 * 24 * 3600);
+        beacons.observe(&later, &cfg);
+        assert_eq!(beacons.full.sweeps, 3);
+        assert_eq!(beacons.pairs.len(), 1);
+
+        // Fan-out sources: the same.
+        let mut fan = FanOutTracker::default();
+        let fan_cfg = FanOut {
+            window: std::time::Duration::from_secs(300),
+            min_hosts: 5,
+            min_ports: 100,
+        };
+        for i in 0..full + 5_000 {
+            fan.observe(&conn(i, 0), &fan_cfg);
+        }
+        assert_eq!(fan.sources.len(), MAX_KEYS);
+        assert_eq!(fan.full.sweeps, 1);
+        fan.observe(&conn(full + 5_001, 1), &fan_cfg);
+        assert_eq!(fan.full.sweeps, 2);
+
+        // Staging hosts: the same.
+        let mut staging = StagingTracker::default();
+        let staging_cfg = Staging::default();
+        for i in 0..full + 5_000 {
+            staging.pulled((host(i), None), host(1), 1_000, at(0), &staging_cfg);
+        }
+        assert_eq!(staging.hosts.len(), MAX_KEYS);
+        assert_eq!(staging.full.sweeps, 1);
+        staging.pulled(
+            (host(full + 5_001), None),
+            host(1),
+            1_000,
+            at(1),
+            &staging_cfg,
+        );
+        assert_eq!(staging.full.sweeps, 2);
     }
 
     #[test]
