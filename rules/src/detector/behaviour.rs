@@ -10,8 +10,10 @@ use hashbrown::HashMap;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-/// Most hosts (sources, pairs) a tracker remembers; beyond it the stalest
-/// are forgotten.
+/// Most hosts (sources, pairs) a tracker remembers. A new one that finds
+/// the table full makes it forget those whose window is over (see
+/// [`SweepGate`]); while every one is still live, the new one is not
+/// tracked.
 const MAX_KEYS: usize = 200_000;
 
 /// When a full table may be swept again for the keys whose window is over.
