@@ -8,6 +8,7 @@ use flowlib::{ConnRecord, Timestamp};
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 /// Most hosts (sources, pairs) a tracker remembers. A new one that finds
@@ -33,14 +34,27 @@ impl SweepGate {
     /// Capture time between two sweeps of a table that stays full.
     const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-    fn may_sweep(&self, now: Timestamp) -> bool {
-        self.next.is_none_or(|next| now >= next)
-    }
-
-    /// Notes a sweep at `now`, and whether it left room.
-    fn swept(&mut self, now: Timestamp, room: bool) {
-        self.sweeps += 1;
-        self.next = (!room).then(|| Timestamp(now.0.saturating_add(Self::PAUSE.as_nanos() as i64)));
+    /// Whether `key` has its place in `map` at `now`: it is there, or the
+    /// map holds fewer than [`MAX_KEYS`], or a sweep (keeping the entries
+    /// `live` says are) made room.
+    fn has_room<K: Eq + Hash, V>(
+        &mut self,
+        map: &mut HashMap<K, V>,
+        key: &K,
+        now: Timestamp,
+        live: impl FnMut(&K, &mut V) -> bool,
+    ) -> bool {
+        if map.len() < MAX_KEYS || map.contains_key(key) {
+            return true;
+        }
+        if self.next.is_none_or(|next| now >= next) {
+            map.retain(live);
+            self.sweeps += 1;
+            let room = map.len() < MAX_KEYS;
+            self.next =
+                (!room).then(|| Timestamp(now.0.saturating_add(Self::PAUSE.as_nanos() as i64)));
+        }
+        map.len() < MAX_KEYS
     }
 }
 
@@ -88,15 +102,11 @@ impl FanOutTracker {
     /// Notes a new connection; returns a reason when it completes a fan-out.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
         let key = (r.orig_h, r.vlan);
-        if self.sources.len() >= MAX_KEYS && !self.sources.contains_key(&key) {
-            if self.full.may_sweep(r.ts) {
-                let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
-                self.sources.retain(|_, s| s.window_start.0 >= horizon);
-                self.full.swept(r.ts, self.sources.len() < MAX_KEYS);
-            }
-            if self.sources.len() >= MAX_KEYS {
-                return None;
-            }
+        let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
+        if !self.full.has_room(&mut self.sources, &key, r.ts, |_, s| {
+            s.window_start.0 >= horizon
+        }) {
+            return None;
         }
         if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
             // A source whose window is over would start afresh on its next
@@ -276,16 +286,11 @@ impl BeaconTracker {
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
         let key = PairKey::of(r);
-        if self.pairs.len() >= MAX_KEYS && !self.pairs.contains_key(&key) {
-            if self.full.may_sweep(r.ts) {
-                let horizon = secs(r.ts) - cfg.window.as_secs_f64();
-                self.pairs
-                    .retain(|_, p| p.last().is_some_and(|s| s.0 >= horizon));
-                self.full.swept(r.ts, self.pairs.len() < MAX_KEYS);
-            }
-            if self.pairs.len() >= MAX_KEYS {
-                return None;
-            }
+        let horizon = secs(r.ts) - cfg.window.as_secs_f64();
+        if !self.full.has_room(&mut self.pairs, &key, r.ts, |_, p| {
+            p.last().is_some_and(|s| s.0 >= horizon)
+        }) {
+            return None;
         }
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
@@ -378,14 +383,10 @@ impl StagingTracker {
         if bytes == 0 {
             return;
         }
-        if self.hosts.len() >= MAX_KEYS && !self.hosts.contains_key(&host) {
-            if self.full.may_sweep(ts) {
-                self.hosts.retain(|_, p| ts.since(p.last) <= cfg.window);
-                self.full.swept(ts, self.hosts.len() < MAX_KEYS);
-            }
-            if self.hosts.len() >= MAX_KEYS {
-                return;
-            }
+        if !self.full.has_room(&mut self.hosts, &host, ts, |_, p| {
+            ts.since(p.last) <= cfg.window
+        }) {
+            return;
         }
         let p = self.hosts.entry(host).or_insert(Pulled {
             first: ts,
