@@ -27,32 +27,15 @@ pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
     uint(out, r.resp_p.into());
     out.extend_from_slice(b",\"proto\":");
     string(out, r.proto.name());
-    if let Some(s) = &r.service {
-        out.extend_from_slice(b",\"service\":");
-        string(out, s);
-    }
-    if let Some(d) = r.duration {
-        out.extend_from_slice(b",\"duration\":");
-        float(out, micros_f64(d.as_nanos() as i64));
-    }
-    if let Some(n) = r.orig_bytes {
-        out.extend_from_slice(b",\"orig_bytes\":");
-        uint(out, n);
-    }
-    if let Some(n) = r.resp_bytes {
-        out.extend_from_slice(b",\"resp_bytes\":");
-        uint(out, n);
-    }
+    optional(out, b",\"service\":", r.service.as_deref(), string);
+    let duration = r.duration.map(|d| micros_f64(d.as_nanos() as i64));
+    optional(out, b",\"duration\":", duration, float);
+    optional(out, b",\"orig_bytes\":", r.orig_bytes, uint);
+    optional(out, b",\"resp_bytes\":", r.resp_bytes, uint);
     out.extend_from_slice(b",\"conn_state\":");
     string(out, r.conn_state.name());
-    if let Some(b) = r.local_orig {
-        out.extend_from_slice(b",\"local_orig\":");
-        boolean(out, b);
-    }
-    if let Some(b) = r.local_resp {
-        out.extend_from_slice(b",\"local_resp\":");
-        boolean(out, b);
-    }
+    optional(out, b",\"local_orig\":", r.local_orig, boolean);
+    optional(out, b",\"local_resp\":", r.local_resp, boolean);
     out.extend_from_slice(b",\"missed_bytes\":");
     uint(out, r.missed_bytes);
     if !r.history.is_empty() {
@@ -77,14 +60,8 @@ pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
         }
         out.push(b']');
     }
-    if let Some(v) = r.vlan {
-        out.extend_from_slice(b",\"vlan\":");
-        uint(out, v.into());
-    }
-    if let Some(v) = r.inner_vlan {
-        out.extend_from_slice(b",\"inner_vlan\":");
-        uint(out, v.into());
-    }
+    optional(out, b",\"vlan\":", r.vlan.map(u64::from), uint);
+    optional(out, b",\"inner_vlan\":", r.inner_vlan.map(u64::from), uint);
     out.extend_from_slice(b",\"ip_proto\":");
     uint(out, r.ip_proto.into());
     out.extend_from_slice(b",\"community_id\":");
@@ -98,12 +75,17 @@ pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
         (b",\"resp_host_group\":", &r.resp_host_group),
     ];
     for (key, value) in names {
-        if let Some(s) = value {
-            out.extend_from_slice(key);
-            string(out, s);
-        }
+        optional(out, key, value.as_deref(), string);
     }
     out.push(b'}');
+}
+
+/// `key` and `value` when there is a value (absent values are left out).
+fn optional<T>(out: &mut Vec<u8>, key: &[u8], value: Option<T>, write: fn(&mut Vec<u8>, T)) {
+    if let Some(v) = value {
+        out.extend_from_slice(key);
+        write(out, v);
+    }
 }
 
 /// A JSON string: copied between quotes when nothing in it needs escaping
