@@ -25,6 +25,7 @@ pub mod rotation;
 pub mod savefile;
 pub mod scan;
 pub mod source;
+pub mod start;
 pub mod summary;
 pub mod timeline;
 pub mod window;

@@ -11,13 +11,21 @@
 //! second they are due in: a second is sorted once, when every shard has
 //! passed it (one cache-friendly sort of a contiguous batch instead of a
 //! heap operation per record).
+//!
+//! Start records may come compact ([`ConnStart`]): they wait in a slab of
+//! their own and are released beside the records, each with the place it
+//! takes among them ([`RecordOrder::release_items_up_to`]).
 
+use crate::start::ConnStart;
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use std::collections::BTreeMap;
 
 /// Uids are "C" + 17 base62 characters; longer ones compare by their first
 /// bytes here and are never equal to a different uid in practice.
 const UID_BYTES: usize = 18;
+
+/// Marks a [`Key::slot`] in the slab of compact starts.
+const START_SLOT: u32 = 1 << 31;
 
 /// What a record is ordered by, and where it waits. The uid's bytes are
 /// held as big-endian integers, which compare in the same order as the
@@ -62,6 +70,10 @@ pub struct RecordOrder {
     held: usize,
     slab: Vec<Option<ConnRecord>>,
     free: Vec<u32>,
+    starts: Vec<Option<ConnStart>>,
+    free_starts: Vec<u32>,
+    /// Keys of the batch being taken (kept for its room).
+    incoming: Vec<Key>,
     clocks: Vec<Timestamp>,
 }
 
@@ -75,19 +87,23 @@ impl RecordOrder {
             held: 0,
             slab: Vec::new(),
             free: Vec::new(),
+            starts: Vec::new(),
+            free_starts: Vec::new(),
+            incoming: Vec::new(),
             clocks: vec![Timestamp(i64::MIN); shards],
         }
     }
 
-    /// Takes records from `shard`, whose clock is now `clock`.
+    /// Takes records and compact start records from `shard`, whose clock
+    /// is now `clock`.
     pub fn push(
         &mut self,
         shard: usize,
         clock: Timestamp,
         records: impl IntoIterator<Item = ConnRecord>,
+        starts: impl IntoIterator<Item = ConnStart>,
     ) {
-        // Records of a batch are mostly due in the same second.
-        let mut current: Option<(i64, &mut Vec<Key>)> = None;
+        let mut incoming = std::mem::take(&mut self.incoming);
         for r in records {
             let (uid_high, uid_mid, uid_tail) = uid_key(&r.uid);
             let (emitted, reason) = (r.emitted, r.end_reason);
@@ -101,15 +117,42 @@ impl RecordOrder {
                     (self.slab.len() - 1) as u32
                 }
             };
-            let key = Key {
+            incoming.push(Key {
                 emitted,
                 uid_high,
                 uid_mid,
                 uid_tail,
                 reason,
                 slot,
+            });
+        }
+        for st in starts {
+            let (uid_high, uid_mid, uid_tail) = uid_key(st.uid());
+            let emitted = st.emitted();
+            let slot = match self.free_starts.pop() {
+                Some(s) => {
+                    self.starts[s as usize] = Some(st);
+                    s
+                }
+                None => {
+                    self.starts.push(Some(st));
+                    (self.starts.len() - 1) as u32
+                }
             };
-            let second = emitted.secs();
+            incoming.push(Key {
+                emitted,
+                uid_high,
+                uid_mid,
+                uid_tail,
+                reason: EndReason::Start,
+                slot: slot | START_SLOT,
+            });
+        }
+        self.held += incoming.len();
+        // Records of a batch are mostly due in the same second.
+        let mut current: Option<(i64, &mut Vec<Key>)> = None;
+        for key in incoming.drain(..) {
+            let second = key.emitted.secs();
             match &mut current {
                 Some((s, keys)) if *s == second => keys.push(key),
                 _ => {
@@ -122,8 +165,8 @@ impl RecordOrder {
                     current = Some((second, keys));
                 }
             }
-            self.held += 1;
         }
+        self.incoming = incoming;
         let c = &mut self.clocks[shard];
         *c = (*c).max(clock);
     }
@@ -142,6 +185,34 @@ impl RecordOrder {
     /// whether more are ready. Called again, it goes on where it stopped:
     /// the batches together are what one release would give.
     pub fn release_up_to(&mut self, out: &mut Vec<ConnRecord>, max: usize) -> bool {
+        let mut starts = Vec::new();
+        let more = self.release_items_up_to(out, &mut starts, max);
+        // Each start goes back to its place among the records.
+        let Some(&(first, _)) = starts.first() else {
+            return more;
+        };
+        let tail = out.split_off(first);
+        let mut starts = starts.into_iter().peekable();
+        for (i, r) in tail.into_iter().enumerate() {
+            while let Some((_, s)) = starts.next_if(|(at, _)| *at <= first + i) {
+                out.push(s.record());
+            }
+            out.push(r);
+        }
+        out.extend(starts.map(|(_, s)| s.record()));
+        more
+    }
+
+    /// [`RecordOrder::release_up_to`] keeping the compact starts apart:
+    /// each goes to `starts` with the index in `out` of the record it
+    /// comes before (`out.len()` when none follows). At most `max` records
+    /// and starts together.
+    pub fn release_items_up_to(
+        &mut self,
+        out: &mut Vec<ConnRecord>,
+        starts: &mut Vec<(usize, ConnStart)>,
+        max: usize,
+    ) -> bool {
         let min = self
             .clocks
             .iter()
@@ -158,10 +229,18 @@ impl RecordOrder {
                 let Some(key) = self.releasing.pop() else {
                     break;
                 };
-                if let Some(r) = self.slab[key.slot as usize].take() {
-                    out.push(r);
+                if key.slot & START_SLOT != 0 {
+                    let slot = key.slot & !START_SLOT;
+                    if let Some(s) = self.starts[slot as usize].take() {
+                        starts.push((out.len(), s));
+                    }
+                    self.free_starts.push(slot);
+                } else {
+                    if let Some(r) = self.slab[key.slot as usize].take() {
+                        out.push(r);
+                    }
+                    self.free.push(key.slot);
                 }
-                self.free.push(key.slot);
                 self.held -= 1;
                 released += 1;
             }
@@ -269,6 +348,7 @@ mod tests {
                 rec("Cb", 3 * s, EndReason::Idle),
                 rec("Ca", 3 * s, EndReason::Idle),
             ],
+            [],
         );
         o.release(&mut out);
         assert!(out.is_empty(), "shard 1 has not reported yet");
@@ -279,6 +359,7 @@ mod tests {
                 rec("Cc", 2 * s, EndReason::Fin),
                 rec("Cd", 4 * s, EndReason::Fin),
             ],
+            [],
         );
         o.release(&mut out);
         let uids: Vec<&str> = out.iter().map(|r| r.uid.as_str()).collect();
@@ -294,7 +375,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(o.pending(), 0);
         // Slots are reused.
-        o.push(0, Timestamp(9 * s), [rec("Ce", 9 * s, EndReason::Eof)]);
+        o.push(0, Timestamp(9 * s), [rec("Ce", 9 * s, EndReason::Eof)], []);
         assert_eq!(o.slab.len(), 4);
     }
 
@@ -308,6 +389,7 @@ mod tests {
                     0,
                     Timestamp(4 * s),
                     [rec(&uid, second * s, EndReason::Idle)],
+                    [],
                 );
             }
         };
@@ -349,16 +431,22 @@ mod tests {
         let mut clocks = [10 * s; 3];
         let (mut out, mut sent) = (Vec::new(), Vec::new());
         let reasons = [EndReason::Start, EndReason::Fin, EndReason::Idle];
+        let mut compact = 0;
         for step in 0..3000 {
             let shard = next(3) as usize;
             clocks[shard] += next(s as u64 * 3 / 2) as i64;
             // A shard produces nothing due before its clock's second.
             let floor = clocks[shard].div_euclid(s) * s;
-            let batch: Vec<ConnRecord> = (0..next(6))
+            let mut batch: Vec<ConnRecord> = (0..next(6))
                 .map(|_| {
                     let uid = format!("C{:03}", next(400));
                     let due = floor + next(2 * s as u64) as i64;
-                    rec(&uid, due, reasons[next(3) as usize])
+                    let mut r = rec(&uid, due, reasons[next(3) as usize]);
+                    if next(4) == 0 {
+                        // A start that cannot be compact.
+                        r.tunnel_parents.push("Tx".into());
+                    }
+                    r
                 })
                 .collect();
             sent.extend(
@@ -366,11 +454,36 @@ mod tests {
                     .iter()
                     .map(|r| (r.emitted, r.uid.clone(), r.end_reason)),
             );
-            o.push(shard, Timestamp(clocks[shard]), batch);
+            // As the shards send them: compact starts apart.
+            let mut starts = Vec::new();
+            crate::start::split_starts(&mut batch, &mut starts);
+            compact += starts.len();
+            o.push(shard, Timestamp(clocks[shard]), batch, starts);
             let before = out.len();
-            // In batches of any size, as the output takes them.
+            // In batches of any size, as the output takes them; with the
+            // starts apart or put back in place.
             let max = 1 + next(8) as usize;
-            while o.release_up_to(&mut out, max) {}
+            if step % 2 == 0 {
+                while o.release_up_to(&mut out, max) {}
+            } else {
+                loop {
+                    let (mut records, mut starts) = (Vec::new(), Vec::new());
+                    let more = o.release_items_up_to(&mut records, &mut starts, max);
+                    assert!(records.len() + starts.len() <= max);
+                    assert!(starts.windows(2).all(|w| w[0].0 <= w[1].0));
+                    let mut starts = starts.into_iter().peekable();
+                    for (i, r) in records.into_iter().enumerate() {
+                        while let Some((_, st)) = starts.next_if(|(at, _)| *at <= i) {
+                            out.push(st.record());
+                        }
+                        out.push(r);
+                    }
+                    out.extend(starts.map(|(_, st)| st.record()));
+                    if !more {
+                        break;
+                    }
+                }
+            }
             let watermark = clocks.iter().min().unwrap().div_euclid(s) * s;
             assert!(
                 out[before..].iter().all(|r| r.emitted.0 < watermark),
@@ -382,6 +495,7 @@ mod tests {
         }
         o.release(&mut out);
         assert_eq!(o.pending(), 0);
+        assert!(compact > 1000, "{compact} compact starts");
         let got: Vec<_> = out
             .iter()
             .map(|r| (r.emitted, r.uid.clone(), r.end_reason))

@@ -12,6 +12,7 @@ use crate::eve::{self, AlertFormat};
 use crate::ipfix_export::{ExportStats, IpfixExporter};
 use crate::metrics::{AlertCounts, ExportFailure, Metrics};
 use crate::rotation::{LogFile, Rotation};
+use crate::start::ConnStart;
 use flowlib::export::{JsonLinesWriter, RecordWriter, ZeekTsvWriter};
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use rules::baseline::BaselineBuilder;
@@ -423,8 +424,23 @@ impl Output {
     /// Writes a batch of records (and the alerts they raise), then flushes
     /// both: a batch boundary.
     pub fn write_all(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
-        let result = self.write_batch(records);
+        self.write_released(records, &mut Vec::new())
+    }
+
+    /// [`Output::write_all`] for a batch released with its compact start
+    /// records apart ([`RecordOrder::release_items_up_to`]): each start is
+    /// scored in its place, before the record at its index (start records
+    /// are never written). Clears both.
+    ///
+    /// [`RecordOrder::release_items_up_to`]: crate::order::RecordOrder::release_items_up_to
+    pub fn write_released(
+        &mut self,
+        records: &mut Vec<ConnRecord>,
+        starts: &mut Vec<(usize, ConnStart)>,
+    ) -> Result<(), SensorError> {
+        let result = self.write_batch(records, starts);
         records.clear();
+        starts.clear();
         if let Err(e) = &result {
             self.count_failure(e);
             // Keep what can be kept: the other output's complete lines.
@@ -439,7 +455,11 @@ impl Output {
         result
     }
 
-    fn write_batch(&mut self, records: &mut Vec<ConnRecord>) -> Result<(), SensorError> {
+    fn write_batch(
+        &mut self,
+        records: &mut Vec<ConnRecord>,
+        starts: &[(usize, ConnStart)],
+    ) -> Result<(), SensorError> {
         let scoring = self.alerts.is_some() || self.inventory.is_some() || self.learner.is_some();
         if self.want_writer_thread && scoring && self.evidence.is_none() && self.writer.is_none() {
             if let Some(log) = self.log.take() {
@@ -448,7 +468,7 @@ impl Output {
         }
         let mut marks = std::mem::take(&mut self.marks);
         marks.clear();
-        let result = self.score(records, &mut marks).and_then(|()| {
+        let result = self.score(records, starts, &mut marks).and_then(|()| {
             match (&mut self.writer, &mut self.log) {
                 (Some(w), _) => {
                     self.handed_over += 1;
@@ -469,49 +489,67 @@ impl Output {
 
     /// The scoring pass over a batch: where each end is, the detector and
     /// its alerts (written and flushed), the inventory and the learner.
-    fn score(&mut self, records: &[ConnRecord], marks: &mut Vec<Mark>) -> Result<(), SensorError> {
-        for r in records {
-            // Located once, for the detector and the annotation.
-            let ends = self
-                .rules
-                .as_ref()
-                .map(|rules| crate::enclaves::locate(rules, r));
-            if let Some(sink) = &mut self.alerts {
-                match ends {
-                    Some((o, d)) => sink.detector.observe_located(r, o, d, &mut sink.pending),
-                    None => sink.detector.observe(r, &mut sink.pending),
-                }
-                if let Some(ev) = &mut self.evidence {
-                    ev.note_alerts(&sink.pending);
-                }
-                if self.eve_flows {
-                    self.alerted.extend(
-                        sink.pending
-                            .iter()
-                            .filter(|a| a.event == "alert")
-                            .map(|a| a.uid.clone()),
-                    );
-                }
-                sink.flush()?;
+    fn score(
+        &mut self,
+        records: &[ConnRecord],
+        starts: &[(usize, ConnStart)],
+        marks: &mut Vec<Mark>,
+    ) -> Result<(), SensorError> {
+        let mut starts = starts.iter().peekable();
+        for (i, r) in records.iter().enumerate() {
+            while let Some((_, s)) = starts.next_if(|(at, _)| *at <= i) {
+                self.score_one(&s.record())?;
             }
-            if let Some(inventory) = &mut self.inventory {
-                inventory.observe(r);
-            }
-            if let Some((learner, _)) = &mut self.learner {
-                learner.observe(r);
-            }
-            let alerted = match r.end_reason {
-                _ if self.alerted.is_empty() => false,
-                EndReason::Start => false,
-                EndReason::Active => self.alerted.contains(&r.uid),
-                _ => self.alerted.remove(&r.uid),
-            };
-            marks.push(Mark { ends, alerted });
+            let mark = self.score_one(r)?;
+            marks.push(mark);
+        }
+        for (_, s) in starts {
+            self.score_one(&s.record())?;
         }
         if let Some(sink) = &mut self.alerts {
             sink.commit()?;
         }
         Ok(())
+    }
+
+    /// Scores one record; what the writing pass needs to know of it.
+    fn score_one(&mut self, r: &ConnRecord) -> Result<Mark, SensorError> {
+        // Located once, for the detector and the annotation.
+        let ends = self
+            .rules
+            .as_ref()
+            .map(|rules| crate::enclaves::locate(rules, r));
+        if let Some(sink) = &mut self.alerts {
+            match ends {
+                Some((o, d)) => sink.detector.observe_located(r, o, d, &mut sink.pending),
+                None => sink.detector.observe(r, &mut sink.pending),
+            }
+            if let Some(ev) = &mut self.evidence {
+                ev.note_alerts(&sink.pending);
+            }
+            if self.eve_flows {
+                self.alerted.extend(
+                    sink.pending
+                        .iter()
+                        .filter(|a| a.event == "alert")
+                        .map(|a| a.uid.clone()),
+                );
+            }
+            sink.flush()?;
+        }
+        if let Some(inventory) = &mut self.inventory {
+            inventory.observe(r);
+        }
+        if let Some((learner, _)) = &mut self.learner {
+            learner.observe(r);
+        }
+        let alerted = match r.end_reason {
+            _ if self.alerted.is_empty() => false,
+            EndReason::Start => false,
+            EndReason::Active => self.alerted.contains(&r.uid),
+            _ => self.alerted.remove(&r.uid),
+        };
+        Ok(Mark { ends, alerted })
     }
 
     /// Counts a failed write in the metrics: `output_closed` when the reader

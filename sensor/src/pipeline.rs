@@ -37,6 +37,7 @@ use crate::error::SensorError;
 use crate::metrics::Metrics;
 use crate::order::RecordOrder;
 use crate::output::Output;
+use crate::start::{split_starts, ConnStart};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use flowlib::key::mix64;
 use flowlib::meter::ALL_PARTS;
@@ -135,15 +136,19 @@ impl Batch {
     }
 }
 
+/// What a shard hands to the output. Start records (made only for the
+/// detector) travel compact, apart from the others ([`split_starts`]).
 pub(crate) enum ShardMsg {
     Records {
         shard: usize,
         clock: Timestamp,
         records: Vec<ConnRecord>,
+        starts: Vec<ConnStart>,
     },
     Done {
         shard: usize,
         records: Vec<ConnRecord>,
+        starts: Vec<ConnStart>,
         meter: Box<MeterStats>,
         table: Box<TableStats>,
     },
@@ -179,11 +184,14 @@ impl LocalShard {
     pub(crate) fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
         self.meter.advance(now, &mut self.records);
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
+        let mut starts = Vec::new();
+        split_starts(&mut self.records, &mut starts);
         let msg = ShardMsg::Records {
             shard: self.shard,
             // Records of a timer backlog are due earlier than the clock.
             clock: self.meter.backlog_since().map_or(now, |b| b.min(now)),
             records: std::mem::take(&mut self.records),
+            starts,
         };
         self.out.send(msg).map_err(|_| Stopped)
     }
@@ -199,9 +207,12 @@ impl LocalShard {
         };
         self.meter.flush(reason, &mut self.records);
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
+        let mut starts = Vec::new();
+        split_starts(&mut self.records, &mut starts);
         let _ = self.out.send(ShardMsg::Done {
             shard: self.shard,
             records: self.records,
+            starts,
             meter: Box::new(self.meter.stats().clone()),
             table: Box::new(self.meter.table_stats().clone()),
         });
@@ -599,11 +610,14 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
         clock = clock.max(batch.now);
         meter.advance(clock, &mut records);
         publish_shard(metrics.as_deref(), shard, &meter);
+        let mut starts = Vec::new();
+        split_starts(&mut records, &mut starts);
         let msg = ShardMsg::Records {
             shard,
             // Records of a timer backlog are due earlier than the clock.
             clock: meter.backlog_since().map_or(clock, |b| b.min(clock)),
             records: std::mem::take(&mut records),
+            starts,
         };
         if out.send(msg).is_err() {
             return;
@@ -618,9 +632,12 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
     };
     meter.flush(reason, &mut records);
     publish_shard(metrics.as_deref(), shard, &meter);
+    let mut starts = Vec::new();
+    split_starts(&mut records, &mut starts);
     let _ = out.send(ShardMsg::Done {
         shard,
         records,
+        starts,
         meter: Box::new(meter.stats().clone()),
         table: Box::new(meter.table_stats().clone()),
     });
@@ -738,7 +755,7 @@ pub(crate) fn collect_records(
     stop: &AtomicBool,
 ) -> (PipelineStats, Option<SensorError>) {
     let mut order = RecordOrder::new(shards);
-    let mut ready = Vec::new();
+    let (mut ready, mut ready_starts) = (Vec::new(), Vec::new());
     let mut stats = PipelineStats::default();
     let mut failure = None;
     for msg in messages {
@@ -747,14 +764,16 @@ pub(crate) fn collect_records(
                 shard,
                 clock,
                 records,
-            } => order.push(shard, clock, records),
+                starts,
+            } => order.push(shard, clock, records, starts),
             ShardMsg::Done {
                 shard,
                 records,
+                starts,
                 meter,
                 table,
             } => {
-                order.push(shard, Timestamp(i64::MIN), records);
+                order.push(shard, Timestamp(i64::MIN), records, starts);
                 order.finish(shard);
                 stats.meter.merge(&meter);
                 stats.table.merge(&table);
@@ -764,14 +783,15 @@ pub(crate) fn collect_records(
         // holds every connection still open, and the output's scoring and
         // writing overlap batch by batch.
         loop {
-            let more = order.release_up_to(&mut ready, WRITE_BATCH);
+            let more = order.release_items_up_to(&mut ready, &mut ready_starts, WRITE_BATCH);
             if failure.is_none() {
-                if let Err(e) = output.write_all(&mut ready) {
+                if let Err(e) = output.write_released(&mut ready, &mut ready_starts) {
                     failure = Some(e);
                     stop.store(true, Ordering::Relaxed);
                 }
             }
             ready.clear();
+            ready_starts.clear();
             if !more {
                 break;
             }
