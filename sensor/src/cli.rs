@@ -471,6 +471,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 },
                 cfg.interface
             );
+            out.leave_to_exit();
             Ok(EXIT_OK)
         }
         Command::Replay(args) => {
@@ -502,6 +503,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             } else {
                 print_ipfix_summary(&out);
             }
+            out.leave_to_exit();
             match outcome.input_error {
                 Some(e) => {
                     eprintln!("sensor: {}", error_chain(&e));
