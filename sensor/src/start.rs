@@ -146,28 +146,22 @@ impl ConnStart {
 }
 
 /// Moves the start records of `records` that have a compact form to
-/// `starts` (both in their order); the others stay in `records`, in order.
+/// `starts`, in their order. The others stay in `records`, in place, except
+/// start records without a compact form, which go to its end (the output
+/// orders records by itself: their order in a batch does not matter).
 /// Nothing moves when there is no start record.
 pub fn split_starts(records: &mut Vec<ConnRecord>, starts: &mut Vec<ConnStart>) {
-    let n = records
-        .iter()
-        .filter(|r| r.end_reason == EndReason::Start)
-        .count();
-    if n == 0 {
+    if !records.iter().any(|r| r.end_reason == EndReason::Start) {
         return;
     }
-    let all = std::mem::replace(records, Vec::with_capacity(records.len() - n));
-    starts.reserve(n);
-    for r in all {
-        if r.end_reason != EndReason::Start {
-            records.push(r);
-            continue;
-        }
+    let mut whole = Vec::new();
+    for r in records.extract_if(.., |r| r.end_reason == EndReason::Start) {
         match ConnStart::compact(r) {
             Ok(s) => starts.push(s),
-            Err(r) => records.push(r),
+            Err(r) => whole.push(r),
         }
     }
+    records.append(&mut whole);
 }
 
 #[cfg(test)]
@@ -267,10 +261,16 @@ mod tests {
     #[test]
     fn splitting_keeps_both_orders_and_leaves_records_without_starts_alone() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
-        let all = records_of(&path);
+        let mut all = records_of(&path);
+        // One start that cannot be compact.
+        if let Some(r) = all.iter_mut().find(|r| r.end_reason == EndReason::Start) {
+            r.tunnel_parents.push("Tx".into());
+        }
         let mut records = all.clone();
+        let room = records.capacity();
         let mut starts = Vec::new();
         split_starts(&mut records, &mut starts);
+        assert_eq!(records.capacity(), room, "split in place");
         let expected_starts: Vec<ConnRecord> = all
             .iter()
             .filter(|r| r.end_reason == EndReason::Start && r.tunnel_parents.is_empty())
@@ -278,7 +278,11 @@ mod tests {
             .collect();
         let expected_rest: Vec<ConnRecord> = all
             .iter()
-            .filter(|r| r.end_reason != EndReason::Start || !r.tunnel_parents.is_empty())
+            .filter(|r| r.end_reason != EndReason::Start)
+            .chain(
+                all.iter()
+                    .filter(|r| r.end_reason == EndReason::Start && !r.tunnel_parents.is_empty()),
+            )
             .cloned()
             .collect();
         assert!(!expected_starts.is_empty());
