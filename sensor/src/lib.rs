@@ -27,5 +27,7 @@ pub mod scan;
 pub mod source;
 pub mod start;
 pub mod summary;
+#[cfg(test)]
+mod test_captures;
 pub mod timeline;
 pub mod window;

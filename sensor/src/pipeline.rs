@@ -805,7 +805,6 @@ mod tests {
     use super::*;
     use flowbench::{Interleave, MixConfig, RealisticFlows};
     use flowlib::pcap_reader::PcapReader;
-    use std::path::Path;
 
     /// What the dispatcher decided before the quick path existed: the shard
     /// of every flow part of the fully decoded packet.
@@ -890,20 +889,8 @@ mod tests {
 
     #[test]
     fn quick_shard_agrees_with_the_full_decode_on_every_corpus_and_demo_packet() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = vec![root.join("demo/msp-demo.pcap")];
-        let corpus = std::env::var_os("FLOWMON_CORPUS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/corpus"))
-            .join("pcaps");
-        if let Ok(dir) = std::fs::read_dir(corpus) {
-            files.extend(dir.flatten().map(|e| e.path()));
-        }
-        for path in files
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        {
-            let Ok(mut r) = std::fs::File::open(path).map(PcapReader::new) else {
+        for path in crate::test_captures::demo_and_corpus_pcaps() {
+            let Ok(mut r) = std::fs::File::open(&path).map(PcapReader::new) else {
                 continue;
             };
             let Ok(r) = r.as_mut() else { continue };

@@ -198,15 +198,7 @@ mod tests {
 
     #[test]
     fn every_start_record_of_the_demo_and_the_corpus_comes_back_unchanged() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = vec![root.join("demo/msp-demo.pcap")];
-        let corpus = std::env::var_os("FLOWMON_CORPUS")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/corpus"))
-            .join("pcaps");
-        if let Ok(dir) = std::fs::read_dir(corpus) {
-            files.extend(dir.flatten().map(|e| e.path()));
-        }
+        let files = crate::test_captures::demo_and_corpus_pcaps();
         let (mut starts, mut compact, mut tunnelled) = (0, 0, 0);
         for path in &files {
             for r in records_of(path) {
