@@ -58,6 +58,20 @@ fn uid_key(uid: &str) -> (u64, u64, u16) {
     )
 }
 
+/// Puts `item` in a free slot of `slab` (or a new one); returns the slot.
+fn place<T>(slab: &mut Vec<Option<T>>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(s) => {
+            slab[s as usize] = Some(item);
+            s
+        }
+        None => {
+            slab.push(Some(item));
+            (slab.len() - 1) as u32
+        }
+    }
+}
+
 /// Holds records until every shard has moved past them.
 pub struct RecordOrder {
     /// Keys of the records held, by the second they are due in.
@@ -107,16 +121,7 @@ impl RecordOrder {
         for r in records {
             let (uid_high, uid_mid, uid_tail) = uid_key(&r.uid);
             let (emitted, reason) = (r.emitted, r.end_reason);
-            let slot = match self.free.pop() {
-                Some(s) => {
-                    self.slab[s as usize] = Some(r);
-                    s
-                }
-                None => {
-                    self.slab.push(Some(r));
-                    (self.slab.len() - 1) as u32
-                }
-            };
+            let slot = place(&mut self.slab, &mut self.free, r);
             incoming.push(Key {
                 emitted,
                 uid_high,
@@ -129,16 +134,7 @@ impl RecordOrder {
         for st in starts {
             let (uid_high, uid_mid, uid_tail) = uid_key(st.uid());
             let emitted = st.emitted();
-            let slot = match self.free_starts.pop() {
-                Some(s) => {
-                    self.starts[s as usize] = Some(st);
-                    s
-                }
-                None => {
-                    self.starts.push(Some(st));
-                    (self.starts.len() - 1) as u32
-                }
-            };
+            let slot = place(&mut self.starts, &mut self.free_starts, st);
             incoming.push(Key {
                 emitted,
                 uid_high,
