@@ -154,6 +154,35 @@ pub(crate) enum ShardMsg {
     },
 }
 
+impl ShardMsg {
+    /// The records so far (`records` is left empty), the compact starts
+    /// apart; `clock` is the shard's clock.
+    fn records(shard: usize, clock: Timestamp, records: &mut Vec<ConnRecord>) -> ShardMsg {
+        let mut starts = Vec::new();
+        split_starts(records, &mut starts);
+        ShardMsg::Records {
+            shard,
+            clock,
+            records: std::mem::take(records),
+            starts,
+        }
+    }
+
+    /// A finished shard's last records (the compact starts apart) and its
+    /// counters.
+    fn done(shard: usize, mut records: Vec<ConnRecord>, meter: &FlowMeter) -> ShardMsg {
+        let mut starts = Vec::new();
+        split_starts(&mut records, &mut starts);
+        ShardMsg::Done {
+            shard,
+            records,
+            starts,
+            meter: Box::new(meter.stats().clone()),
+            table: Box::new(meter.table_stats().clone()),
+        }
+    }
+}
+
 /// A shard metered on the thread that reads its packets, straight from the
 /// reader's buffer, never copied or queued: shard 0 on the dispatching
 /// capture thread (replay of a stream), or every shard when each reads the
@@ -184,15 +213,9 @@ impl LocalShard {
     pub(crate) fn publish(&mut self, now: Timestamp) -> Result<(), Stopped> {
         self.meter.advance(now, &mut self.records);
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
-        let mut starts = Vec::new();
-        split_starts(&mut self.records, &mut starts);
-        let msg = ShardMsg::Records {
-            shard: self.shard,
-            // Records of a timer backlog are due earlier than the clock.
-            clock: self.meter.backlog_since().map_or(now, |b| b.min(now)),
-            records: std::mem::take(&mut self.records),
-            starts,
-        };
+        // Records of a timer backlog are due earlier than the clock.
+        let clock = self.meter.backlog_since().map_or(now, |b| b.min(now));
+        let msg = ShardMsg::records(self.shard, clock, &mut self.records);
         self.out.send(msg).map_err(|_| Stopped)
     }
 
@@ -207,15 +230,9 @@ impl LocalShard {
         };
         self.meter.flush(reason, &mut self.records);
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
-        let mut starts = Vec::new();
-        split_starts(&mut self.records, &mut starts);
-        let _ = self.out.send(ShardMsg::Done {
-            shard: self.shard,
-            records: self.records,
-            starts,
-            meter: Box::new(self.meter.stats().clone()),
-            table: Box::new(self.meter.table_stats().clone()),
-        });
+        let _ = self
+            .out
+            .send(ShardMsg::done(self.shard, self.records, &self.meter));
     }
 }
 
@@ -610,15 +627,9 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
         clock = clock.max(batch.now);
         meter.advance(clock, &mut records);
         publish_shard(metrics.as_deref(), shard, &meter);
-        let mut starts = Vec::new();
-        split_starts(&mut records, &mut starts);
-        let msg = ShardMsg::Records {
-            shard,
-            // Records of a timer backlog are due earlier than the clock.
-            clock: meter.backlog_since().map_or(clock, |b| b.min(clock)),
-            records: std::mem::take(&mut records),
-            starts,
-        };
+        // Records of a timer backlog are due earlier than the clock.
+        let due = meter.backlog_since().map_or(clock, |b| b.min(clock));
+        let msg = ShardMsg::records(shard, due, &mut records);
         if out.send(msg).is_err() {
             return;
         }
@@ -632,15 +643,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
     };
     meter.flush(reason, &mut records);
     publish_shard(metrics.as_deref(), shard, &meter);
-    let mut starts = Vec::new();
-    split_starts(&mut records, &mut starts);
-    let _ = out.send(ShardMsg::Done {
-        shard,
-        records,
-        starts,
-        meter: Box::new(meter.stats().clone()),
-        table: Box::new(meter.table_stats().clone()),
-    });
+    let _ = out.send(ShardMsg::done(shard, records, &meter));
 }
 
 /// Runs the pipeline: `feed` (on its own thread) hands packets to the
