@@ -118,6 +118,11 @@ impl RecordOrder {
         starts: impl IntoIterator<Item = ConnStart>,
     ) {
         let mut incoming = std::mem::take(&mut self.incoming);
+        let records = records.into_iter();
+        // One allocation for a large batch (the last one of each shard holds
+        // every connection still open), not a doubling after another.
+        let (arriving, _) = records.size_hint();
+        self.slab.reserve(arriving.saturating_sub(self.free.len()));
         for r in records {
             let (uid_high, uid_mid, uid_tail) = uid_key(&r.uid);
             let (emitted, reason) = (r.emitted, r.end_reason);
@@ -219,6 +224,7 @@ impl RecordOrder {
         // Every record due before the start of the slowest shard's second:
         // the seconds before it, whole.
         let watermark = min.secs();
+        out.reserve(max.min(self.held));
         let mut released = 0;
         loop {
             while released < max {

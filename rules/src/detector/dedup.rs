@@ -166,7 +166,7 @@ impl Held {
     }
 
     /// The alert's update line (only repeated alerts have one).
-    fn update(self, key: &Key, rules: &Rules) -> Option<Alert> {
+    fn update(&self, key: &Key, rules: &Rules) -> Option<Alert> {
         if self.count <= 1 {
             return None;
         }
@@ -226,6 +226,8 @@ pub(crate) struct AlertDedup {
     held: HashMap<Key, Held>,
     /// Size at which alerts raised once whose window is over are dropped.
     next_sweep: usize,
+    /// What was held when the input last ended ([`AlertDedup::finish`]).
+    finished: HashMap<Key, Held>,
 }
 
 impl Default for AlertDedup {
@@ -233,6 +235,7 @@ impl Default for AlertDedup {
         AlertDedup {
             held: HashMap::new(),
             next_sweep: FIRST_SWEEP,
+            finished: HashMap::new(),
         }
     }
 }
@@ -308,9 +311,14 @@ impl AlertDedup {
     /// End of input: the updates of every repeated alert, in the order
     /// they were raised.
     pub(crate) fn finish(&mut self, rules: &Rules, out: &mut Vec<Alert>) {
-        let mut rest: Vec<(Key, Held)> = self.held.drain().filter(|(_, h)| h.count > 1).collect();
+        let mut rest: Vec<(&Key, &Held)> = self.held.iter().filter(|(_, h)| h.count > 1).collect();
         rest.sort_unstable_by_key(|(_, h)| (h.first, h.id));
-        out.extend(rest.into_iter().filter_map(|(k, h)| h.update(&k, rules)));
+        out.extend(rest.into_iter().filter_map(|(k, h)| h.update(k, rules)));
+        // The input is over: the map is put aside whole rather than emptied
+        // entry by entry (tens of thousands of frees, the last thing a
+        // replay would wait for). It goes with the detector, or at the next
+        // finish.
+        self.finished = std::mem::take(&mut self.held);
         self.next_sweep = FIRST_SWEEP;
     }
 

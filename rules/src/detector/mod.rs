@@ -66,6 +66,9 @@ pub struct Detector {
     stats: DetectorStats,
     /// Some relationship has a volume ceiling.
     any_ceiling: bool,
+    /// The reasons found for the record being scored (kept empty between
+    /// records, for its allocation).
+    found: Vec<(Reason, Option<String>)>,
 }
 
 impl Detector {
@@ -77,6 +80,7 @@ impl Detector {
             .any(|rel| rel.max_bytes_per_day().is_some());
         Detector {
             any_ceiling,
+            found: Vec::new(),
             rules,
             baseline: None,
             fan_out: FanOutTracker::default(),
@@ -126,6 +130,25 @@ impl Detector {
         d: Location,
         out: &mut Vec<Alert>,
     ) {
+        // One list of reasons for every record: most records find a
+        // reason or two and raise no alert.
+        let mut found = std::mem::take(&mut self.found);
+        self.score(r, o, d, &mut found, out);
+        found.clear();
+        self.found = found;
+    }
+
+    /// [`Detector::observe_located`] with an empty list to collect the
+    /// reasons found in (each with its explanation; `None` for policy
+    /// reasons, whose explanation is written only if an alert is raised).
+    fn score(
+        &mut self,
+        r: &ConnRecord,
+        o: Location,
+        d: Location,
+        found: &mut Vec<(Reason, Option<String>)>,
+        out: &mut Vec<Alert>,
+    ) {
         self.stats.records += 1;
         if policy::ignored(&self.rules, r, o, d) {
             return;
@@ -150,9 +173,6 @@ impl Detector {
         } else {
             policy::scope(&self.rules, o, d)
         };
-        // Reasons with their explanation; `None` for policy reasons, whose
-        // explanation is written only if an alert is raised.
-        let mut found: Vec<(Reason, Option<String>)> = Vec::new();
         let primary;
         match r.end_reason {
             EndReason::Start => {
@@ -235,7 +255,7 @@ impl Detector {
             return;
         }
         let hits = found
-            .into_iter()
+            .drain(..)
             .map(|(reason, text)| ReasonHit {
                 reason,
                 weight: settings.weights.get(reason),

@@ -4,6 +4,7 @@
 
 use hashbrown::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 
 /// Entries kept in a plain vector, searched linearly, before the map
 /// becomes a hash map.
@@ -82,6 +83,34 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
     }
 }
 
+/// An address as two machine words, for the keys of a [`SmallMap`]: a
+/// linear search compares two integers per entry instead of matching on
+/// [`IpAddr`]'s variants. IPv4 is stored in its IPv4-mapped IPv6 form
+/// (`::ffff:a.b.c.d`), as Zeek stores it; a host that appears both as IPv4
+/// and as the mapped IPv6 address is one host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct HostBits([u64; 2]);
+
+impl HostBits {
+    pub(crate) fn of(addr: IpAddr) -> HostBits {
+        // The bytes in memory order: equal bytes, equal words.
+        let word = |b: [u8; 8]| u64::from_ne_bytes(b);
+        match addr {
+            IpAddr::V4(a) => {
+                let [w, x, y, z] = a.octets();
+                HostBits([0, word([0, 0, 0xff, 0xff, w, x, y, z])])
+            }
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                HostBits([
+                    word([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]]),
+                    word([o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15]]),
+                ])
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +141,32 @@ mod tests {
         }
         assert!(matches!(small, SmallMap::Many(_)), "60 keys outgrow FEW");
         assert!(!small.insert_new(3, 0), "3 is held");
+    }
+
+    #[test]
+    fn host_bits_tell_addresses_apart_except_an_ipv4_and_its_mapped_form() {
+        let addrs: Vec<IpAddr> = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "1.0.0.10",
+            "0.0.0.0",
+            "::",
+            "::1",
+            "::a00:1",
+            "2001:db8::1",
+            "2001:db8::1:0:0:1",
+            "fe80::1",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for a in &addrs {
+            for b in &addrs {
+                assert_eq!(HostBits::of(*a) == HostBits::of(*b), a == b, "{a} vs {b}");
+            }
+        }
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(HostBits::of(v4), HostBits::of(mapped));
     }
 }
