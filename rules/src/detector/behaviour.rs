@@ -161,17 +161,17 @@ impl FanOutTracker {
 
 /// RITA-style beacon scoring per (source, destination, port, protocol).
 ///
-/// Pairs are held by a 64-bit fingerprint of their [`PairKey`] (keyed
-/// SipHash, with keys drawn at random for each tracker): an entry takes 32
-/// bytes instead of 64, and a day of pairs (hundreds of thousands, most
-/// seen once) half the memory and cache. Two pairs share a fingerprint
-/// with a probability of about n²/2⁶⁵ for n pairs (about 10⁻⁹ for 200 000);
-/// the random keys keep anyone from choosing pairs that collide.
+/// Pairs are held by a 64-bit fingerprint of their [`PairKey`] (foldhash,
+/// seeded at random for each tracker): an entry takes 32 bytes instead of
+/// 64, and a day of pairs (hundreds of thousands, most seen once) half the
+/// memory and cache. Two pairs share a fingerprint with a probability of
+/// about n²/2⁶⁵ for n pairs (about 10⁻⁹ for 200 000); with the seed
+/// unknown outside the process, colliding pairs cannot be chosen in advance.
 #[derive(Default)]
 pub(crate) struct BeaconTracker {
     pairs: HashMap<u64, PairHistory>,
-    /// Keys of the fingerprints.
-    fingerprint: std::hash::RandomState,
+    /// Seeds the fingerprints.
+    fingerprint: hashbrown::DefaultHashBuilder,
     /// Sweeps of the table when it is full.
     full: SweepGate,
 }
