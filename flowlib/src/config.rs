@@ -64,6 +64,13 @@ pub struct TableConfig {
     /// Also emit a record with end reason `start` when a connection's first
     /// packet is seen (for detectors that act at once).
     pub report_starts: bool,
+    /// With [`TableConfig::report_starts`]: keep each start record in its
+    /// compact form ([`ConnStart`](crate::start::ConnStart), nothing
+    /// allocated) until the caller takes it
+    /// ([`FlowMeter::take_starts`](crate::FlowMeter::take_starts)) instead
+    /// of putting it among the records. A start a `ConnStart` cannot hold
+    /// (a tunnelled connection) is still a record.
+    pub compact_starts: bool,
 }
 
 impl Default for TableConfig {
@@ -85,6 +92,7 @@ impl Default for TableConfig {
             max_fragment_bytes: 8 << 20,
             fragment_timeout: Duration::from_secs(30),
             report_starts: false,
+            compact_starts: false,
         }
     }
 }

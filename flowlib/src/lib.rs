@@ -79,6 +79,7 @@ pub mod pcap_reader;
 pub mod pcap_writer;
 pub mod pcapng;
 pub mod record;
+pub mod start;
 pub mod table;
 pub mod table_memory;
 pub mod time;

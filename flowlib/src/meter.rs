@@ -7,6 +7,7 @@ use crate::decode::{PacketView, Transport};
 use crate::fragment::{FragmentStats, FragmentTracker};
 use crate::key::FlowKey;
 use crate::record::{ConnRecord, EndReason};
+use crate::start::ConnStart;
 use crate::table::{FlowTable, TableStats};
 use crate::time::Timestamp;
 use crate::weird::{Weird, WeirdCounts};
@@ -318,6 +319,12 @@ impl FlowMeter {
     /// Packet counters.
     pub fn stats(&self) -> &MeterStats {
         &self.stats
+    }
+
+    /// Moves the compact start records made so far to the end of `out`
+    /// ([`TableConfig::compact_starts`](crate::TableConfig::compact_starts)).
+    pub fn take_starts(&mut self, out: &mut Vec<ConnStart>) {
+        self.table.take_starts(out);
     }
 
     /// Flow table counters.

@@ -32,6 +32,7 @@ use crate::conn::{
 use crate::decode::FlowPacket;
 use crate::key::{Endpoint, FlowKey};
 use crate::record::{ConnRecord, EndReason};
+use crate::start::ConnStart;
 use crate::table_memory::{MemoryPart, TableMemory};
 use crate::time::Timestamp;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -601,6 +602,8 @@ pub struct FlowTable {
     /// backlog. Stale `true` (the entries went another way) costs one
     /// look; a due entry never exists while this is `false`.
     backlog: bool,
+    /// Compact start records not taken yet ([`TableConfig::compact_starts`]).
+    starts: Vec<ConnStart>,
 }
 
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
@@ -654,6 +657,7 @@ impl FlowTable {
             stats: TableStats::default(),
             now: Timestamp(i64::MIN),
             backlog: false,
+            starts: Vec::new(),
         };
         t.note_memory();
         t
@@ -678,6 +682,12 @@ impl FlowTable {
     /// Whether no connection is live.
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Moves the compact start records made so far to the end of `out`
+    /// ([`TableConfig::compact_starts`]; in the order made).
+    pub fn take_starts(&mut self, out: &mut Vec<ConnStart>) {
+        out.append(&mut self.starts);
     }
 
     /// Counters so far.
@@ -916,7 +926,16 @@ impl FlowTable {
         let (conn, state, side) = self.flows.get_mut(r);
         conn.update(state, side, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
-            out.push(self.flows.record(r, EndReason::Start, ts));
+            let compact = if self.cfg.compact_starts {
+                let (conn, state) = self.flows.get(r);
+                conn.start_record(state, &self.flows.side, &self.flows.key(r), ts)
+            } else {
+                None
+            };
+            match compact {
+                Some(start) => self.starts.push(start),
+                None => out.push(self.flows.record(r, EndReason::Start, ts)),
+            }
             self.stats.ended[EndReason::Start as usize] += 1;
         }
         let mut grew = created;
@@ -1734,6 +1753,70 @@ mod tests {
         assert_eq!(out[1].uid, out[0].uid);
         assert!(out[0].community_id.is_empty(), "start records stay cheap");
         assert_eq!(out[0].computed_community_id(), out[1].community_id);
+    }
+
+    #[test]
+    fn compact_starts_are_the_start_records_without_the_heap() {
+        let frames = [
+            tcp(C, S, 100, None, "S", 0),
+            // A connection first seen from its server's side (flipped).
+            tcp(
+                ([10, 0, 0, 9], 443),
+                ([10, 0, 0, 1], 50000),
+                7,
+                Some(8),
+                "SA",
+                0,
+            ),
+            // Mid-stream data, no handshake.
+            tcp(
+                ([10, 0, 0, 3], 40001),
+                ([10, 0, 0, 4], 80),
+                5,
+                Some(9),
+                "",
+                300,
+            ),
+            tcp(([10, 0, 0, 3], 40002), ([10, 0, 0, 4], 80), 5, None, "R", 0),
+            udp(([10, 0, 0, 5], 5353), ([10, 0, 0, 6], 53), 40),
+            udp(([10, 0, 0, 6], 53), ([10, 0, 0, 5], 5353), 90),
+        ];
+        let run = |compact: bool| {
+            let mut t = FlowTable::new(TableConfig {
+                report_starts: true,
+                compact_starts: compact,
+                ..TableConfig::default()
+            });
+            let (mut out, mut starts) = (Vec::new(), Vec::new());
+            for (i, f) in frames.iter().enumerate() {
+                feed(&mut t, f, i as f64 * 0.25, &mut out);
+            }
+            t.take_starts(&mut starts);
+            t.flush(EndReason::Eof, &mut out);
+            (out, starts)
+        };
+        let (whole, none) = run(false);
+        assert!(none.is_empty(), "no compact starts unless asked");
+        let (rest, starts) = run(true);
+        let whole_starts: Vec<&ConnRecord> = whole
+            .iter()
+            .filter(|r| r.end_reason == EndReason::Start)
+            .collect();
+        assert_eq!(whole_starts.len(), 5, "one start per connection");
+        assert_eq!(starts.len(), whole_starts.len(), "every start is compact");
+        for (s, r) in starts.iter().zip(&whole_starts) {
+            assert_eq!(&&s.record(), r);
+        }
+        let ends: Vec<&ConnRecord> = whole
+            .iter()
+            .filter(|r| r.end_reason != EndReason::Start)
+            .collect();
+        assert_eq!(
+            rest.iter().collect::<Vec<_>>(),
+            ends,
+            "the other records unchanged"
+        );
+        assert_eq!(starts[1].record().history, "^h");
     }
 
     /// Client `i` of a family of distinct endpoints.

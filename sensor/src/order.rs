@@ -439,7 +439,7 @@ mod tests {
             clocks[shard] += next(s as u64 * 3 / 2) as i64;
             // A shard produces nothing due before its clock's second.
             let floor = clocks[shard].div_euclid(s) * s;
-            let mut batch: Vec<ConnRecord> = (0..next(6))
+            let batch: Vec<ConnRecord> = (0..next(6))
                 .map(|_| {
                     let uid = format!("C{:03}", next(400));
                     let due = floor + next(2 * s as u64) as i64;
@@ -457,8 +457,14 @@ mod tests {
                     .map(|r| (r.emitted, r.uid.clone(), r.end_reason)),
             );
             // As the shards send them: compact starts apart.
-            let mut starts = Vec::new();
-            crate::start::split_starts(&mut batch, &mut starts);
+            let (mut whole, mut starts) = (Vec::new(), Vec::new());
+            for r in batch {
+                match ConnStart::compact(r) {
+                    Ok(s) => starts.push(s),
+                    Err(r) => whole.push(r),
+                }
+            }
+            let batch = whole;
             compact += starts.len();
             o.push(shard, Timestamp(clocks[shard]), batch, starts);
             let before = out.len();

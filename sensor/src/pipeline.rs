@@ -37,7 +37,7 @@ use crate::error::SensorError;
 use crate::metrics::Metrics;
 use crate::order::RecordOrder;
 use crate::output::Output;
-use crate::start::{split_starts, ConnStart};
+use crate::start::ConnStart;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use flowlib::key::mix64;
 use flowlib::meter::ALL_PARTS;
@@ -137,7 +137,7 @@ impl Batch {
 }
 
 /// What a shard hands to the output. Start records (made only for the
-/// detector) travel compact, apart from the others ([`split_starts`]).
+/// detector) travel compact, apart from the others ([`ConnStart`]).
 pub(crate) enum ShardMsg {
     Records {
         shard: usize,
@@ -155,11 +155,16 @@ pub(crate) enum ShardMsg {
 }
 
 impl ShardMsg {
-    /// The records so far (`records` is left empty), the compact starts
-    /// apart; `clock` is the shard's clock.
-    fn records(shard: usize, clock: Timestamp, records: &mut Vec<ConnRecord>) -> ShardMsg {
+    /// The records so far (`records` is left empty) and the meter's
+    /// compact starts; `clock` is the shard's clock.
+    fn records(
+        shard: usize,
+        clock: Timestamp,
+        records: &mut Vec<ConnRecord>,
+        meter: &mut FlowMeter,
+    ) -> ShardMsg {
         let mut starts = Vec::new();
-        split_starts(records, &mut starts);
+        meter.take_starts(&mut starts);
         ShardMsg::Records {
             shard,
             clock,
@@ -168,11 +173,11 @@ impl ShardMsg {
         }
     }
 
-    /// A finished shard's last records (the compact starts apart) and its
+    /// A finished shard's last records and compact starts, and its
     /// counters.
-    fn done(shard: usize, mut records: Vec<ConnRecord>, meter: &FlowMeter) -> ShardMsg {
+    fn done(shard: usize, records: Vec<ConnRecord>, meter: &mut FlowMeter) -> ShardMsg {
         let mut starts = Vec::new();
-        split_starts(&mut records, &mut starts);
+        meter.take_starts(&mut starts);
         ShardMsg::Done {
             shard,
             records,
@@ -215,7 +220,7 @@ impl LocalShard {
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
         // Records of a timer backlog are due earlier than the clock.
         let clock = self.meter.backlog_since().map_or(now, |b| b.min(now));
-        let msg = ShardMsg::records(self.shard, clock, &mut self.records);
+        let msg = ShardMsg::records(self.shard, clock, &mut self.records, &mut self.meter);
         self.out.send(msg).map_err(|_| Stopped)
     }
 
@@ -232,7 +237,7 @@ impl LocalShard {
         publish_shard(self.metrics.as_deref(), self.shard, &self.meter);
         let _ = self
             .out
-            .send(ShardMsg::done(self.shard, self.records, &self.meter));
+            .send(ShardMsg::done(self.shard, self.records, &mut self.meter));
     }
 }
 
@@ -629,7 +634,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
         publish_shard(metrics.as_deref(), shard, &meter);
         // Records of a timer backlog are due earlier than the clock.
         let due = meter.backlog_since().map_or(clock, |b| b.min(clock));
-        let msg = ShardMsg::records(shard, due, &mut records);
+        let msg = ShardMsg::records(shard, due, &mut records, &mut meter);
         if out.send(msg).is_err() {
             return;
         }
@@ -643,7 +648,7 @@ fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, fr
     };
     meter.flush(reason, &mut records);
     publish_shard(metrics.as_deref(), shard, &meter);
-    let _ = out.send(ShardMsg::done(shard, records, &meter));
+    let _ = out.send(ShardMsg::done(shard, records, &mut meter));
 }
 
 /// Runs the pipeline: `feed` (on its own thread) hands packets to the
@@ -667,6 +672,8 @@ where
         );
     }
     let mut table = cfg.table.clone();
+    // Start records go to the output compact ([`ShardMsg`]).
+    table.compact_starts = table.report_starts;
     table.max_flows = table.max_flows.div_ceil(n).max(1);
     table.max_memory = table.max_memory.map(|m| m / n);
     let stop = AtomicBool::new(false);

@@ -233,6 +233,8 @@ where
         );
     }
     let mut table = cfg.table.clone();
+    // Start records go to the output compact ([`ShardMsg`]).
+    table.compact_starts = table.report_starts;
     table.max_flows = table.max_flows.div_ceil(n).max(1);
     table.max_memory = table.max_memory.map(|m| m / n);
     let stop = AtomicBool::new(false);

@@ -104,7 +104,7 @@ impl History {
         self.len += 1;
     }
 
-    fn letter(&self, i: usize) -> u8 {
+    pub(crate) fn letter(&self, i: usize) -> u8 {
         let mut code = 0usize;
         for k in 0..5 {
             let b = i * 5 + k;
@@ -159,6 +159,7 @@ impl History {
     }
 
     /// The letters so far.
+    #[cfg(test)]
     pub(crate) fn render(&self) -> String {
         let mut s = String::with_capacity(usize::from(self.len));
         for i in 0..usize::from(self.len) {

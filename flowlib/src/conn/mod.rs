@@ -10,6 +10,7 @@ use crate::config::TableConfig;
 use crate::decode::{FlowPacket, Transport, Tunnel};
 use crate::key::{community_id, icmp_ports, Endpoint, FlowKey};
 use crate::record::{ConnRecord, ConnState, EndReason, Proto};
+use crate::start::{ConnStart, HISTORY_BYTES, UID_BYTES};
 use crate::time::Timestamp;
 use history::History;
 use std::net::{IpAddr, Ipv4Addr};
@@ -763,31 +764,41 @@ impl Conn {
 
     /// The history string.
     fn history(&self, state: StateRef<'_>, slab: &SideSlab) -> String {
+        self.history_letters(state, slab).as_str().to_owned()
+    }
+
+    /// The history's letters, without allocating.
+    fn history_letters(&self, state: StateRef<'_>, slab: &SideSlab) -> Letters {
+        let mut s = Letters::default();
         match state {
-            StateRef::Tcp(t) => t.history(self.side, slab).render(),
+            StateRef::Tcp(t) => {
+                let h = t.history(self.side, slab);
+                for i in 0..h.len() {
+                    s.push(h.letter(i));
+                }
+            }
             StateRef::Small(_) => {
-                let mut s = String::new();
                 let h = self.bits;
                 if h & small_hist::FLIPPED != 0 {
-                    s.push('^');
+                    s.push(b'^');
                 }
                 let (o, r) = (h & small_hist::ORIG != 0, h & small_hist::RESP != 0);
                 if h & small_hist::RESP_FIRST != 0 {
-                    s.push('d');
+                    s.push(b'd');
                     if o {
-                        s.push('D');
+                        s.push(b'D');
                     }
                 } else if o {
-                    s.push('D');
+                    s.push(b'D');
                     if r {
-                        s.push('d');
+                        s.push(b'd');
                     }
                 } else if r {
-                    s.push('d');
+                    s.push(b'd');
                 }
-                s
             }
         }
+        s
     }
 
     /// Zeek's conn_state.
@@ -860,6 +871,74 @@ impl Conn {
         }
     }
 
+    /// The originator's and the responder's end of `key`, the protocol, and
+    /// the ports as records show them (none for protocols without ports).
+    fn ends(&self, key: &FlowKey) -> (Endpoint, Endpoint, Proto, u16, u16) {
+        let ends = [key.lo, key.hi];
+        let (orig_ep, resp_ep) = (ends[self.orig()], ends[1 - self.orig()]);
+        let proto = Proto::from_ip_proto(key.proto);
+        let (op, rp) = match proto {
+            Proto::Unknown => (0, 0),
+            _ => (orig_ep.port, resp_ep.port),
+        };
+        (orig_ep, resp_ep, proto, op, rp)
+    }
+
+    /// The start record of a connection just created, in its compact form
+    /// (nothing allocated); `None` when it does not fit one (a tunnelled
+    /// connection, a history longer than [`HISTORY_BYTES`]). Equal to
+    /// [`Conn::record`] with [`EndReason::Start`] ([`ConnStart::record`]).
+    pub(crate) fn start_record(
+        &self,
+        state: StateRef<'_>,
+        slab: &SideSlab,
+        key: &FlowKey,
+        emitted: Timestamp,
+    ) -> Option<ConnStart> {
+        let tunnelled = self
+            .extra(slab)
+            .is_some_and(|x| x.tunnels.iter().any(|id| *id != 0));
+        let letters = self.history_letters(state, slab);
+        if tunnelled || letters.len > HISTORY_BYTES || self.last() != self.start() {
+            return None;
+        }
+        let tcp = match state {
+            StateRef::Tcp(t) => Some(t.unpack(self.side, slab)),
+            StateRef::Small(_) => None,
+        };
+        if tcp.as_ref().is_some_and(|t| t.missed_bytes != 0) {
+            return None;
+        }
+        let (o, r) = (self.orig(), 1 - self.orig());
+        let (orig_ep, resp_ep, proto, op, rp) = self.ends(key);
+        let mut uid = [0u8; UID_BYTES];
+        let conn_uid = conn_uid_bytes(key, self.start());
+        uid[..conn_uid.len()].copy_from_slice(&conn_uid);
+        let mut history = [0u8; HISTORY_BYTES];
+        history[..letters.len].copy_from_slice(letters.as_bytes());
+        Some(ConnStart {
+            ts: self.start(),
+            emitted,
+            orig_h: orig_ep.addr,
+            resp_h: resp_ep.addr,
+            orig_pkts: self.pkts(o, slab),
+            orig_ip_bytes: self.ip_bytes(o, slab),
+            resp_pkts: self.pkts(r, slab),
+            resp_ip_bytes: self.ip_bytes(r, slab),
+            orig_p: op,
+            resp_p: rp,
+            vlan: key.vlan,
+            inner_vlan: key.inner_vlan,
+            proto,
+            conn_state: self.conn_state(state, tcp.as_ref(), slab, letters.as_str()),
+            ip_proto: key.proto,
+            uid_len: conn_uid.len() as u8,
+            history_len: letters.len as u8,
+            uid,
+            history,
+        })
+    }
+
     /// Builds the record for this connection as it stands.
     pub(crate) fn record(
         &self,
@@ -874,8 +953,7 @@ impl Conn {
             StateRef::Small(_) => None,
         };
         let (o, r) = (self.orig(), 1 - self.orig());
-        let ends = [key.lo, key.hi];
-        let (orig_ep, resp_ep) = (ends[o], ends[r]);
+        let (orig_ep, resp_ep, proto, op, rp) = self.ends(key);
         let duration = self.last().since(self.start());
         let has_duration = duration > Duration::ZERO;
         let (ob, rb, missed, one_way) = match (state, &tcp) {
@@ -898,11 +976,6 @@ impl Conn {
             .filter(|id| **id != 0)
             .map(|id| tunnel_uid_of_id(*id))
             .collect();
-        let proto = Proto::from_ip_proto(key.proto);
-        let (op, rp) = match proto {
-            Proto::Unknown => (0, 0),
-            _ => (orig_ep.port, resp_ep.port),
-        };
         let history = self.history(state, slab);
         ConnRecord {
             ts: self.start(),
@@ -982,21 +1055,69 @@ fn base62(mut n: u64, out: &mut [u8]) {
 /// Built in a byte array, then one allocation (a uid is made for every
 /// record, start records included).
 fn uid_string(prefix: u8, a: u64, b: u64) -> String {
+    let s = uid_bytes(prefix, a, b);
+    // Base62 digits are ASCII: this never falls back to the empty string.
+    std::str::from_utf8(&s).map_or_else(|_| String::new(), str::to_owned)
+}
+
+/// The 18 ASCII bytes of a uid: `prefix`, then `a` and `b` in base62.
+fn uid_bytes(prefix: u8, a: u64, b: u64) -> [u8; 18] {
     let mut s = [0u8; 18];
     s[0] = prefix;
     base62(a, &mut s[1..12]);
     base62(b, &mut s[12..]);
-    // Base62 digits are ASCII: this never falls back to the empty string.
-    std::str::from_utf8(&s).map_or_else(|_| String::new(), str::to_owned)
+    s
 }
 
 /// A connection's uid: "C" + base62 of a hash of its key and start time,
 /// so the same input always yields the same uids, whatever the worker count.
 pub fn conn_uid(key: &FlowKey, start: Timestamp) -> String {
+    let s = conn_uid_bytes(key, start);
+    // Base62 digits are ASCII: this never falls back to the empty string.
+    std::str::from_utf8(&s).map_or_else(|_| String::new(), str::to_owned)
+}
+
+/// [`conn_uid`]'s bytes, without allocating.
+fn conn_uid_bytes(key: &FlowKey, start: Timestamp) -> [u8; 18] {
     let h = key.symmetric_hash();
     let a = crate::key::mix64(h ^ start.0 as u64);
     let b = crate::key::mix64(a ^ 0x5bd1_e995);
-    uid_string(b'C', a, b >> 24)
+    uid_bytes(b'C', a, b >> 24)
+}
+
+/// A history's letters, inline (at most [`history::MAX_LEN`] and a flip
+/// marker).
+#[derive(Clone, Copy)]
+struct Letters {
+    bytes: [u8; history::MAX_LEN + 1],
+    len: usize,
+}
+
+impl Default for Letters {
+    fn default() -> Self {
+        Letters {
+            bytes: [0; history::MAX_LEN + 1],
+            len: 0,
+        }
+    }
+}
+
+impl Letters {
+    fn push(&mut self, letter: u8) {
+        if let Some(b) = self.bytes.get_mut(self.len) {
+            *b = letter;
+            self.len += 1;
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        // History letters are ASCII.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
 }
 
 /// A tunnel's uid: derived from the outer addresses, ports and protocol
