@@ -268,6 +268,8 @@ pub fn table_ops(data: &[u8]) {
         udp_idle: Duration::from_secs(1 + u64::from(c2 >> 4) * 4),
         active_timeout: (c1 & 0x40 != 0).then(|| Duration::from_secs(30)),
         report_starts: c1 & 0x80 != 0,
+        // Starts kept compact, taken after every operation below.
+        compact_starts: (c1 ^ c2) & 0x01 != 0,
         // 0 (every due timer), or a budget of 1 to 3 leaving a backlog.
         max_timer_expires: (usize::from(c1) + usize::from(c2)) % 4,
         // The SYN flood emergency mode (default on) or eviction for SYNs.
@@ -321,6 +323,9 @@ pub fn table_ops(data: &[u8]) {
                 assert!(table.is_empty());
             }
         }
+        let mut starts = Vec::new();
+        table.take_starts(&mut starts);
+        out.extend(starts.iter().map(flowlib::start::ConnStart::record));
         if let Err(e) = table.check_invariants() {
             panic!("after operation {ops}: {e}");
         }
