@@ -1053,11 +1053,15 @@ fn base62(mut n: u64, out: &mut [u8]) {
 /// An 18-character uid: `prefix`, the 11 digits of `a`, the first 6 of `b`
 /// (least significant first).
 /// Built in a byte array, then one allocation (a uid is made for every
-/// record, start records included).
+/// record; compact start records keep the array).
 fn uid_string(prefix: u8, a: u64, b: u64) -> String {
-    let s = uid_bytes(prefix, a, b);
+    uid_text(&uid_bytes(prefix, a, b))
+}
+
+/// A uid's bytes as text.
+fn uid_text(s: &[u8; 18]) -> String {
     // Base62 digits are ASCII: this never falls back to the empty string.
-    std::str::from_utf8(&s).map_or_else(|_| String::new(), str::to_owned)
+    std::str::from_utf8(s).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// The 18 ASCII bytes of a uid: `prefix`, then `a` and `b` in base62.
@@ -1072,9 +1076,7 @@ fn uid_bytes(prefix: u8, a: u64, b: u64) -> [u8; 18] {
 /// A connection's uid: "C" + base62 of a hash of its key and start time,
 /// so the same input always yields the same uids, whatever the worker count.
 pub fn conn_uid(key: &FlowKey, start: Timestamp) -> String {
-    let s = conn_uid_bytes(key, start);
-    // Base62 digits are ASCII: this never falls back to the empty string.
-    std::str::from_utf8(&s).map_or_else(|_| String::new(), str::to_owned)
+    uid_text(&conn_uid_bytes(key, start))
 }
 
 /// [`conn_uid`]'s bytes, without allocating.
