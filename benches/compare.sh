@@ -245,27 +245,29 @@ tool_program() {
 }
 
 # time_once TOOL ROUND LABEL: runs TOOL once under /usr/bin/time; appends
-# "label tool round seconds peak_kib status" to $results.
+# "label tool round seconds peak_kib status cpu_seconds" to $results (CPU:
+# user + system, every thread).
 time_once() {
-    local tool="$1" round="$2" label="$3" out status
+    local tool="$1" round="$2" label="$3" out status user sys cpu
     local cmd=()
     tool_command "$tool"
     out="$logs/$label-$tool-$round"
     status=0
     # A generous per-run limit, so a hung peer cannot stall the whole run.
-    /usr/bin/time -f "%e %M" -o "$out.time" \
+    /usr/bin/time -f "%e %M %U %S" -o "$out.time" \
         timeout --signal=TERM --kill-after=10 "$run_limit" "${cmd[@]}" \
         >"$out.log" 2>&1 || status=$?
-    read -r secs kib <"$out.time" || { secs=0; kib=0; }
-    # GNU time writes "Command exited with non-zero status N" first on failure.
+    # GNU time writes "Command exited with non-zero status N" first on
+    # failure: the numbers are on the last line either way.
+    read -r secs kib user sys < <(tail -n 1 "$out.time") || true
+    secs="${secs:-0}" kib="${kib:-0}"
+    cpu="$(awk -v u="${user:-0}" -v s="${sys:-0}" 'BEGIN { print u + s }')"
     if [[ $status -ne 0 ]]; then
-        secs="$(tail -n 1 "$out.time" | awk '{ print $1 }')"
-        kib="$(tail -n 1 "$out.time" | awk '{ print $2 }')"
         say "   round $round $tool: FAILED (exit $status), see $out.log"
     else
-        say "   round $round $tool: ${secs} s, $((kib / 1024)) MiB"
+        say "   round $round $tool: ${secs} s, $((kib / 1024)) MiB, CPU ${cpu} s"
     fi
-    echo "$label $tool $round $secs $kib $status" >>"$results"
+    echo "$label $tool $round $secs $kib $status $cpu" >>"$results"
 }
 
 # compare LABEL FILE TOOL...: R rounds; each round runs every tool once, the
@@ -364,6 +366,23 @@ detector_ratio() {
     local m
     m="$(time_ratio "$1" sensor-w2 sensor-w2-detector)"
     if [[ "$m" == "-" ]]; then echo "-"; else printf '%.0f%%' "$(awk -v x="$m" 'BEGIN { print x * 100 }')"; fi
+}
+
+# cpu_ceiling LABEL: the median CPU seconds of sensor-w1 and sensor-w2, and
+# the scaling two fully used cores would give at that CPU cost: sensor-w1's
+# wall time over half of sensor-w2's CPU time, per round, median. The
+# measured scaling is below it by the time sensor-w2 leaves a core idle.
+cpu_ceiling() {
+    local label="$1" r all="" w1 w2
+    w1="$(awk -v l="$label" '$1 == l && $2 == "sensor-w1" && $6 == 0 && NF >= 7 { print $7 }' "$results" | median)"
+    w2="$(awk -v l="$label" '$1 == l && $2 == "sensor-w2" && $6 == 0 && NF >= 7 { print $7 }' "$results" | median)"
+    for ((r = 1; r <= rounds; r++)); do
+        all+="$(awk -v l="$label" -v r="$r" '$1 == l && $3 == r && $6 == 0 && NF >= 7 {
+                if ($2 == "sensor-w1") wall = $4; if ($2 == "sensor-w2") cpu = $7 }
+            END { if (wall > 0 && cpu > 0) print wall / (cpu / 2) }' "$results")"$'\n'
+    done
+    printf 'CPU seconds (user + system, median): sensor-w1 %s, sensor-w2 %s; with both cores busy all the time, sensor-w2 at that CPU cost would scale %s' \
+        "$w1" "$w2" "$(printf '%s' "$all" | sed '/^$/d' | median | awk '{ printf "%.2fx", $1 }')"
 }
 
 # scaling LABEL: sensor-w1 time / sensor-w2 time.
@@ -606,6 +625,7 @@ fi
         report sensors "$main_packets" sensor-w1 sensor-w2 sensor-w2-detector
         echo
         echo "sensor scaling 1 -> 2 workers: $(scaling sensors) ($(ratio_spread sensors sensor-w1 sensor-w2))"
+        echo "$(cpu_ceiling sensors)"
         echo "detector on, share of plain replay's throughput: $(detector_ratio sensors) ($(ratio_spread sensors sensor-w2 sensor-w2-detector percent))"
         rounds=$saved_rounds
     fi
