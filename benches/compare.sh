@@ -369,11 +369,11 @@ detector_ratio() {
 }
 
 # cpu_ceiling LABEL: the median CPU seconds of sensor-w1 and sensor-w2, and
-# the scaling two fully used cores would give at that CPU cost: sensor-w1's
+# the scaling two cores kept busy would give at that CPU cost: sensor-w1's
 # wall time over half of sensor-w2's CPU time, per round, median. The
 # measured scaling is below it by the time sensor-w2 leaves a core idle.
 cpu_ceiling() {
-    local label="$1" r all="" w1 w2
+    local label="$1" r all="" w1 w2 bound
     w1="$(awk -v l="$label" '$1 == l && $2 == "sensor-w1" && $6 == 0 && NF >= 7 { print $7 }' "$results" | median)"
     w2="$(awk -v l="$label" '$1 == l && $2 == "sensor-w2" && $6 == 0 && NF >= 7 { print $7 }' "$results" | median)"
     for ((r = 1; r <= rounds; r++)); do
@@ -381,8 +381,10 @@ cpu_ceiling() {
                 if ($2 == "sensor-w1") wall = $4; if ($2 == "sensor-w2") cpu = $7 }
             END { if (wall > 0 && cpu > 0) print wall / (cpu / 2) }' "$results")"$'\n'
     done
-    printf 'CPU seconds (user + system, median): sensor-w1 %s, sensor-w2 %s; with both cores busy all the time, sensor-w2 at that CPU cost would scale %s' \
-        "$w1" "$w2" "$(printf '%s' "$all" | sed '/^$/d' | median | awk '{ printf "%.2fx", $1 }')"
+    bound="$(printf '%s' "$all" | sed '/^$/d' | median)"
+    [[ "$bound" == "-" ]] || bound="$(awk -v x="$bound" 'BEGIN { printf "%.2fx", x }')"
+    printf 'CPU seconds (user + system, median): sensor-w1 %s, sensor-w2 %s; on two cores kept busy all the time, sensor-w2 at that CPU cost would scale %s\n' \
+        "$w1" "$w2" "$bound"
 }
 
 # scaling LABEL: sensor-w1 time / sensor-w2 time.
@@ -625,7 +627,7 @@ fi
         report sensors "$main_packets" sensor-w1 sensor-w2 sensor-w2-detector
         echo
         echo "sensor scaling 1 -> 2 workers: $(scaling sensors) ($(ratio_spread sensors sensor-w1 sensor-w2))"
-        echo "$(cpu_ceiling sensors)"
+        cpu_ceiling sensors
         echo "detector on, share of plain replay's throughput: $(detector_ratio sensors) ($(ratio_spread sensors sensor-w2 sensor-w2-detector percent))"
         rounds=$saved_rounds
     fi
