@@ -116,6 +116,37 @@ fn wait_listening(proto: &str, port: u16, child: &mut Child) {
     }
 }
 
+/// Waits until the UDP socket bound to 127.0.0.1:port has no datagram
+/// waiting (`rx_queue` 0 in `/proc/net/udp`): the collector has read all
+/// that was sent. Fails if the kernel dropped any for a full buffer.
+fn wait_drained(port: u16) {
+    let needle = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        let fields: Vec<&str> = table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(needle.as_str()))
+            .unwrap_or_else(|| panic!("no UDP socket on port {port}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            fields.last(),
+            Some(&"0"),
+            "datagrams dropped on port {port}"
+        );
+        let queued = fields[4].split_once(':').map_or("0", |(_, rx)| rx);
+        if u64::from_str_radix(queued, 16) == Ok(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} still has {queued} bytes queued"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -414,7 +445,9 @@ fn udp_export_to_nfcapd_equals_our_records_per_direction() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
 
-    // nfcapd writes its file when it stops (SIGTERM).
+    // nfcapd writes its file when it stops (SIGTERM): once it has read
+    // every datagram.
+    wait_drained(port);
     signal(&nfcapd, "-TERM");
     wait_exit(&mut nfcapd, "nfcapd");
     let mut log = String::new();
@@ -926,6 +959,35 @@ fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
 /// Key of a flow as pmacct aggregates it (forward direction only).
 type PmacctKey = (IpAddr, IpAddr, u16, u16, u8, i64, i64, u16, u16);
 
+/// The plugin processes pmacct names in `PIDFILE-<type>-<name>` files
+/// beside its own pidfile.
+fn plugin_pids(pidfile: &Path) -> Vec<u32> {
+    let prefix = format!("{}-", pidfile.file_name().unwrap().to_string_lossy());
+    std::fs::read_dir(pidfile.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until process `pid` has exited (gone, or a zombie).
+fn wait_gone(pid: u32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // The state follows the command name in parentheses.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if matches!(state, None | Some('Z')) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} ({pid}) did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// pmacct's `1772438400.003000` in milliseconds.
 fn pmacct_ms(s: &str) -> i64 {
     let (secs, frac) = s.split_once('.').expect("seconds.fraction");
@@ -939,6 +1001,7 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
     let port = free_udp_port();
     let out_file = dir.join("flows.json");
     let conf = dir.join("nfacctd.conf");
+    let pidfile = dir.join("nfacctd.pid");
     // Aggregating on the start and end times keeps every record apart.
     std::fs::write(
         &conf,
@@ -946,6 +1009,8 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
             "daemonize: false\n\
              nfacctd_ip: 127.0.0.1\n\
              nfacctd_port: {port}\n\
+             nfacctd_pipe_size: 4194304\n\
+             pidfile: {}\n\
              plugins: print\n\
              aggregate: src_host, dst_host, src_port, dst_port, proto, timestamp_start, \
              timestamp_end, vlan, tcpflags\n\
@@ -954,6 +1019,7 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
              print_output_file: {}\n\
              print_refresh_time: 3600\n\
              timestamps_since_epoch: true\n",
+            pidfile.display(),
             out_file.display()
         ),
     )
@@ -968,10 +1034,20 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
     wait_listening("udp", port, &mut nfacctd);
     let json = dir.join("records.json");
     replay(&files, &json, &["--ipfix", &format!("127.0.0.1:{port}")]);
-    // nfacctd writes its cache out when it stops.
-    std::thread::sleep(Duration::from_millis(300));
+    // nfacctd writes its cache out when it stops: once it has read every
+    // datagram. (A fixed pause here was not enough on a busy machine: with
+    // the default socket buffer, datagrams were dropped before nfacctd got
+    // the CPU to read them.)
+    wait_drained(port);
+    // The print plugin is a process of its own that writes the file after
+    // the core process has gone: wait for it too.
+    let plugins = plugin_pids(&pidfile);
+    assert!(!plugins.is_empty(), "nfacctd wrote no plugin pidfile");
     signal(&nfacctd, "-INT");
     wait_exit(&mut nfacctd, "nfacctd");
+    for pid in plugins {
+        wait_gone(pid, "nfacctd's print plugin");
+    }
 
     let mut ours: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
     for r in json_lines(&json) {
