@@ -201,11 +201,27 @@ impl LoopbackCapture {
         LoopbackCapture { child, file }
     }
 
-    /// Stops the capture and decodes it with tshark's IPFIX dissector:
-    /// one JSON object (the `cflow` layer) per IPFIX message.
-    fn decode(mut self, decode_as: &str) -> Vec<Value> {
-        // Let the last packets reach the capture before stopping it.
-        std::thread::sleep(Duration::from_millis(300));
+    /// Stops the capture, once its file holds `packets` packets when that
+    /// many are known to be sent, and decodes it with tshark's IPFIX
+    /// dissector: one JSON object (the `cflow` layer) per IPFIX message.
+    fn decode(mut self, decode_as: &str, packets: Option<u64>) -> Vec<Value> {
+        match packets {
+            // tcpdump stops reading its ring at SIGINT: wait until it has
+            // written every packet sent.
+            Some(n) => {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while pcap_packets(&self.file) < n {
+                    assert!(
+                        Instant::now() < deadline,
+                        "tcpdump wrote {} of {n} packets",
+                        pcap_packets(&self.file)
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            // Let the last packets reach the capture before stopping it.
+            None => std::thread::sleep(Duration::from_millis(300)),
+        }
         signal(&self.child, "-INT");
         wait_exit(&mut self.child, "tcpdump");
         let out = Command::new("tshark")
@@ -230,6 +246,21 @@ impl LoopbackCapture {
         }
         messages
     }
+}
+
+/// Complete packet records in a pcap file that may still be being written.
+fn pcap_packets(path: &Path) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let Ok(mut reader) = flowlib::pcap_reader::PcapReader::new(file) else {
+        return 0;
+    };
+    let mut n = 0;
+    while let Ok(Some(_)) = reader.next_packet() {
+        n += 1;
+    }
+    n
 }
 
 /// One flow as compared across tools: addresses, ports, protocol, first and
@@ -536,7 +567,14 @@ fn udp_export_to_nfcapd_equals_our_records_per_direction() {
     // Message by message, as tshark decodes the datagrams: domain 42,
     // sequence = data records sent before, templates in the first and
     // then in every 16th message.
-    let messages = capture.decode(&format!("udp.port=={port},cflow"));
+    // One datagram per message: "ipfix: R records in M messages ...".
+    let sent: u64 = stderr
+        .split_once(" records in ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(m, _)| m.parse().ok())
+        .unwrap_or_else(|| panic!("no message count in the summary: {stderr}"));
+    let messages = capture.decode(&format!("udp.port=={port},cflow"), Some(sent));
+    assert_eq!(messages.len() as u64, sent, "messages captured");
     assert!(messages.len() > 16 * 3, "{} messages", messages.len());
     let mut expected_seq = 0u64;
     let mut since_templates = 0;
@@ -651,7 +689,7 @@ fn tcp_export_decoded_by_tshark_carries_every_field() {
     );
     let received = collector.join().expect("collector thread");
     assert!(received > 0);
-    let messages = capture.decode(&format!("tcp.port=={port},cflow"));
+    let messages = capture.decode(&format!("tcp.port=={port},cflow"), None);
     let ours = json_lines(&json);
 
     // One transport session: templates once, at its start; the sequence
@@ -988,6 +1026,41 @@ fn wait_gone(pid: u32, what: &str) {
     }
 }
 
+/// nfacctd's JSON output, packets and bytes summed per key (a flow may be
+/// written in parts, one per refresh). While nfacctd runs (`complete`
+/// false) the file may be missing or end inside a line, which is left out;
+/// once it has exited every line must parse.
+fn pmacct_flows(path: &Path, complete: bool) -> BTreeMap<PmacctKey, (u64, u64, u64)> {
+    let mut flows: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(_) if !complete => return flows,
+        Err(e) => panic!("nfacctd output {}: {e}", path.display()),
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if !complete => continue,
+            Err(e) => panic!("pmacct JSON: {e}: {line}"),
+        };
+        let key = (
+            v["ip_src"].as_str().unwrap().parse().unwrap(),
+            v["ip_dst"].as_str().unwrap().parse().unwrap(),
+            u(&v["port_src"]) as u16,
+            u(&v["port_dst"]) as u16,
+            u(&v["ip_proto"]) as u8,
+            pmacct_ms(v["timestamp_start"].as_str().unwrap()),
+            pmacct_ms(v["timestamp_end"].as_str().unwrap()),
+            u(&v["vlan"]) as u16,
+            u(&v["tcp_flags"]) as u16,
+        );
+        let e = flows.entry(key).or_default();
+        e.1 += u(&v["packets"]);
+        e.2 += u(&v["bytes"]);
+    }
+    flows
+}
+
 /// pmacct's `1772438400.003000` in milliseconds.
 fn pmacct_ms(s: &str) -> i64 {
     let (secs, frac) = s.split_once('.').expect("seconds.fraction");
@@ -1017,7 +1090,8 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
              print_output: json\n\
              print_num_protos: true\n\
              print_output_file: {}\n\
-             print_refresh_time: 3600\n\
+             print_output_file_append: true\n\
+             print_refresh_time: 1\n\
              timestamps_since_epoch: true\n",
             pidfile.display(),
             out_file.display()
@@ -1034,21 +1108,6 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
     wait_listening("udp", port, &mut nfacctd);
     let json = dir.join("records.json");
     replay(&files, &json, &["--ipfix", &format!("127.0.0.1:{port}")]);
-    // nfacctd writes its cache out when it stops: once it has read every
-    // datagram. (A fixed pause here was not enough on a busy machine: with
-    // the default socket buffer, datagrams were dropped before nfacctd got
-    // the CPU to read them.)
-    wait_drained(port);
-    // The print plugin is a process of its own that writes the file after
-    // the core process has gone: wait for it too.
-    let plugins = plugin_pids(&pidfile);
-    assert!(!plugins.is_empty(), "nfacctd wrote no plugin pidfile");
-    signal(&nfacctd, "-INT");
-    wait_exit(&mut nfacctd, "nfacctd");
-    for pid in plugins {
-        wait_gone(pid, "nfacctd's print plugin");
-    }
-
     let mut ours: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
     for r in json_lines(&json) {
         let f = our_flow(&r);
@@ -1070,25 +1129,29 @@ fn udp_export_to_pmacct_nfacctd_equals_our_forward_counters() {
         e.1 += f.orig_pkts;
         e.2 += f.orig_octets;
     }
-    let mut theirs: BTreeMap<PmacctKey, (u64, u64, u64)> = BTreeMap::new();
-    let text = std::fs::read_to_string(&out_file).expect("nfacctd output");
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).expect("pmacct JSON");
-        let key = (
-            v["ip_src"].as_str().unwrap().parse().unwrap(),
-            v["ip_dst"].as_str().unwrap().parse().unwrap(),
-            u(&v["port_src"]) as u16,
-            u(&v["port_dst"]) as u16,
-            u(&v["ip_proto"]) as u8,
-            pmacct_ms(v["timestamp_start"].as_str().unwrap()),
-            pmacct_ms(v["timestamp_end"].as_str().unwrap()),
-            u(&v["vlan"]) as u16,
-            u(&v["tcp_flags"]) as u16,
-        );
-        let e = theirs.entry(key).or_default();
-        e.1 += u(&v["packets"]);
-        e.2 += u(&v["bytes"]);
+    // nfacctd's core process reads the datagrams and hands the records to
+    // its print plugin, a process of its own, which appends its cache to the
+    // file (every second while records come in) and once more when it
+    // stops. On a busy machine a fixed 300 ms pause before stopping it was
+    // not enough: datagrams were dropped at its socket (default buffer), or
+    // records were still queued for the plugin, which then wrote nothing.
+    // So: wait until the socket is drained, none dropped; then until the
+    // file holds every flow, for at most 10 s (on a busy machine the
+    // periodic writes can stop short, and the final one has every flow);
+    // stop nfacctd and wait for the plugin to exit too.
+    wait_drained(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pmacct_flows(&out_file, false).len() < ours.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let plugins = plugin_pids(&pidfile);
+    assert!(!plugins.is_empty(), "nfacctd wrote no plugin pidfile");
+    signal(&nfacctd, "-INT");
+    wait_exit(&mut nfacctd, "nfacctd");
+    for pid in plugins {
+        wait_gone(pid, "nfacctd's print plugin");
+    }
+    let theirs = pmacct_flows(&out_file, true);
     let flows: u64 = ours.values().map(|e| e.0).sum();
     assert!(flows > 600, "{flows} records");
     assert_eq!(theirs.len(), ours.len(), "distinct flows");
