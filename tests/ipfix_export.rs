@@ -96,24 +96,29 @@ fn free_udp_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
+/// Calls `check` every 50 ms until it returns `Ok`; after `secs` seconds,
+/// fails with what its last `Err` said.
+fn wait_until(secs: u64, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while let Err(why) = check() {
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until `/proc/net/{udp,tcp}` shows a socket bound to 127.0.0.1:port.
 fn wait_listening(proto: &str, port: u16, child: &mut Child) {
     let needle = format!("0100007F:{port:04X}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until(10, || {
         let table = std::fs::read_to_string(format!("/proc/net/{proto}")).unwrap_or_default();
         if table.contains(&needle) {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("collector exited before listening on {port}: {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on {proto} {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("nothing listens on {proto} {port}"))
+    });
 }
 
 /// Waits until the UDP socket bound to 127.0.0.1:port has no datagram
@@ -121,8 +126,7 @@ fn wait_listening(proto: &str, port: u16, child: &mut Child) {
 /// that was sent. Fails if the kernel dropped any for a full buffer.
 fn wait_drained(port: u16) {
     let needle = format!("0100007F:{port:04X}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(20, || {
         let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
         let fields: Vec<&str> = table
             .lines()
@@ -137,14 +141,10 @@ fn wait_drained(port: u16) {
         );
         let queued = fields[4].split_once(':').map_or("0", |(_, rx)| rx);
         if u64::from_str_radix(queued, 16) == Ok(0) {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} still has {queued} bytes queued"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(format!("port {port} still has {queued} bytes queued"))
+    });
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -158,11 +158,10 @@ fn signal(child: &Child, sig: &str) {
 
 /// Waits for a child to exit, with a deadline.
 fn wait_exit(child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "{what} did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(20, || match child.try_wait().expect("wait") {
+        Some(_) => Ok(()),
+        None => Err(format!("{what} did not exit")),
+    });
 }
 
 /// tcpdump on loopback, writing `file`, ready when it says it listens.
@@ -208,17 +207,10 @@ impl LoopbackCapture {
         match packets {
             // tcpdump stops reading its ring at SIGINT: wait until it has
             // written every packet sent.
-            Some(n) => {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while pcap_packets(&self.file) < n {
-                    assert!(
-                        Instant::now() < deadline,
-                        "tcpdump wrote {} of {n} packets",
-                        pcap_packets(&self.file)
-                    );
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
+            Some(n) => wait_until(20, || match pcap_packets(&self.file) {
+                got if got >= n => Ok(()),
+                got => Err(format!("tcpdump wrote {got} of {n} packets")),
+            }),
             // Let the last packets reach the capture before stopping it.
             None => std::thread::sleep(Duration::from_millis(300)),
         }
@@ -1011,19 +1003,17 @@ fn plugin_pids(pidfile: &Path) -> Vec<u32> {
 
 /// Waits until process `pid` has exited (gone, or a zombie).
 fn wait_gone(pid: u32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(20, || {
         // The state follows the command name in parentheses.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
+        match stat
             .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
-        if matches!(state, None | Some('Z')) {
-            return;
+            .and_then(|(_, rest)| rest.chars().next())
+        {
+            None | Some('Z') => Ok(()),
+            Some(_) => Err(format!("{what} ({pid}) did not exit")),
         }
-        assert!(Instant::now() < deadline, "{what} ({pid}) did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
 }
 
 /// nfacctd's JSON output, packets and bytes summed per key (a flow may be
