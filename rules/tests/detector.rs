@@ -263,3 +263,30 @@ fn internal_traffic_in_one_enclave_is_not_scored() {
     )
     .is_empty());
 }
+
+#[test]
+fn an_ignored_host_group_covers_the_hosts_of_groups_nested_in_it() {
+    let rules = RULES.replace(
+        "[detector]\n",
+        "[[host_groups]]\nname = \"admins\"\nenclave = \"provider\"\nhosts = [\"10.10.1.0/24\"]\n\n\
+         [detector]\nignore = { host_groups = [\"admins\"] }\n",
+    );
+    let mut d = Detector::new(Rules::from_str(&rules, "nested.toml").expect("valid rules"));
+    // 10.10.1.10 is in "jump" (the most specific group) and so in "admins".
+    let nested = observe(
+        &mut d,
+        &record("10.10.1.10", "10.20.0.5", 22, at(3, 0), EndReason::Start),
+    );
+    assert!(nested.is_empty(), "{nested:#?}");
+    let direct = observe(
+        &mut d,
+        &record("10.10.1.11", "10.30.0.5", 22, at(3, 0), EndReason::Start),
+    );
+    assert!(direct.is_empty(), "{direct:#?}");
+    // Outside the ignored group the same connection is scored.
+    let outside = observe(
+        &mut d,
+        &record("10.10.2.11", "10.30.0.5", 22, at(3, 0), EndReason::Start),
+    );
+    assert_eq!(outside.len(), 1, "{outside:#?}");
+}

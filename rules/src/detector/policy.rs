@@ -191,10 +191,13 @@ pub(crate) fn ignored(rules: &Rules, r: &ConnRecord, o: Location, d: Location) -
             .enclaves
             .iter()
             .any(|e| *e == o.enclave || *e == d.enclave)
-        || ig
-            .host_groups
-            .iter()
-            .any(|g| Some(*g) == o.host_group || Some(*g) == d.host_group)
+        || ig.host_groups.iter().any(|g| {
+            // Membership, not the most specific label: a host of a group
+            // nested inside an ignored one is ignored too.
+            let group = Endpoint::HostGroup(*g);
+            rules.endpoint_contains(group, r.orig_h, o)
+                || rules.endpoint_contains(group, r.resp_h, d)
+        })
         || ig.services.iter().any(|s| s.matches(r.ip_proto, r.resp_p))
 }
 
