@@ -131,10 +131,11 @@ pub struct Baseline {
     pub pairs: BTreeMap<String, PairProfile>,
 }
 
+/// VLAN id 0 (a priority tag) counts as untagged, as in the enclave map.
 fn pair_key(orig: IpAddr, resp: IpAddr, vlan: Option<u16>) -> String {
     match vlan {
-        Some(v) => format!("{orig} {resp} vlan {v}"),
-        None => format!("{orig} {resp}"),
+        Some(v) if v != 0 => format!("{orig} {resp} vlan {v}"),
+        _ => format!("{orig} {resp}"),
     }
 }
 
@@ -249,7 +250,7 @@ impl BaselineBuilder {
             .or_insert_with(|| PairProfile {
                 orig: r.orig_h,
                 resp: r.resp_h,
-                vlan: r.vlan,
+                vlan: r.vlan.filter(|v| *v != 0),
                 services: BTreeSet::new(),
                 hours: BTreeSet::new(),
                 orig_bytes: ByteStats::default(),
@@ -338,5 +339,71 @@ mod tests {
             Baseline::load(&dir.join("missing.json")),
             Err(BaselineError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn vlan_zero_is_learned_and_looked_up_as_untagged() {
+        let rules = Rules::from_str(
+            r#"
+[[enclaves]]
+name = "provider"
+kind = "provider"
+networks = ["10.10.0.0/16"]
+
+[[enclaves]]
+name = "customer"
+kind = "customer"
+networks = ["10.20.0.0/16"]
+"#,
+            "vlan0.toml",
+        )
+        .unwrap();
+        let record = |vlan: Option<u16>| {
+            let ts = Timestamp::from_micros(1_772_409_600, 0);
+            ConnRecord {
+                ts,
+                uid: "C1".into(),
+                orig_h: "10.10.0.1".parse().unwrap(),
+                orig_p: 50000,
+                resp_h: "10.20.0.1".parse().unwrap(),
+                resp_p: 22,
+                proto: flowlib::Proto::Tcp,
+                service: None,
+                duration: None,
+                orig_bytes: Some(10),
+                resp_bytes: Some(10),
+                conn_state: flowlib::ConnState::SF,
+                local_orig: None,
+                local_resp: None,
+                missed_bytes: 0,
+                history: "ShADadFf".into(),
+                orig_pkts: 5,
+                orig_ip_bytes: 300,
+                resp_pkts: 5,
+                resp_ip_bytes: 300,
+                tunnel_parents: vec![],
+                vlan,
+                inner_vlan: None,
+                ip_proto: 6,
+                community_id: "1:x".into(),
+                end_reason: EndReason::Fin,
+                emitted: ts,
+                orig_enclave: None,
+                resp_enclave: None,
+                orig_host_group: None,
+                resp_host_group: None,
+            }
+        };
+        let mut b = BaselineBuilder::new(rules);
+        b.observe(&record(Some(0)));
+        b.observe(&record(None));
+        b.observe(&record(Some(7)));
+        let base = b.finish();
+        let (o, d) = ("10.10.0.1".parse().unwrap(), "10.20.0.1".parse().unwrap());
+        let untagged = base.pair(o, d, None).expect("learned untagged");
+        assert_eq!((untagged.connections, untagged.vlan), (2, None));
+        assert_eq!(base.pair(o, d, Some(0)).map(|p| p.connections), Some(2));
+        assert_eq!(base.pair(o, d, Some(7)).map(|p| p.connections), Some(1));
+        assert_eq!(base.pairs.len(), 2);
     }
 }
