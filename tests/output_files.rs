@@ -470,3 +470,112 @@ fn rotation_needs_a_regular_file() {
         stderr(&o)
     );
 }
+
+/// `sensor` with `args`, expecting a refusal (exit 2) whose message holds
+/// `says`; returns standard error.
+fn refused(args: &[&str], says: &str) -> String {
+    let o = sensor(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+    err
+}
+
+#[test]
+fn an_output_naming_an_input_or_another_output_is_refused_before_anything_is_written() {
+    let d = dir("clash");
+    let capture = d.join("in.pcap");
+    std::fs::copy(demo(), &capture).unwrap();
+    let before = std::fs::read(&capture).unwrap();
+    let rule_copy = d.join("rules.toml");
+    std::fs::copy(rules(), &rule_copy).unwrap();
+    let (cap, rul) = (
+        capture.display().to_string(),
+        rule_copy.display().to_string(),
+    );
+    // Records over the capture being replayed, spelt another way.
+    let other_spelling = d.join(".").join("in.pcap").display().to_string();
+    refused(
+        &["replay", "-q", &cap, "-o", &other_spelling],
+        "is also the input file",
+    );
+    // Alerts over the rule file.
+    refused(
+        &["replay", "-q", &cap, "--rules", &rul, "--alerts", &rul],
+        "--alerts",
+    );
+    // Records and alerts into one file.
+    let shared = d.join("both.log").display().to_string();
+    let err = refused(
+        &[
+            "replay", "-q", &cap, "--rules", &rul, "-o", &shared, "--alerts", &shared,
+        ],
+        "are the same file",
+    );
+    assert!(err.contains("-o") && err.contains("--alerts"), "{err}");
+    assert!(!d.join("both.log").exists(), "nothing was created");
+    // The other commands that write files.
+    refused(&["extract", &cap, "--host", "10.0.0.1", "-o", &cap], "-o");
+    refused(
+        &["report", &cap, "--rules", &rul, "-o", &rul],
+        "is also the --rules",
+    );
+    refused(
+        &["baseline", "learn", &cap, "--rules", &rul, "-o", &cap],
+        "is also the input file",
+    );
+    assert_eq!(
+        std::fs::read(&capture).unwrap(),
+        before,
+        "the capture is intact"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rule_copy).unwrap(),
+        std::fs::read_to_string(rules()).unwrap(),
+        "the rule file is intact"
+    );
+    // Distinct files still work.
+    ok(&[
+        "replay",
+        "-q",
+        &cap,
+        "--rules",
+        &rul,
+        "-o",
+        &d.join("records.log").display().to_string(),
+        "--alerts",
+        &d.join("alerts.log").display().to_string(),
+    ]);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_bad_baseline_is_refused_before_the_output_file_is_touched() {
+    let d = dir("baseline");
+    let records = d.join("records.log");
+    std::fs::write(&records, "earlier records\n").unwrap();
+    let bad = d.join("baseline.json");
+    std::fs::write(&bad, r#"{"format":"something-else"}"#).unwrap();
+    let o = sensor(&[
+        "replay",
+        "-q",
+        &demo(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        &d.join("alerts.log").display().to_string(),
+        "--baseline",
+        &bad.display().to_string(),
+        "-o",
+        &records.display().to_string(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("baseline.json"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&records).unwrap(),
+        "earlier records\n",
+        "the records file is untouched"
+    );
+    assert!(!d.join("alerts.log").exists(), "no alerts file was created");
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -361,6 +361,12 @@ pub fn main() -> ExitCode {
                 .exit();
         }
     }
+    if let Some(message) = output_clash(&cli.command) {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     init_tracing();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -445,10 +451,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
+            let baseline = load_baseline(args.out.baseline.as_deref())?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
             let cap = live::open(&cfg)?;
-            let mut out = open_output(&args.out, rules, &telemetry)?;
+            let mut out = open_output(&args.out, rules, baseline, &telemetry)?;
             let o = live::live(&cfg, cap, &mut out);
             telemetry.finish()?;
             let o = o?;
@@ -488,9 +495,10 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 metrics: telemetry.metrics(),
             };
             let rules = args.out.rules.as_deref().map(enclaves::load).transpose()?;
+            let baseline = load_baseline(args.out.baseline.as_deref())?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
-            let mut out = open_output(&args.out, rules, &telemetry)?;
+            let mut out = open_output(&args.out, rules, baseline, &telemetry)?;
             let outcome = replay(&cfg, &mut out);
             telemetry.finish()?;
             let outcome = outcome?;
@@ -524,6 +532,73 @@ fn output_args(command: &Command) -> Option<&OutputArgs> {
     }
 }
 
+/// A message when one of the files `command` would write is another of
+/// its outputs or one of its inputs (see [`crate::paths`]).
+fn output_clash(command: &Command) -> Option<String> {
+    use crate::paths::{clash, NamedPath as N};
+    fn opt<'a>(role: &'a str, p: &'a Option<PathBuf>) -> Option<N<'a>> {
+        p.as_deref().map(|p| N::new(role, p))
+    }
+    fn captures(files: &[PathBuf]) -> Vec<N<'_>> {
+        files.iter().map(|f| N::new("input file", f)).collect()
+    }
+    let (outputs, inputs): (Vec<Option<N<'_>>>, Vec<N<'_>>) = match command {
+        Command::Replay(ReplayArgs {
+            files,
+            out,
+            service,
+            ..
+        }) => recording_paths(captures(files), out, service),
+        Command::Live(LiveArgs { out, service, .. }) => recording_paths(vec![], out, service),
+        Command::Baseline(BaselineCommand::Learn(a)) => (
+            vec![Some(N::new("-o", &a.output))],
+            [captures(&a.files), vec![N::new("--rules", &a.rules)]].concat(),
+        ),
+        Command::Extract(a) => (vec![Some(N::new("-o", &a.output))], captures(&a.files)),
+        Command::Report(a) => {
+            let mut inputs = captures(&a.files);
+            inputs.push(N::new("--rules", &a.rules));
+            inputs.extend(opt("--baseline", &a.baseline));
+            (vec![Some(N::new("-o", &a.output))], inputs)
+        }
+        Command::Inventory(a) => {
+            let mut inputs = captures(&a.files);
+            inputs.extend(opt("--rules", &a.rules));
+            inputs.extend(a.diff.iter().flatten().map(|f| N::new("--diff file", f)));
+            (vec![opt("-o", &a.output)], inputs)
+        }
+        _ => return None,
+    };
+    let outputs: Vec<N<'_>> = outputs.into_iter().flatten().collect();
+    clash(&outputs, &inputs)
+}
+
+/// The files `replay` and `live` write, and those they read besides
+/// `captures`.
+fn recording_paths<'a>(
+    captures: Vec<crate::paths::NamedPath<'a>>,
+    out: &'a OutputArgs,
+    service: &'a ServiceArgs,
+) -> (
+    Vec<Option<crate::paths::NamedPath<'a>>>,
+    Vec<crate::paths::NamedPath<'a>>,
+) {
+    use crate::paths::NamedPath as N;
+    let opt = |role: &'a str, p: &'a Option<PathBuf>| p.as_deref().map(|p| N::new(role, p));
+    let mut inputs = captures;
+    inputs.extend(opt("--rules", &out.rules));
+    inputs.extend(opt("--baseline", &out.baseline));
+    inputs.extend(opt("--config", &service.config));
+    (
+        vec![
+            opt("-o", &out.output),
+            opt("--alerts", &out.alerts),
+            opt("--metrics-file", &service.metrics_file),
+        ],
+        inputs,
+    )
+}
+
 /// Binds the metrics endpoint (before anything is captured) and says
 /// where it listens.
 fn start_telemetry(args: &ServiceArgs, workers: usize) -> Result<Telemetry, SensorError> {
@@ -551,14 +626,15 @@ fn attach_rules(
 
 /// The record output `out` asks for: the records file (or stdout), the
 /// enclave annotation and detector when there are rules, IPFIX export and
-/// the metrics.
+/// the metrics. The rules and baseline are loaded (and checked) before, so
+/// a bad one leaves every output file untouched.
 fn open_output(
     out: &OutputArgs,
     rules: Option<rules::Rules>,
+    baseline: Option<rules::baseline::Baseline>,
     telemetry: &Telemetry,
 ) -> Result<Output, SensorError> {
     let records = Output::open(out.output.as_deref(), out.format, out.rotation())?;
-    let baseline = load_baseline(out.baseline.as_deref())?;
     Ok(attach_rules(records, rules, baseline, out)?
         .with_ipfix(out.ipfix.open()?)
         .with_metrics(telemetry.metrics())

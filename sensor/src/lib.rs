@@ -16,6 +16,7 @@ pub mod live;
 pub mod metrics;
 pub mod order;
 pub mod output;
+pub mod paths;
 pub mod pipeline;
 pub mod progress;
 pub mod record_json;

@@ -1,0 +1,138 @@
+//! Refusing a command whose output would overwrite one of its own files:
+//! `-o` naming an input capture, the rule file or the alerts file would
+//! truncate it before it is read, or interleave two writers in one file.
+
+use std::path::{Path, PathBuf};
+
+/// A file a command names, and the option (or argument) that named it.
+#[derive(Clone, Copy, Debug)]
+pub struct NamedPath<'a> {
+    /// How the user named it: `-o`, `--alerts`, `capture file`.
+    pub role: &'a str,
+    /// The path as given.
+    pub path: &'a Path,
+}
+
+impl<'a> NamedPath<'a> {
+    /// `path`, named by `role`.
+    pub fn new(role: &'a str, path: &'a Path) -> NamedPath<'a> {
+        NamedPath { role, path }
+    }
+}
+
+/// Standard input or output, not a file.
+fn is_stdio(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Where `p` resolves to: the file's canonical path when it exists,
+/// otherwise its canonical directory joined with its name (the file the
+/// command would create). Symbolic links and `..` resolve alike.
+fn resolved(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (parent.canonicalize(), p.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    }
+}
+
+/// The first output that is the same file as another output or as an
+/// input, as a message naming both; `None` when every output is a file of
+/// its own. Standard output (`-`) is never a clash.
+pub fn clash(outputs: &[NamedPath<'_>], inputs: &[NamedPath<'_>]) -> Option<String> {
+    let outs: Vec<(NamedPath<'_>, PathBuf)> = outputs
+        .iter()
+        .filter(|o| !is_stdio(o.path))
+        .map(|o| (*o, resolved(o.path)))
+        .collect();
+    let ins: Vec<(NamedPath<'_>, PathBuf)> = inputs
+        .iter()
+        .filter(|i| !is_stdio(i.path))
+        .map(|i| (*i, resolved(i.path)))
+        .collect();
+    for (i, (out, at)) in outs.iter().enumerate() {
+        if let Some((other, _)) = outs[..i].iter().find(|(_, a)| a == at) {
+            return Some(format!(
+                "{} {} and {} {} are the same file: give each output a file of its own",
+                other.role,
+                other.path.display(),
+                out.role,
+                out.path.display()
+            ));
+        }
+        if let Some((input, _)) = ins.iter().find(|(_, a)| a == at) {
+            return Some(format!(
+                "{} {} is also the {} {}: writing it would destroy the input before it is read",
+                out.role,
+                out.path.display(),
+                input.role,
+                input.path.display()
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("flowmon-paths-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        d
+    }
+
+    #[test]
+    fn outputs_naming_one_file_clash_even_when_spelt_differently() {
+        let d = dir();
+        let a = d.join("out.log");
+        let b = d.join("sub/../out.log");
+        let m = clash(
+            &[NamedPath::new("-o", &a), NamedPath::new("--alerts", &b)],
+            &[],
+        )
+        .expect("one file");
+        assert!(m.starts_with("-o ") && m.contains("--alerts"), "{m}");
+        assert!(clash(
+            &[
+                NamedPath::new("-o", &a),
+                NamedPath::new("--alerts", &d.join("alerts.log"))
+            ],
+            &[]
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_clashes_through_a_symlink_too() {
+        let d = dir();
+        let input = d.join("in.pcap");
+        std::fs::write(&input, b"x").unwrap();
+        let link = d.join("link.pcap");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        let m = clash(
+            &[NamedPath::new("-o", &link)],
+            &[NamedPath::new("capture file", &input)],
+        )
+        .expect("the same file");
+        assert!(m.contains("capture file"), "{m}");
+    }
+
+    #[test]
+    fn standard_output_never_clashes() {
+        let dash = Path::new("-");
+        assert!(clash(
+            &[NamedPath::new("-o", dash), NamedPath::new("--alerts", dash)],
+            &[NamedPath::new("capture file", dash)]
+        )
+        .is_none());
+    }
+}
