@@ -643,3 +643,60 @@ fn baseline_learned_on_clean_traffic_recognises_periodic_services_and_flags_new_
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("version 0"), "{}", stderr(&o));
 }
+
+#[test]
+fn packets_earlier_than_the_clock_are_counted_once_for_any_worker_count() {
+    let (_, mut packets) = read_packets(&demo());
+    // Three packets stamped a second before the packet ten places earlier.
+    for i in [100, 200, 300] {
+        packets[i].0 = Timestamp(packets[i - 10].0 .0 - 1_000_000_000);
+    }
+    let mut latest = Timestamp(i64::MIN);
+    let mut expected = 0;
+    for (ts, _, _) in &packets {
+        if *ts < latest {
+            expected += 1;
+        }
+        latest = latest.max(*ts);
+    }
+    assert!(expected >= 3, "{expected}");
+    let path = tmp("backwards.pcap");
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for (ts, data, len) in &packets {
+        w.write_packet(*ts, data, *len).unwrap();
+    }
+    let bytes = w.into_inner().unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let says = format!("{expected} packets earlier than the clock");
+    for workers in ["1", "2", "3"] {
+        let o = run(&["replay", "-w", workers, path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&says),
+            "{workers} workers: {}",
+            stderr(&o)
+        );
+    }
+    // Standard input goes through the dispatcher instead of every shard
+    // reading the file.
+    for workers in ["1", "2"] {
+        let mut child = sensor()
+            .args(["replay", "-w", workers, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = bytes.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&says),
+            "stdin, {workers} workers: {}",
+            stderr(&o)
+        );
+    }
+}

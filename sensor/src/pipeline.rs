@@ -272,6 +272,11 @@ impl Dispatcher<'_> {
         if self.stopped() {
             return Err(Stopped);
         }
+        if p.ts < self.now {
+            // Counted here, once, for the input's order: the shards only
+            // see times already moved up to the latest.
+            self.stats.clock_backwards += 1;
+        }
         let ts = p.ts.max(self.now);
         self.now = ts;
         let n = self.shards;

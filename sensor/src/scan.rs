@@ -115,7 +115,8 @@ pub struct ScanShard<'s> {
     now: Timestamp,
     since_tick: usize,
     ticks: u64,
-    /// What only shard 0 counts: packets no shard can decode.
+    /// What only shard 0 counts: packets no shard can decode, and packets
+    /// whose time went backwards.
     undecodable: MeterStats,
     stop: &'s AtomicBool,
     shutdown: &'s AtomicBool,
@@ -135,6 +136,11 @@ impl ScanShard<'_> {
     pub fn offer(&mut self, p: Packet<'_>) -> Result<(), Stopped> {
         if self.stopped() {
             return Err(Stopped);
+        }
+        if p.ts < self.now && self.shard == 0 {
+            // Every shard sees every packet: shard 0 counts, once, for the
+            // input's order (the meters only see times moved up).
+            self.undecodable.clock_backwards += 1;
         }
         let ts = p.ts.max(self.now);
         self.now = ts;
