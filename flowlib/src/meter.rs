@@ -22,19 +22,23 @@ const IPV6_NO_NEXT_HEADER: u8 = 59;
 /// The connection a packet was attributed to, as the flow table sees it:
 /// its key and the time of its first packet. Two connections on one key
 /// (a reused 5-tuple, a flow that idled out and came back) differ in
-/// `start`; [`ConnRef::uid`] is the `uid` their records carry.
+/// `start`, or, when they started at the same instant, in `seq`;
+/// [`ConnRef::uid`] is the `uid` their records carry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConnRef {
     /// The connection's canonical key.
     pub key: FlowKey,
     /// Capture time of its first packet (the record's `ts`).
     pub start: Timestamp,
+    /// Earlier connections on `key` that started at the same instant (a
+    /// 5-tuple reused within one timestamp); almost always 0.
+    pub seq: u32,
 }
 
 impl ConnRef {
     /// The uid of this connection's records.
     pub fn uid(&self) -> String {
-        crate::conn::conn_uid(&self.key, self.start)
+        crate::conn::conn_uid(&self.key, self.start, self.seq)
     }
 }
 
@@ -280,8 +284,8 @@ impl FlowMeter {
 
     /// Appends the live connection on `key` (just updated) to `conns`.
     fn attribute(&self, key: FlowKey, conns: &mut Vec<ConnRef>) {
-        if let Some(start) = self.table.start_of(&key) {
-            conns.push(ConnRef { key, start });
+        if let Some((start, seq)) = self.table.start_of(&key) {
+            conns.push(ConnRef { key, start, seq });
         }
     }
 

@@ -868,8 +868,12 @@ impl FlowTable {
                 found = None;
             }
         }
+        // The connection this packet may end, and its uid's start and seq:
+        // one that replaces it at the same instant takes the next seq.
+        let mut replaced: Option<(Timestamp, u32)> = None;
         if let Some(r) = found {
             let (conn, state) = self.flows.get(r);
+            replaced = Some((conn.start(), conn.uid_seq(&self.flows.side)));
             let (deadline, reason) = conn.deadline(state, &self.cfg);
             if deadline <= ts && reason == EndReason::Active {
                 out.push(self.flows.record(r, EndReason::Active, deadline));
@@ -924,6 +928,10 @@ impl FlowTable {
         };
         let was_half_open = !created && self.flows.is_half_open(r);
         let (conn, state, side) = self.flows.get_mut(r);
+        if let Some((start, seq)) = replaced.filter(|(start, _)| created && *start == ts) {
+            debug_assert_eq!(start, conn.start());
+            conn.set_uid_seq(side, seq.wrapping_add(1));
+        }
         conn.update(state, side, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
             let compact = if self.cfg.compact_starts {
@@ -1128,13 +1136,17 @@ impl FlowTable {
         }
     }
 
-    /// Start time (first packet) of the live connection on `key`, if any.
-    /// With the key, it names the connection: its uid is
-    /// [`conn_uid`](crate::conn::conn_uid)`(key, start)`.
-    pub fn start_of(&self, key: &FlowKey) -> Option<Timestamp> {
+    /// Start time (first packet) of the live connection on `key`, if any,
+    /// and its uid's `seq` (the earlier connections on `key` that started
+    /// at the same instant, almost always 0). With the key, they name the
+    /// connection: its uid is
+    /// [`conn_uid`](crate::conn::conn_uid)`(key, start, seq)`.
+    pub fn start_of(&self, key: &FlowKey) -> Option<(Timestamp, u32)> {
         let hash = self.hasher.hash_one(key);
-        self.find(&SlimKey::probe(key), hash)
-            .map(|r| self.flows.get(r).0.start())
+        self.find(&SlimKey::probe(key), hash).map(|r| {
+            let conn = self.flows.get(r).0;
+            (conn.start(), conn.uid_seq(&self.flows.side))
+        })
     }
 
     /// Counts a non-first IP fragment for an existing connection; `false`
@@ -1690,6 +1702,63 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].end_reason, EndReason::Reuse);
         assert_eq!(out[0].orig_pkts, 2);
+    }
+
+    #[test]
+    fn connections_reusing_a_tuple_within_one_timestamp_get_uids_of_their_own() {
+        for compact_starts in [false, true] {
+            let cfg = TableConfig {
+                report_starts: true,
+                compact_starts,
+                ..TableConfig::default()
+            };
+            let mut t = FlowTable::new(cfg);
+            let mut out = Vec::new();
+            // Three SYNs with new sequence numbers, all at one instant.
+            for isn in [100, 9000, 70000] {
+                feed(&mut t, &tcp(C, S, isn, None, "S", 0), 5.0, &mut out);
+            }
+            // A fourth a microsecond later: seq 0 again.
+            feed(
+                &mut t,
+                &tcp(C, S, 900_000, None, "S", 0),
+                5.000001,
+                &mut out,
+            );
+            t.flush(EndReason::Eof, &mut out);
+            let mut starts = Vec::new();
+            t.take_starts(&mut starts);
+            let mut uids: Vec<String> = out
+                .iter()
+                .filter(|r| r.end_reason != EndReason::Start)
+                .map(|r| r.uid.clone())
+                .collect();
+            assert_eq!(uids.len(), 4, "{out:#?}");
+            let ts = Timestamp(5_000_000_000);
+            let frame = tcp(C, S, 100, None, "S", 0);
+            let view =
+                PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+            let key = FlowTable::key_of(&view.inner).0;
+            assert_eq!(uids[0], crate::conn::conn_uid(&key, ts, 0));
+            assert_eq!(uids[1], crate::conn::conn_uid(&key, ts, 1));
+            assert_eq!(uids[2], crate::conn::conn_uid(&key, ts, 2));
+            assert_eq!(
+                uids[3],
+                crate::conn::conn_uid(&key, Timestamp(5_000_001_000), 0)
+            );
+            // Start records carry the uid of the connection they start.
+            let mut start_uids: Vec<String> = out
+                .iter()
+                .filter(|r| r.end_reason == EndReason::Start)
+                .map(|r| r.uid.clone())
+                .chain(starts.iter().map(|s| s.uid().to_owned()))
+                .collect();
+            start_uids.sort();
+            uids.sort();
+            uids.dedup();
+            assert_eq!(uids.len(), 4, "every uid distinct");
+            assert_eq!(start_uids, uids);
+        }
     }
 
     #[test]

@@ -167,6 +167,10 @@ pub(crate) struct Extra {
     timer_slot: i64,
     /// Full sequence positions of wide TCP endpoints.
     pub(crate) tcp_wide: [TcpWide; 2],
+    /// Earlier connections on the same key that started at the same
+    /// instant (a 5-tuple reused within one timestamp): mixed into the uid
+    /// so each connection has its own ([`conn_uid`]).
+    uid_seq: u32,
 }
 
 /// Slots of `T` recycled through a free list; a slot's id is its index + 1,
@@ -567,6 +571,19 @@ impl Conn {
         }
     }
 
+    /// How many earlier connections on this key started at the same
+    /// instant ([`conn_uid`]'s `seq`).
+    pub(crate) fn uid_seq(&self, slab: &SideSlab) -> u32 {
+        self.extra(slab).map_or(0, |x| x.uid_seq)
+    }
+
+    /// Sets [`Conn::uid_seq`] (a side slot is taken only when it is not 0).
+    pub(crate) fn set_uid_seq(&mut self, slab: &mut SideSlab, seq: u32) {
+        if seq != 0 {
+            self.extra_mut(slab).uid_seq = seq;
+        }
+    }
+
     /// Frees the connection's side slots and what hangs from them (when it
     /// ends).
     pub(crate) fn release(&mut self, state: StateMut<'_>, slab: &mut SideSlab) {
@@ -912,7 +929,7 @@ impl Conn {
         let (o, r) = (self.orig(), 1 - self.orig());
         let (orig_ep, resp_ep, proto, op, rp) = self.ends(key);
         let mut uid = [0u8; UID_BYTES];
-        let conn_uid = conn_uid_bytes(key, self.start());
+        let conn_uid = conn_uid_bytes(key, self.start(), self.uid_seq(slab));
         uid[..conn_uid.len()].copy_from_slice(&conn_uid);
         let mut history = [0u8; HISTORY_BYTES];
         history[..letters.len].copy_from_slice(letters.as_bytes());
@@ -979,7 +996,7 @@ impl Conn {
         let history = self.history(state, slab);
         ConnRecord {
             ts: self.start(),
-            uid: conn_uid(key, self.start()),
+            uid: conn_uid(key, self.start(), self.uid_seq(slab)),
             orig_h: orig_ep.addr,
             orig_p: op,
             resp_h: resp_ep.addr,
@@ -1073,16 +1090,21 @@ fn uid_bytes(prefix: u8, a: u64, b: u64) -> [u8; 18] {
     s
 }
 
-/// A connection's uid: "C" + base62 of a hash of its key and start time,
-/// so the same input always yields the same uids, whatever the worker count.
-pub fn conn_uid(key: &FlowKey, start: Timestamp) -> String {
-    uid_text(&conn_uid_bytes(key, start))
+/// A connection's uid: "C" + base62 of a hash of its key, start time and
+/// `seq`, so the same input always yields the same uids, whatever the
+/// worker count. `seq` counts the earlier connections on the same key that
+/// started at the same instant (0 almost always; a 5-tuple reused within
+/// one timestamp gets 1, 2, ...), so no two connections share a uid.
+pub fn conn_uid(key: &FlowKey, start: Timestamp, seq: u32) -> String {
+    uid_text(&conn_uid_bytes(key, start, seq))
 }
 
 /// [`conn_uid`]'s bytes, without allocating.
-fn conn_uid_bytes(key: &FlowKey, start: Timestamp) -> [u8; 18] {
+fn conn_uid_bytes(key: &FlowKey, start: Timestamp, seq: u32) -> [u8; 18] {
     let h = key.symmetric_hash();
-    let a = crate::key::mix64(h ^ start.0 as u64);
+    // seq 0 leaves the hash as it always was.
+    let salt = u64::from(seq).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let a = crate::key::mix64(h ^ start.0 as u64 ^ salt);
     let b = crate::key::mix64(a ^ 0x5bd1_e995);
     uid_bytes(b'C', a, b >> 24)
 }
