@@ -868,12 +868,15 @@ impl FlowTable {
                 found = None;
             }
         }
-        // The connection this packet may end, and its uid's start and seq:
-        // one that replaces it at the same instant takes the next seq.
-        let mut replaced: Option<(Timestamp, u32)> = None;
+        // The uid seq of a connection on this key that started at this
+        // very instant: one that replaces it takes the next seq. (Looked up
+        // only then: it may be in a side slot.)
+        let mut same_instant_seq: Option<u32> = None;
         if let Some(r) = found {
             let (conn, state) = self.flows.get(r);
-            replaced = Some((conn.start(), conn.uid_seq(&self.flows.side)));
+            if conn.start() == ts {
+                same_instant_seq = Some(conn.uid_seq(&self.flows.side));
+            }
             let (deadline, reason) = conn.deadline(state, &self.cfg);
             if deadline <= ts && reason == EndReason::Active {
                 out.push(self.flows.record(r, EndReason::Active, deadline));
@@ -928,8 +931,7 @@ impl FlowTable {
         };
         let was_half_open = !created && self.flows.is_half_open(r);
         let (conn, state, side) = self.flows.get_mut(r);
-        if let Some((start, seq)) = replaced.filter(|(start, _)| created && *start == ts) {
-            debug_assert_eq!(start, conn.start());
+        if let Some(seq) = same_instant_seq.filter(|_| created) {
             conn.set_uid_seq(side, seq.wrapping_add(1));
         }
         conn.update(state, side, p, src_is_lo, ts, complete, &self.cfg);
