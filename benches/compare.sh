@@ -458,6 +458,8 @@ live_rate() {
         cat "$sensor_log" >&2
         return 1
     fi
+    local backlog_before
+    backlog_before=$(softnet_dropped)
     ip netns exec "$ns_gen" tcpreplay --topspeed -i "$if_gen" "$file" >"$replay_log" 2>&1
     # Let the shards drain, then stop the sensor the way an operator would.
     sleep 2
@@ -468,6 +470,12 @@ live_rate() {
     local veth_drops
     veth_drops=$(($(ip netns exec "$ns_gen" cat "/sys/class/net/$if_gen/statistics/tx_dropped") +
         $(ip netns exec "$ns_cap" cat "/sys/class/net/$if_cap/statistics/rx_dropped")))
+    # Frames the receiving end counted as received, and the frames every
+    # CPU's input backlog turned away meanwhile (/proc/net/softnet_stat is
+    # for the whole machine, not the namespace).
+    local veth_rx backlog_drops
+    veth_rx=$(ip netns exec "$ns_cap" cat "/sys/class/net/$if_cap/statistics/rx_packets")
+    backlog_drops=$(($(softnet_dropped) - backlog_before))
     kill -TERM "$sensor_pid"
     wait "$sensor_pid" || true
     sensor_pid=""
@@ -502,6 +510,8 @@ live_rate() {
     # including those the ring had no room for; a handful of frames the
     # namespace sends itself (IPv6 neighbour discovery) can make this negative.
     echo "| otherwise never reached the capture socket (sent - veth drops - kernel received) | $((sent - veth_drops - received)) | $(pct $((sent - veth_drops - received)) "$sent") |"
+    echo "| of those: turned away by a CPU's input backlog (softnet_stat, whole machine) | $backlog_drops | $(pct "$backlog_drops" "$sent") |"
+    echo "| counted as received by the capturing end of the pair (rx_packets) | $veth_rx | $(pct "$veth_rx" "$sent") |"
     echo "| dropped by the kernel (ring full) | $kernel | $(pct "$kernel" "$sent") |"
     echo "| dropped by the interface | $iface | $(pct "$iface" "$sent") |"
     echo "| captured by sensor | $captured | $(pct "$captured" "$sent") |"
@@ -515,6 +525,16 @@ live_rate() {
     echo '```'
     grep -E '^(packets|flows|captured): ' "$sensor_log"
     echo '```'
+}
+
+# Frames turned away by the CPUs' input backlogs since boot: the second
+# column (hexadecimal) of /proc/net/softnet_stat, summed over CPUs.
+softnet_dropped() {
+    local total=0 dropped
+    while read -r _ dropped _; do
+        total=$((total + 16#$dropped))
+    done </proc/net/softnet_stat
+    echo "$total"
 }
 
 live_cleanup() {
