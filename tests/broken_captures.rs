@@ -216,6 +216,45 @@ fn pcap_cut_inside_a_record_exits_3_with_its_offset() {
     assert_eq!(packets_in_records(&o), 3);
 }
 
+#[test]
+fn every_damaged_input_of_a_timeline_is_reported_not_only_the_first() {
+    // Two cut files and a good one, read as one timeline.
+    let mut first = good_pcap(3);
+    let d = frame(9);
+    let first_offset = first.len();
+    first.extend(&pcap_record(1_772_438_409, d.len() as u32, d.len() as u32, &d)[..20]);
+    let mut second = good_pcap(5);
+    let second_offset = second.len();
+    second.extend(&pcap_record(1_772_438_410, d.len() as u32, d.len() as u32, &d)[..30]);
+    let paths = [tmp("cut-a.pcap"), tmp("cut-b.pcap"), tmp("whole.pcap")];
+    std::fs::write(&paths[0], &first).unwrap();
+    std::fs::write(&paths[1], &second).unwrap();
+    std::fs::write(&paths[2], good_pcap(2)).unwrap();
+    for workers in ["1", "2"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_sensor"))
+            .args(["replay", "--no-progress", "-w", workers])
+            .args(&paths)
+            .output()
+            .expect("sensor runs");
+        expect(
+            &o,
+            3,
+            &[
+                "2 inputs ended early",
+                &format!(
+                    "cut-a.pcap: capture ended early at record 4 (byte offset {first_offset})"
+                ),
+                &format!(
+                    "cut-b.pcap: capture ended early at record 6 (byte offset {second_offset})"
+                ),
+                "packets: 10 ",
+            ],
+        );
+        assert!(!stderr(&o).contains("whole.pcap"), "{}", stderr(&o));
+        assert_eq!(packets_in_records(&o), 10, "{workers} workers");
+    }
+}
+
 // ---- pcapng -------------------------------------------------------------
 
 const BOM: u32 = 0x1a2b_3c4d;

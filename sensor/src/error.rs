@@ -158,6 +158,10 @@ pub enum SensorError {
         /// One error per line, each naming file, line and key.
         errors: String,
     },
+    /// More than one input ended early; each is listed (the exit status is
+    /// that of one input ending early).
+    #[error("{} inputs ended early:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    InputsEndedEarly(Vec<SensorError>),
     /// Writing output failed (the io error follows in the chain).
     #[error("cannot write output")]
     Output(#[source] io::Error),
@@ -179,6 +183,18 @@ pub enum SensorError {
         #[source]
         source: io::Error,
     },
+}
+
+impl SensorError {
+    /// One error for what went wrong reading several inputs: none, the one,
+    /// or [`SensorError::InputsEndedEarly`] listing them all.
+    pub fn of_inputs(mut errors: Vec<SensorError>) -> Option<SensorError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(SensorError::InputsEndedEarly(errors)),
+        }
+    }
 }
 
 /// What a write error means, for the common cases.
@@ -207,7 +223,9 @@ impl SensorError {
             | SensorError::MixedLinkTypes { .. }
             | SensorError::Metrics { .. }
             | SensorError::Config { .. } => EXIT_USAGE,
-            SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
+            SensorError::Truncated { .. } | SensorError::InputsEndedEarly(_) => {
+                EXIT_INPUT_ENDED_EARLY
+            }
             SensorError::Output(_)
             | SensorError::IpfixConnect(_)
             | SensorError::Write { .. }

@@ -61,7 +61,8 @@ impl Timeline {
 
     /// Hands every selected packet to `f` in capture-time order until the
     /// files end or `f` breaks, updating `progress` as it goes. A read
-    /// error ends that file (the others go on); the first one is returned.
+    /// error ends that file (the others go on); every file's error is
+    /// returned ([`SensorError::of_inputs`]).
     pub fn for_each<F>(&mut self, progress: &Progress, mut f: F) -> Option<SensorError>
     where
         F: FnMut(Packet<'_>) -> ControlFlow<()>,
@@ -118,12 +119,12 @@ fn merged<F>(files: &mut [CaptureFile], progress: &Progress, f: &mut F) -> Optio
 where
     F: FnMut(Packet<'_>) -> ControlFlow<()>,
 {
-    let mut input_error = None;
+    let mut input_errors = Vec::new();
     let mut since_progress = 0u32;
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut pending: Vec<Option<Pending>> = Vec::with_capacity(files.len());
     for i in 0..files.len() {
-        let p = fetch(files, i, &mut spare, &mut input_error);
+        let p = fetch(files, i, &mut spare, &mut input_errors);
         pending.push(p);
     }
     loop {
@@ -145,7 +146,7 @@ where
             break;
         }
         spare.push(p.data);
-        pending[i] = fetch(files, i, &mut spare, &mut input_error);
+        pending[i] = fetch(files, i, &mut spare, &mut input_errors);
         since_progress += 1;
         if since_progress == UPDATE_EVERY {
             since_progress = 0;
@@ -155,16 +156,16 @@ where
             );
         }
     }
-    input_error
+    SensorError::of_inputs(input_errors)
 }
 
 /// Reads file `i`'s next selected packet into a recycled buffer. A read
-/// error ends that file; the first such error is kept for the exit status.
+/// error ends that file and joins `input_errors`.
 fn fetch(
     files: &mut [CaptureFile],
     i: usize,
     spare: &mut Vec<Vec<u8>>,
-    input_error: &mut Option<SensorError>,
+    input_errors: &mut Vec<SensorError>,
 ) -> Option<Pending> {
     loop {
         match files[i].next_packet() {
@@ -182,9 +183,7 @@ fn fetch(
             }
             Ok(None) => return None,
             Err(e) => {
-                if input_error.is_none() {
-                    *input_error = Some(e);
-                }
+                input_errors.push(e);
                 return None;
             }
         }
