@@ -731,3 +731,32 @@ fn on_a_terminal_progress_is_a_bar_with_packets_bytes_and_eta() {
         "{screen:?}"
     );
 }
+
+/// A write error (here the full device) ends the extraction with exit 1
+/// and a message naming the file; the device itself is left alone.
+#[test]
+fn an_output_that_cannot_be_written_is_an_error_not_a_short_file() {
+    let input = generated_capture();
+    let o = run(&[
+        "extract",
+        input.to_str().unwrap(),
+        "--host",
+        "10.1.0.10",
+        "-o",
+        "/dev/full",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/full: cannot write")
+            && stderr(&o).contains("(no space left on the device)"),
+        "{}",
+        stderr(&o)
+    );
+    let full = std::fs::metadata("/dev/full").expect("/dev/full is still there");
+    assert!(!full.is_file(), "still the device");
+    // The same extraction to a writable file works and holds the packets.
+    let out = tmp("writable.pcap");
+    let o = extract(&input, &["--host", "10.1.0.10"], &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tshark_count(&out) > 0);
+}

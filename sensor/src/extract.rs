@@ -138,12 +138,14 @@ pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
     let (out, packets_read) = match written {
         Ok(w) => w,
         Err(e) => {
-            let _ = std::fs::remove_file(&cfg.output);
+            crate::savefile::remove_partial(&cfg.output);
             return Err(e);
         }
     };
     let link = out.link();
-    let packets_written = out.finish()?;
+    let packets_written = out.finish().inspect_err(|_| {
+        crate::savefile::remove_partial(&cfg.output);
+    })?;
     Ok(ExtractOutcome {
         connections,
         packets_read,
@@ -233,8 +235,13 @@ fn write(
             });
             return ControlFlow::Break(());
         }
-        file.write(p.ts, p.data, p.wire_len);
-        ControlFlow::Continue(())
+        match file.write(p.ts, p.data, p.wire_len) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+        }
     });
     if let Some(e) = failure {
         return Err(e);
