@@ -349,23 +349,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    if let Some(out) = output_args(&cli.command) {
-        if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
-            use clap::CommandFactory;
-            Cli::command()
-                .error(
-                    clap::error::ErrorKind::MissingRequiredArgument,
-                    "--rotate-size and --rotate-interval rotate files: give -o FILE and/or \
-                     --alerts FILE (standard output is never rotated)",
-                )
-                .exit();
-        }
-    }
-    if let Some(message) = output_clash(&cli.command) {
+    if let Some((kind, message)) = combination_error(&cli.command) {
         use clap::CommandFactory;
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, message)
-            .exit();
+        Cli::command().error(kind, message).exit();
     }
     init_tracing();
     match run(cli) {
@@ -530,6 +516,24 @@ fn output_args(command: &Command) -> Option<&OutputArgs> {
         Command::Live(a) => Some(&a.out),
         _ => None,
     }
+}
+
+/// What is wrong with a combination of options clap's own rules cannot
+/// express: rotation without a file to rotate, an output that is another
+/// output or an input. Checked before anything runs, and by `sensor config
+/// check` on a configuration file.
+pub(crate) fn combination_error(command: &Command) -> Option<(clap::error::ErrorKind, String)> {
+    if let Some(out) = output_args(command) {
+        if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
+            return Some((
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--rotate-size and --rotate-interval rotate files: give -o FILE and/or \
+                 --alerts FILE (standard output is never rotated)"
+                    .to_owned(),
+            ));
+        }
+    }
+    output_clash(command).map(|m| (clap::error::ErrorKind::ArgumentConflict, m))
 }
 
 /// A message when one of the files `command` would write is another of

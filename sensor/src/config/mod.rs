@@ -39,7 +39,7 @@ pub use flag::{configurable, key_of, Value, NOT_CONFIGURABLE};
 use crate::cli::Cli;
 use crate::error::SensorError;
 use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, Command, CommandFactory, Parser};
+use clap::{Arg, ArgAction, Command, CommandFactory, FromArgMatches, Parser};
 use flag::{clap_message, command, to_args, validate, value_of};
 use rules::{RuleError, RuleErrors};
 use std::ffi::OsString;
@@ -266,13 +266,15 @@ impl SensorConfig {
                     _ => argv.push("PLACEHOLDER".into()),
                 }
             }
-            if let Err(e) = Cli::command().try_get_matches_from(argv) {
-                errors.push(RuleError::new(
-                    &self.file,
-                    None,
-                    command_name,
-                    clap_message(&e),
-                ));
+            let problem = match Cli::command().try_get_matches_from(argv) {
+                Err(e) => Some(clap_message(&e)),
+                Ok(m) => Cli::from_arg_matches(&m)
+                    .ok()
+                    .and_then(|cli| crate::cli::combination_error(&cli.command))
+                    .map(|(_, message)| message),
+            };
+            if let Some(message) = problem {
+                errors.push(RuleError::new(&self.file, None, command_name, message));
             }
         }
         errors
@@ -431,6 +433,14 @@ mod tests {
         let e = load("alerts = \"a.json\"\n").unwrap_err();
         assert!(e.contains("s.toml: replay: "), "{e}");
         assert!(e.contains("--rules"), "{e}");
+        // Rules the command line checks after parsing, too.
+        let e = load("rotate_size = \"10K\"\n").unwrap_err();
+        assert!(e.contains("s.toml: replay: "), "{e}");
+        assert!(e.contains("standard output is never rotated"), "{e}");
+        let e =
+            load("rules = \"r.toml\"\nalerts = \"same.log\"\noutput = \"same.log\"\n").unwrap_err();
+        assert!(e.contains("are the same file"), "{e}");
+        assert!(load("rotate_size = \"10K\"\noutput = \"conn.log\"\n").is_ok());
     }
 
     #[test]
