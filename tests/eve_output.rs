@@ -298,3 +298,55 @@ fn corpus_flows_with_icmp_ipv6_vlans_and_tunnels_follow_suricatas_schema() {
         assert!(seen.contains(kind), "no {kind} flow in {seen:?}");
     }
 }
+
+/// An IP protocol Zeek calls `unknown_transport` (253, for experiments)
+/// crossing from one customer to another: the EVE alert names the
+/// protocol as the EVE flow event does, by its number.
+#[test]
+fn alerts_on_other_ip_protocols_name_them_as_the_flow_events_do() {
+    use flowlib::pcap_writer::{PcapWriter, Resolution};
+    use flowlib::{LinkType, Timestamp};
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for (i, (src, dst)) in [
+        ([10, 20, 0, 5], [10, 30, 0, 7]),
+        ([10, 30, 0, 7], [10, 20, 0, 5]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(src, dst, 64)
+            .write(&mut frame, etherparse::IpNumber(253), &[0u8; 40])
+            .unwrap();
+        let ts = Timestamp::from_micros(1_772_438_400 + i as i64, 0);
+        w.write_packet(ts, &frame, frame.len() as u32).unwrap();
+    }
+    let pcap = tmp("proto253.pcap");
+    std::fs::write(&pcap, w.into_inner().unwrap()).unwrap();
+    let (alerts, flows) = (tmp("proto253.alerts.json"), tmp("proto253.flows.json"));
+    sensor(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "--rules",
+        repo().join("rules/examples/demo.toml").to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--alerts-format",
+        "eve",
+        "-f",
+        "eve",
+        "-o",
+        flows.to_str().unwrap(),
+    ]);
+    let (alerts, flows) = (lines(&alerts), lines(&flows));
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0]["proto"], "253");
+    assert!(!alerts.is_empty(), "customer to customer raises an alert");
+    for a in &alerts {
+        assert_eq!(a["proto"], flows[0]["proto"], "{a}");
+        assert_eq!(a["flow_id"], flows[0]["flow_id"], "{a}");
+        assert_eq!(a["flowmon"]["proto"], "unknown_transport", "{a}");
+    }
+}

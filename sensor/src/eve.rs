@@ -273,14 +273,7 @@ pub fn alert_event_type(a: &Alert) -> &'static str {
 /// Writes one alert as an EVE line.
 pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> io::Result<()> {
     let sig = signature(a.primary);
-    let ip_proto = match a.proto.as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        "sctp" => 132,
-        "icmp" if a.orig_h.is_ipv6() => 58,
-        "icmp" => 1,
-        _ => 0,
-    };
+    let ip_proto = a.ip_proto;
     let ends = endpoints(ip_proto, a.orig_p, a.resp_p);
     let mut metadata: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     metadata.insert("flowmon_score", vec![a.score.to_string()]);
@@ -315,11 +308,9 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> io::Result<()> {
             src_port: ends.src_port,
             dest_ip: a.resp_h,
             dest_port: ends.dest_port,
-            proto: if ip_proto == 0 {
-                a.proto.clone()
-            } else {
-                proto_name(ip_proto)
-            },
+            // As the flow events name it (GRE, 253, ...), never Zeek's
+            // `unknown_transport`.
+            proto: proto_name(ip_proto),
             vlan: a.vlan.into_iter().collect(),
             icmp_type: ends.icmp_type,
             icmp_code: ends.icmp_code,

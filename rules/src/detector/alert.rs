@@ -51,6 +51,10 @@ pub struct Alert {
     pub resp_p: u16,
     /// Transport protocol.
     pub proto: String,
+    /// IP protocol number (not in our JSON, where `proto` names it; EVE
+    /// and other exports name protocols Zeek calls `unknown_transport`).
+    #[serde(skip)]
+    pub ip_proto: u8,
     /// Outer VLAN id of the connection, if tagged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,

@@ -379,6 +379,7 @@ impl Detector {
             resp_h: r.resp_h,
             resp_p: r.resp_p,
             proto: r.proto.name().to_owned(),
+            ip_proto: r.ip_proto,
             vlan: r.vlan,
             score,
             severity: alert::severity(score, &rules.detector().severity),
