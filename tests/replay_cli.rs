@@ -159,6 +159,29 @@ fn output_file_option_writes_records_there() {
 }
 
 #[test]
+fn output_dash_is_standard_output_not_a_file_named_dash() {
+    let dir = tmp("dash-cwd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = sensor()
+        .current_dir(&dir)
+        .args(["replay", "-q", "-o", "-", demo().to_str().unwrap()])
+        .output()
+        .expect("sensor runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_records(&o).len(), 633);
+    assert!(!dir.join("-").exists(), "no file named -");
+    // Rotation needs a file: standard output is not one, however named.
+    let o = sensor()
+        .current_dir(&dir)
+        .args(["replay", "-q", "-o", "-", "--rotate-size", "1M"])
+        .arg(demo())
+        .output()
+        .expect("sensor runs");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!dir.join("-").exists(), "no file named -");
+}
+
+#[test]
 fn bpf_filter_keeps_only_matching_packets() {
     let o = run(&[
         "replay",

@@ -155,6 +155,12 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// The file records go to: `None` for standard output (no `-o`, or
+    /// `-o -` as tcpdump and tshark take it).
+    pub fn records_file(&self) -> Option<&std::path::Path> {
+        self.output.as_deref().filter(|p| p.as_os_str() != "-")
+    }
+
     /// The rotation these arguments ask for.
     pub fn rotation(&self) -> Rotation {
         Rotation {
@@ -524,7 +530,7 @@ fn output_args(command: &Command) -> Option<&OutputArgs> {
 /// check` on a configuration file.
 pub(crate) fn combination_error(command: &Command) -> Option<(clap::error::ErrorKind, String)> {
     if let Some(out) = output_args(command) {
-        if out.rotation().enabled() && out.output.is_none() && out.alerts.is_none() {
+        if out.rotation().enabled() && out.records_file().is_none() && out.alerts.is_none() {
             return Some((
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "--rotate-size and --rotate-interval rotate files: give -o FILE and/or \
@@ -638,7 +644,7 @@ fn open_output(
     baseline: Option<rules::baseline::Baseline>,
     telemetry: &Telemetry,
 ) -> Result<Output, SensorError> {
-    let records = Output::open(out.output.as_deref(), out.format, out.rotation())?;
+    let records = Output::open(out.records_file(), out.format, out.rotation())?;
     Ok(attach_rules(records, rules, baseline, out)?
         .with_ipfix(out.ipfix.open()?)
         .with_metrics(telemetry.metrics())
