@@ -579,3 +579,18 @@ fn a_bad_baseline_is_refused_before_the_output_file_is_touched() {
     assert!(!d.join("alerts.log").exists(), "no alerts file was created");
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn report_and_inventory_name_the_file_they_cannot_write() {
+    let (demo, rules) = (demo(), rules());
+    for command in ["report", "inventory"] {
+        let args = [command, &demo, "--rules", &rules, "-o", "/dev/full"];
+        let o = sensor(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("/dev/full: cannot write"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -101,7 +101,10 @@ pub fn run(args: ReportArgs, shutdown: Arc<AtomicBool>) -> Result<u8, SensorErro
         evidence: &evidence,
         summary: outcome.summary.to_string(),
     });
-    std::fs::write(&args.output, page).map_err(SensorError::Output)?;
+    std::fs::write(&args.output, page).map_err(|e| SensorError::WriteFile {
+        path: args.output.clone(),
+        message: e.to_string(),
+    })?;
     eprintln!(
         "report: {} relationships, {} alerts -> {}",
         inventory.rows.len(),
