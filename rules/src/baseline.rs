@@ -175,18 +175,36 @@ impl Baseline {
                 message: format!("no \"format\": \"{FORMAT}\" field"),
             });
         }
-        let found = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if found != VERSION {
+        let Some(found) = head.get("version").and_then(|v| v.as_u64()) else {
+            return Err(BaselineError::Format {
+                path: p,
+                message: "no \"version\" number".to_owned(),
+            });
+        };
+        if found != u64::from(VERSION) {
             return Err(BaselineError::Version {
                 path: p,
-                found,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
                 expected: VERSION,
             });
         }
-        serde_json::from_value(head).map_err(|e| BaselineError::Format {
-            path: p,
-            message: e.to_string(),
-        })
+        let baseline: Baseline =
+            serde_json::from_value(head).map_err(|e| BaselineError::Format {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
+        // Hours of the week are 0 (Monday 00:00 UTC) to 167.
+        for (key, pair) in &baseline.pairs {
+            if let Some(h) = pair.hours.iter().find(|h| **h >= 168) {
+                return Err(BaselineError::Format {
+                    path: p,
+                    message: format!(
+                        "pair \"{key}\": hour of the week {h} is out of range (0-167)"
+                    ),
+                });
+            }
+        }
+        Ok(baseline)
     }
 
     /// Writes the baseline as JSON.
@@ -335,6 +353,10 @@ mod tests {
         std::fs::write(&old, r#"{"format":"flowmon-baseline","version":99}"#).unwrap();
         let e = Baseline::load(&old).unwrap_err();
         assert!(e.to_string().contains("version 99"), "{e}");
+        let unversioned = dir.join("unversioned.json");
+        std::fs::write(&unversioned, r#"{"format":"flowmon-baseline"}"#).unwrap();
+        let e = Baseline::load(&unversioned).unwrap_err();
+        assert!(e.to_string().contains("no \"version\" number"), "{e}");
         assert!(matches!(
             Baseline::load(&dir.join("missing.json")),
             Err(BaselineError::Io { .. })
@@ -405,5 +427,22 @@ networks = ["10.20.0.0/16"]
         assert_eq!(base.pair(o, d, Some(0)).map(|p| p.connections), Some(2));
         assert_eq!(base.pair(o, d, Some(7)).map(|p| p.connections), Some(1));
         assert_eq!(base.pairs.len(), 2);
+
+        // Saved and loaded back whole; an hour of the week past 167 is refused.
+        let dir = std::env::temp_dir().join(format!("flowmon-baseline-h-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.json");
+        base.save(&path).unwrap();
+        assert_eq!(Baseline::load(&path).unwrap(), base);
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["pairs"]["10.10.0.1 10.20.0.1"]["hours"] = serde_json::json!([3, 200]);
+        std::fs::write(&path, v.to_string()).unwrap();
+        let e = Baseline::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("pair \"10.10.0.1 10.20.0.1\": hour of the week 200 is out of range"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
