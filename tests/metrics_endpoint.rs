@@ -553,3 +553,24 @@ fn export_failures_are_counted_by_reason() {
     assert_eq!(written, flushed);
     assert!(written < 633.0);
 }
+
+/// A metrics file that could not be written at the end is refused at the
+/// start, before a packet is read.
+#[test]
+fn a_metrics_file_in_a_missing_directory_is_refused_before_anything_runs() {
+    let textfile = tmp("no-such-dir").join("final.prom");
+    let o = sensor()
+        .args(["replay", "--no-progress", "-w", "1", "--metrics-file"])
+        .arg(&textfile)
+        .arg(repo().join("demo/msp-demo.pcap"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the metrics file") && stderr.contains("final.prom"),
+        "{stderr}"
+    );
+    assert!(o.stdout.is_empty(), "no record was written");
+    assert!(!stderr.contains("packets:"), "nothing ran: {stderr}");
+}

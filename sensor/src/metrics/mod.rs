@@ -336,12 +336,7 @@ impl Metrics {
     /// beside it, then a rename), as node_exporter's textfile collector
     /// expects.
     pub fn write_textfile(&self, path: &Path) -> io::Result<()> {
-        let mut name = path
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?
-            .to_owned();
-        name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(name);
+        let tmp = textfile_tmp(path)?;
         let mut f = std::fs::File::create(&tmp)?;
         let written = f
             .write_all(self.render().as_bytes())
@@ -354,6 +349,24 @@ impl Metrics {
     }
 }
 
+/// The file the textfile is written to before it is renamed over `path`.
+fn textfile_tmp(path: &Path) -> io::Result<PathBuf> {
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?
+        .to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    Ok(path.with_file_name(name))
+}
+
+/// Whether the textfile can be written where it goes (its directory
+/// exists and takes new files): checked before a run, not after it.
+fn probe_textfile(path: &Path) -> io::Result<()> {
+    let tmp = textfile_tmp(path)?;
+    std::fs::File::create(&tmp)?;
+    std::fs::remove_file(&tmp)
+}
+
 /// The metrics of one run: the counters, the endpoint serving them and
 /// the file the final numbers go to, each only when asked for.
 pub struct Telemetry {
@@ -363,13 +376,20 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Binds the endpoint at `addr` (if any) before anything runs; keeps
-    /// counters when there is an endpoint or a `textfile`.
+    /// Binds the endpoint at `addr` (if any) and checks that `textfile`
+    /// can be written before anything runs; keeps counters when there is
+    /// an endpoint or a `textfile`.
     pub fn start(
         addr: Option<SocketAddr>,
         textfile: Option<PathBuf>,
         shards: usize,
     ) -> Result<Telemetry, SensorError> {
+        if let Some(path) = &textfile {
+            probe_textfile(path).map_err(|source| SensorError::MetricsFile {
+                path: path.clone(),
+                source,
+            })?;
+        }
         let metrics =
             (addr.is_some() || textfile.is_some()).then(|| Arc::new(Metrics::new(shards)));
         let server = match (addr, &metrics) {
