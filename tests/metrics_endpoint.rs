@@ -568,7 +568,9 @@ fn a_metrics_file_in_a_missing_directory_is_refused_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("cannot write the metrics file") && stderr.contains("final.prom"),
+        stderr.contains("cannot write the metrics file")
+            && stderr.contains("final.prom: No such file or directory (os error 2)")
+            && stderr.matches("os error").count() == 1,
         "{stderr}"
     );
     assert!(o.stdout.is_empty(), "no record was written");

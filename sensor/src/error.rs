@@ -141,7 +141,7 @@ pub enum SensorError {
         message: String,
     },
     /// The final metrics could not be written to their file.
-    #[error("cannot write the metrics file {}: {source}", path.display())]
+    #[error("cannot write the metrics file {}", path.display())]
     MetricsFile {
         /// The file.
         path: PathBuf,
