@@ -102,14 +102,31 @@ impl Rules {
     pub fn load(path: impl AsRef<Path>) -> Result<Rules, RuleErrors> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Rules::from_str(&text, &name),
-            Err(e) => Err(RuleErrors::new(vec![RuleError::new(
-                name,
+        let bytes = std::fs::read(path).map_err(|e| {
+            RuleErrors::new(vec![RuleError::new(
+                name.clone(),
                 None,
                 "",
                 format!("cannot read the rule file: {e}"),
-            )])),
+            )])
+        })?;
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Rules::from_str(text, &name),
+            Err(e) => {
+                // TOML is UTF-8: say where the first bad byte is.
+                let good = &bytes[..e.valid_up_to()];
+                let line = 1 + good.iter().filter(|b| **b == b'\n').count();
+                let column = 1 + good.iter().rev().take_while(|b| **b != b'\n').count();
+                Err(RuleErrors::new(vec![RuleError::new(
+                    name,
+                    Some(line),
+                    "",
+                    format!(
+                        "not valid UTF-8 at byte {} (column {column}); rule files are UTF-8 text",
+                        e.valid_up_to()
+                    ),
+                )]))
+            }
         }
     }
 
