@@ -534,6 +534,18 @@ fn an_output_naming_an_input_or_another_output_is_refused_before_anything_is_wri
         std::fs::read_to_string(rules()).unwrap(),
         "the rule file is intact"
     );
+    // A device is not a file two writers can spoil.
+    ok(&[
+        "replay",
+        "-q",
+        &cap,
+        "--rules",
+        &rul,
+        "-o",
+        "/dev/null",
+        "--alerts",
+        "/dev/null",
+    ]);
     // Distinct files still work.
     ok(&[
         "replay",

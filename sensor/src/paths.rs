@@ -20,9 +20,10 @@ impl<'a> NamedPath<'a> {
     }
 }
 
-/// Standard input or output, not a file.
-fn is_stdio(p: &Path) -> bool {
-    p.as_os_str() == "-"
+/// Not a file two writers can spoil: standard input or output (`-`), or
+/// something that exists and is not a regular file (`/dev/null`, a FIFO).
+fn is_not_a_file(p: &Path) -> bool {
+    p.as_os_str() == "-" || std::fs::metadata(p).is_ok_and(|m| !m.is_file())
 }
 
 /// Where `p` resolves to: the file's canonical path when it exists,
@@ -44,16 +45,17 @@ fn resolved(p: &Path) -> PathBuf {
 
 /// The first output that is the same file as another output or as an
 /// input, as a message naming both; `None` when every output is a file of
-/// its own. Standard output (`-`) is never a clash.
+/// its own. Standard output (`-`) and devices such as `/dev/null` are
+/// never a clash.
 pub fn clash(outputs: &[NamedPath<'_>], inputs: &[NamedPath<'_>]) -> Option<String> {
     let outs: Vec<(NamedPath<'_>, PathBuf)> = outputs
         .iter()
-        .filter(|o| !is_stdio(o.path))
+        .filter(|o| !is_not_a_file(o.path))
         .map(|o| (*o, resolved(o.path)))
         .collect();
     let ins: Vec<(NamedPath<'_>, PathBuf)> = inputs
         .iter()
-        .filter(|i| !is_stdio(i.path))
+        .filter(|i| !is_not_a_file(i.path))
         .map(|i| (*i, resolved(i.path)))
         .collect();
     for (i, (out, at)) in outs.iter().enumerate() {
@@ -127,12 +129,14 @@ mod tests {
     }
 
     #[test]
-    fn standard_output_never_clashes() {
-        let dash = Path::new("-");
-        assert!(clash(
-            &[NamedPath::new("-o", dash), NamedPath::new("--alerts", dash)],
-            &[NamedPath::new("capture file", dash)]
-        )
-        .is_none());
+    fn standard_output_and_devices_never_clash() {
+        for p in ["-", "/dev/null"] {
+            let p = Path::new(p);
+            assert!(clash(
+                &[NamedPath::new("-o", p), NamedPath::new("--alerts", p)],
+                &[NamedPath::new("capture file", p)]
+            )
+            .is_none());
+        }
     }
 }
