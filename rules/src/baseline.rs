@@ -380,41 +380,9 @@ networks = ["10.20.0.0/16"]
             "vlan0.toml",
         )
         .unwrap();
-        let record = |vlan: Option<u16>| {
-            let ts = Timestamp::from_micros(1_772_409_600, 0);
-            ConnRecord {
-                ts,
-                uid: "C1".into(),
-                orig_h: "10.10.0.1".parse().unwrap(),
-                orig_p: 50000,
-                resp_h: "10.20.0.1".parse().unwrap(),
-                resp_p: 22,
-                proto: flowlib::Proto::Tcp,
-                service: None,
-                duration: None,
-                orig_bytes: Some(10),
-                resp_bytes: Some(10),
-                conn_state: flowlib::ConnState::SF,
-                local_orig: None,
-                local_resp: None,
-                missed_bytes: 0,
-                history: "ShADadFf".into(),
-                orig_pkts: 5,
-                orig_ip_bytes: 300,
-                resp_pkts: 5,
-                resp_ip_bytes: 300,
-                tunnel_parents: vec![],
-                vlan,
-                inner_vlan: None,
-                ip_proto: 6,
-                community_id: "1:x".into(),
-                end_reason: EndReason::Fin,
-                emitted: ts,
-                orig_enclave: None,
-                resp_enclave: None,
-                orig_host_group: None,
-                resp_host_group: None,
-            }
+        let record = |vlan: Option<u16>| ConnRecord {
+            vlan,
+            ..crate::test_records::tcp("10.10.0.1", "10.20.0.1", 22, 1_772_409_600, (10, 10))
         };
         let mut b = BaselineBuilder::new(rules);
         b.observe(&record(Some(0)));

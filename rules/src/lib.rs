@@ -76,6 +76,8 @@ pub mod hostgroup;
 pub mod inventory;
 pub mod lookup;
 pub mod relationship;
+#[cfg(test)]
+mod test_records;
 
 pub use config::{Rules, Summary};
 pub use enclave::Location;
