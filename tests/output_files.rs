@@ -534,30 +534,19 @@ fn an_output_naming_an_input_or_another_output_is_refused_before_anything_is_wri
         std::fs::read_to_string(rules()).unwrap(),
         "the rule file is intact"
     );
-    // A device is not a file two writers can spoil.
-    ok(&[
-        "replay",
-        "-q",
-        &cap,
-        "--rules",
-        &rul,
-        "-o",
-        "/dev/null",
-        "--alerts",
-        "/dev/null",
-    ]);
-    // Distinct files still work.
-    ok(&[
-        "replay",
-        "-q",
-        &cap,
-        "--rules",
-        &rul,
-        "-o",
-        &d.join("records.log").display().to_string(),
-        "--alerts",
-        &d.join("alerts.log").display().to_string(),
-    ]);
+    // Distinct files work, and a device is not a file two writers can spoil.
+    let (records, alerts) = (
+        d.join("records.log").display().to_string(),
+        d.join("alerts.log").display().to_string(),
+    );
+    for (o, a) in [
+        (records.as_str(), alerts.as_str()),
+        ("/dev/null", "/dev/null"),
+    ] {
+        ok(&[
+            "replay", "-q", &cap, "--rules", &rul, "-o", o, "--alerts", a,
+        ]);
+    }
     let _ = std::fs::remove_dir_all(d);
 }
 

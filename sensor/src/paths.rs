@@ -43,21 +43,21 @@ fn resolved(p: &Path) -> PathBuf {
     }
 }
 
+/// The files among `paths`, each with where it resolves to.
+fn files<'a>(paths: &[NamedPath<'a>]) -> Vec<(NamedPath<'a>, PathBuf)> {
+    paths
+        .iter()
+        .filter(|p| !is_not_a_file(p.path))
+        .map(|p| (*p, resolved(p.path)))
+        .collect()
+}
+
 /// The first output that is the same file as another output or as an
 /// input, as a message naming both; `None` when every output is a file of
 /// its own. Standard output (`-`) and devices such as `/dev/null` are
 /// never a clash.
 pub fn clash(outputs: &[NamedPath<'_>], inputs: &[NamedPath<'_>]) -> Option<String> {
-    let outs: Vec<(NamedPath<'_>, PathBuf)> = outputs
-        .iter()
-        .filter(|o| !is_not_a_file(o.path))
-        .map(|o| (*o, resolved(o.path)))
-        .collect();
-    let ins: Vec<(NamedPath<'_>, PathBuf)> = inputs
-        .iter()
-        .filter(|i| !is_not_a_file(i.path))
-        .map(|i| (*i, resolved(i.path)))
-        .collect();
+    let (outs, ins) = (files(outputs), files(inputs));
     for (i, (out, at)) in outs.iter().enumerate() {
         if let Some((other, _)) = outs[..i].iter().find(|(_, a)| a == at) {
             return Some(format!(
