@@ -196,12 +196,20 @@ fn pcap_zero_lengths_are_counted_not_fatal() {
     assert_eq!(packets_in_records(&o), 1);
 }
 
+/// A good file of `n` records, then the first `keep` bytes of one more;
+/// with the byte offset where that last record starts.
+fn cut_pcap(n: u8, keep: usize) -> (Vec<u8>, usize) {
+    let mut f = good_pcap(n);
+    let offset = f.len();
+    let d = frame(9);
+    let secs = 1_772_438_400 + u32::from(n) + 9;
+    f.extend(&pcap_record(secs, d.len() as u32, d.len() as u32, &d)[..keep]);
+    (f, offset)
+}
+
 #[test]
 fn pcap_cut_inside_a_record_exits_3_with_its_offset() {
-    let mut f = good_pcap(3);
-    let d = frame(9);
-    let offset = f.len();
-    f.extend(&pcap_record(1_772_438_409, d.len() as u32, d.len() as u32, &d)[..20]);
+    let (f, offset) = cut_pcap(3, 20);
     let o = replay("cut.pcap", &f);
     expect(
         &o,
@@ -219,13 +227,8 @@ fn pcap_cut_inside_a_record_exits_3_with_its_offset() {
 #[test]
 fn every_damaged_input_of_a_timeline_is_reported_not_only_the_first() {
     // Two cut files and a good one, read as one timeline.
-    let mut first = good_pcap(3);
-    let d = frame(9);
-    let first_offset = first.len();
-    first.extend(&pcap_record(1_772_438_409, d.len() as u32, d.len() as u32, &d)[..20]);
-    let mut second = good_pcap(5);
-    let second_offset = second.len();
-    second.extend(&pcap_record(1_772_438_410, d.len() as u32, d.len() as u32, &d)[..30]);
+    let (first, first_offset) = cut_pcap(3, 20);
+    let (second, second_offset) = cut_pcap(5, 30);
     let paths = [tmp("cut-a.pcap"), tmp("cut-b.pcap"), tmp("whole.pcap")];
     std::fs::write(&paths[0], &first).unwrap();
     std::fs::write(&paths[1], &second).unwrap();
