@@ -604,6 +604,55 @@ pub struct FlowTable {
     backlog: bool,
     /// Compact start records not taken yet ([`TableConfig::compact_starts`]).
     starts: Vec<ConnStart>,
+    /// Uid seqs of connections that ended at the instant they started.
+    same_instant: SameInstant,
+}
+
+/// Most keys [`SameInstant`] remembers for one instant (a few tens of KB):
+/// past that, a connection evicted at the instant it started and followed
+/// by another on its key at that instant may share its uid.
+const SAME_INSTANT_MAX: usize = 4096;
+
+/// The uid seqs ([`conn_uid`](crate::conn::conn_uid)'s `seq`) of
+/// connections that ended at the instant they started (a 5-tuple reused,
+/// or evicted and back, within one timestamp), by key hash: the next
+/// connection on the key at that instant takes the next seq, so no two
+/// share a uid. Forgotten when the clock moves on.
+struct SameInstant {
+    at: Timestamp,
+    seqs: std::collections::HashMap<u64, u32>,
+}
+
+impl Default for SameInstant {
+    fn default() -> Self {
+        SameInstant {
+            at: Timestamp(i64::MIN),
+            seqs: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl SameInstant {
+    /// A connection on the key hashed `hash`, with uid seq `seq`, started
+    /// and ended at `at`.
+    fn note(&mut self, at: Timestamp, hash: u64, seq: u32) {
+        if self.at != at {
+            self.seqs.clear();
+            self.at = at;
+        }
+        if self.seqs.len() < SAME_INSTANT_MAX || self.seqs.contains_key(&hash) {
+            self.seqs.insert(hash, seq);
+        }
+    }
+
+    /// The uid seq of a connection starting at `at` on the key hashed
+    /// `hash`: 0 unless one on that key started and ended at `at`.
+    fn next_seq(&self, at: Timestamp, hash: u64) -> u32 {
+        if self.at != at || self.seqs.is_empty() {
+            return 0;
+        }
+        self.seqs.get(&hash).map_or(0, |seq| seq.wrapping_add(1))
+    }
 }
 
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
@@ -658,6 +707,7 @@ impl FlowTable {
             now: Timestamp(i64::MIN),
             backlog: false,
             starts: Vec::new(),
+            same_instant: SameInstant::default(),
         };
         t.note_memory();
         t
@@ -868,15 +918,8 @@ impl FlowTable {
                 found = None;
             }
         }
-        // The uid seq of a connection on this key that started at this
-        // very instant: one that replaces it takes the next seq. (Looked up
-        // only then: it may be in a side slot.)
-        let mut same_instant_seq: Option<u32> = None;
         if let Some(r) = found {
             let (conn, state) = self.flows.get(r);
-            if conn.start() == ts {
-                same_instant_seq = Some(conn.uid_seq(&self.flows.side));
-            }
             let (deadline, reason) = conn.deadline(state, &self.cfg);
             if deadline <= ts && reason == EndReason::Active {
                 out.push(self.flows.record(r, EndReason::Active, deadline));
@@ -931,8 +974,10 @@ impl FlowTable {
         };
         let was_half_open = !created && self.flows.is_half_open(r);
         let (conn, state, side) = self.flows.get_mut(r);
-        if let Some(seq) = same_instant_seq.filter(|_| created) {
-            conn.set_uid_seq(side, seq.wrapping_add(1));
+        if created {
+            // After connections on this key that started and ended at this
+            // instant (a reused or evicted 5-tuple): the next uid seq.
+            conn.set_uid_seq(side, self.same_instant.next_seq(ts, hash));
         }
         conn.update(state, side, p, src_is_lo, ts, complete, &self.cfg);
         if created && self.cfg.report_starts {
@@ -1314,6 +1359,11 @@ impl FlowTable {
         }
         let key = self.flows.key(r);
         let hash = self.hasher.hash_one(key);
+        let conn = self.flows.get(r).0;
+        if conn.start() == self.now {
+            let seq = conn.uid_seq(&self.flows.side);
+            self.same_instant.note(self.now, hash, seq);
+        }
         if let Ok(e) = self.index.find_entry(hash, |&x| x == r) {
             e.remove();
         }
@@ -1761,6 +1811,45 @@ mod tests {
             assert_eq!(uids.len(), 4, "every uid distinct");
             assert_eq!(start_uids, uids);
         }
+    }
+
+    #[test]
+    fn a_tuple_evicted_and_back_within_one_timestamp_gets_a_uid_of_its_own() {
+        let cfg = TableConfig {
+            max_flows: 1,
+            refuse_syns_when_full: false,
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        let other = ([10, 0, 0, 9], 40009);
+        // K, then L (evicting K), then K again: all at one instant.
+        feed(&mut t, &tcp(C, S, 100, None, "S", 0), 5.0, &mut out);
+        feed(&mut t, &tcp(other, S, 200, None, "S", 0), 5.0, &mut out);
+        feed(&mut t, &tcp(C, S, 300, None, "S", 0), 5.0, &mut out);
+        // L is evicted by K in turn, and K comes back once more.
+        feed(&mut t, &tcp(other, S, 400, None, "S", 0), 5.0, &mut out);
+        feed(&mut t, &tcp(C, S, 500, None, "S", 0), 5.0, &mut out);
+        t.flush(EndReason::Eof, &mut out);
+        assert_eq!(out.len(), 5, "{out:#?}");
+        assert_eq!(
+            out.iter()
+                .filter(|r| r.end_reason == EndReason::Evicted)
+                .count(),
+            4
+        );
+        let mut uids: Vec<&str> = out.iter().map(|r| r.uid.as_str()).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        assert_eq!(uids.len(), 5, "every connection its own uid: {out:#?}");
+        // The clock moving on forgets the instant: seq 0 again.
+        feed(&mut t, &tcp(C, S, 600, None, "S", 0), 6.0, &mut out);
+        t.flush(EndReason::Eof, &mut out);
+        let ts = Timestamp(6_000_000_000);
+        let frame = tcp(C, S, 600, None, "S", 0);
+        let view = PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+        let key = FlowTable::key_of(&view.inner).0;
+        assert_eq!(out[5].uid, crate::conn::conn_uid(&key, ts, 0));
     }
 
     #[test]
