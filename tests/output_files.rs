@@ -514,6 +514,29 @@ fn an_output_naming_an_input_or_another_output_is_refused_before_anything_is_wri
     );
     assert!(err.contains("-o") && err.contains("--alerts"), "{err}");
     assert!(!d.join("both.log").exists(), "nothing was created");
+    // A hard link is the same file under another name.
+    let hard = d.join("hard.pcap");
+    std::fs::hard_link(&capture, &hard).unwrap();
+    refused(
+        &["replay", "-q", &cap, "-o", &hard.display().to_string()],
+        "is also the input file",
+    );
+    // `-` is standard output only for replay's and live's `-o`: as the
+    // alerts and the metrics file it is a file named `-`, the same one.
+    refused(
+        &[
+            "replay",
+            "-q",
+            &cap,
+            "--rules",
+            &rul,
+            "--alerts",
+            "-",
+            "--metrics-file",
+            "-",
+        ],
+        "are the same file",
+    );
     // The other commands that write files.
     refused(&["extract", &cap, "--host", "10.0.0.1", "-o", &cap], "-o");
     refused(

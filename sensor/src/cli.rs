@@ -550,7 +550,12 @@ fn output_clash(command: &Command) -> Option<String> {
         p.as_deref().map(|p| N::new(role, p))
     }
     fn captures(files: &[PathBuf]) -> Vec<N<'_>> {
-        files.iter().map(|f| N::new("input file", f)).collect()
+        // `-` reads standard input.
+        files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .map(|f| N::new("input file", f))
+            .collect()
     }
     let (outputs, inputs): (Vec<Option<N<'_>>>, Vec<N<'_>>) = match command {
         Command::Replay(ReplayArgs {
@@ -601,7 +606,8 @@ fn recording_paths<'a>(
     inputs.extend(opt("--config", &service.config));
     (
         vec![
-            opt("-o", &out.output),
+            // `-o -` writes standard output.
+            out.records_file().map(|p| N::new("-o", p)),
             opt("--alerts", &out.alerts),
             opt("--metrics-file", &service.metrics_file),
         ],

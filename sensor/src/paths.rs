@@ -1,7 +1,10 @@
 //! Refusing a command whose output would overwrite one of its own files:
 //! `-o` naming an input capture, the rule file or the alerts file would
 //! truncate it before it is read, or interleave two writers in one file.
+//! Existing files are compared by device and inode (hard links, symbolic
+//! links and `..` name one file alike).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A file a command names, and the option (or argument) that named it.
@@ -20,31 +23,40 @@ impl<'a> NamedPath<'a> {
     }
 }
 
-/// Not a file two writers can spoil: standard input or output (`-`), or
-/// something that exists and is not a regular file (`/dev/null`, a FIFO).
+/// Not a file two writers can spoil: something that exists and is not a
+/// regular file (`/dev/null`, a FIFO).
 fn is_not_a_file(p: &Path) -> bool {
-    p.as_os_str() == "-" || std::fs::metadata(p).is_ok_and(|m| !m.is_file())
+    std::fs::metadata(p).is_ok_and(|m| !m.is_file())
 }
 
-/// Where `p` resolves to: the file's canonical path when it exists,
-/// otherwise its canonical directory joined with its name (the file the
-/// command would create). Symbolic links and `..` resolve alike.
-fn resolved(p: &Path) -> PathBuf {
-    if let Ok(c) = p.canonicalize() {
-        return c;
+/// Which file a path names.
+#[derive(PartialEq, Eq, Debug)]
+enum FileId {
+    /// An existing file: its device and inode, so that hard links,
+    /// symbolic links and `..` all name it alike.
+    Inode(u64, u64),
+    /// A file the command would create: its canonical directory joined
+    /// with its name.
+    New(PathBuf),
+}
+
+/// Which file `p` names.
+fn resolved(p: &Path) -> FileId {
+    if let Ok(m) = std::fs::metadata(p) {
+        return FileId::Inode(m.dev(), m.ino());
     }
     let parent = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    match (parent.canonicalize(), p.file_name()) {
+    FileId::New(match (parent.canonicalize(), p.file_name()) {
         (Ok(d), Some(name)) => d.join(name),
         _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
-    }
+    })
 }
 
-/// The files among `paths`, each with where it resolves to.
-fn files<'a>(paths: &[NamedPath<'a>]) -> Vec<(NamedPath<'a>, PathBuf)> {
+/// The files among `paths`, each with the file it names.
+fn files<'a>(paths: &[NamedPath<'a>]) -> Vec<(NamedPath<'a>, FileId)> {
     paths
         .iter()
         .filter(|p| !is_not_a_file(p.path))
@@ -54,8 +66,8 @@ fn files<'a>(paths: &[NamedPath<'a>]) -> Vec<(NamedPath<'a>, PathBuf)> {
 
 /// The first output that is the same file as another output or as an
 /// input, as a message naming both; `None` when every output is a file of
-/// its own. Standard output (`-`) and devices such as `/dev/null` are
-/// never a clash.
+/// its own. Devices such as `/dev/null` are never a clash; callers leave
+/// out what stands for standard input or output (`-` where it does).
 pub fn clash(outputs: &[NamedPath<'_>], inputs: &[NamedPath<'_>]) -> Option<String> {
     let (outs, ins) = (files(outputs), files(inputs));
     for (i, (out, at)) in outs.iter().enumerate() {
@@ -129,14 +141,27 @@ mod tests {
     }
 
     #[test]
-    fn standard_output_and_devices_never_clash() {
-        for p in ["-", "/dev/null"] {
-            let p = Path::new(p);
-            assert!(clash(
-                &[NamedPath::new("-o", p), NamedPath::new("--alerts", p)],
-                &[NamedPath::new("capture file", p)]
-            )
-            .is_none());
-        }
+    fn devices_never_clash() {
+        let p = Path::new("/dev/null");
+        assert!(clash(
+            &[NamedPath::new("-o", p), NamedPath::new("--alerts", p)],
+            &[NamedPath::new("capture file", p)]
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn a_hard_link_to_an_input_clashes() {
+        let d = dir();
+        let input = d.join("linked.pcap");
+        std::fs::write(&input, b"x").unwrap();
+        let hard = d.join("hard.pcap");
+        let _ = std::fs::remove_file(&hard);
+        std::fs::hard_link(&input, &hard).unwrap();
+        assert!(clash(
+            &[NamedPath::new("-o", &hard)],
+            &[NamedPath::new("capture file", &input)],
+        )
+        .is_some());
     }
 }
