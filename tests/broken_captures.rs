@@ -243,7 +243,7 @@ fn every_damaged_input_of_a_timeline_is_reported_not_only_the_first() {
             &o,
             3,
             &[
-                "2 inputs ended early",
+                "2 inputs could not be read to the end",
                 &format!(
                     "cut-a.pcap: capture ended early at record 4 (byte offset {first_offset})"
                 ),

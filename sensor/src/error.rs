@@ -158,9 +158,10 @@ pub enum SensorError {
         /// One error per line, each naming file, line and key.
         errors: String,
     },
-    /// More than one input ended early; each is listed (the exit status is
-    /// that of one input ending early).
-    #[error("{} inputs ended early:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    /// More than one input could not be read to its end (cut short, or a
+    /// later part unusable); each is listed. Like any input that stops
+    /// part way (every record before was used), the exit status is 3.
+    #[error("{} inputs could not be read to the end:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
     InputsEndedEarly(Vec<SensorError>),
     /// Writing output failed (the io error follows in the chain).
     #[error("cannot write output")]
