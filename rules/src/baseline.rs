@@ -79,6 +79,13 @@ impl ByteStats {
         self.max = self.max.max(v);
     }
 
+    /// Adds another pair's statistics.
+    fn merge(&mut self, o: &ByteStats) {
+        self.count += o.count;
+        self.sum = self.sum.saturating_add(o.sum);
+        self.max = self.max.max(o.max);
+    }
+
     /// Mean bytes per connection.
     pub fn mean(&self) -> f64 {
         if self.count == 0 {
@@ -110,6 +117,17 @@ pub struct PairProfile {
     /// Services on which the pair's connections were periodic (beacon-like)
     /// while learning: known periodic services, not reported as beacons.
     pub periodic_services: BTreeSet<String>,
+}
+
+impl PairProfile {
+    /// Adds what `o` learned about the same pair.
+    fn merge(&mut self, o: PairProfile) {
+        self.services.extend(o.services);
+        self.hours.extend(o.hours);
+        self.orig_bytes.merge(&o.orig_bytes);
+        self.connections += o.connections;
+        self.periodic_services.extend(o.periodic_services);
+    }
 }
 
 /// A learned baseline.
@@ -188,11 +206,12 @@ impl Baseline {
                 expected: VERSION,
             });
         }
-        let baseline: Baseline =
+        let mut baseline: Baseline =
             serde_json::from_value(head).map_err(|e| BaselineError::Format {
                 path: p.clone(),
                 message: e.to_string(),
             })?;
+        baseline.untag_vlan_zero();
         // Hours of the week are 0 (Monday 00:00 UTC) to 167.
         for (key, pair) in &baseline.pairs {
             if let Some(h) = pair.hours.iter().find(|h| **h >= 168) {
@@ -205,6 +224,30 @@ impl Baseline {
             }
         }
         Ok(baseline)
+    }
+
+    /// Files learned before VLAN id 0 counted as untagged keep such pairs
+    /// apart (`" vlan 0"`): they join the untagged pair, where lookups
+    /// find them.
+    fn untag_vlan_zero(&mut self) {
+        let tagged: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.vlan == Some(0))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in tagged {
+            let Some(mut pair) = self.pairs.remove(&key) else {
+                continue;
+            };
+            pair.vlan = None;
+            match self.pairs.entry(pair_key(pair.orig, pair.resp, None)) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(pair),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(pair);
+                }
+            }
+        }
     }
 
     /// Writes the baseline as JSON.
@@ -395,6 +438,25 @@ networks = ["10.20.0.0/16"]
         assert_eq!(base.pair(o, d, Some(0)).map(|p| p.connections), Some(2));
         assert_eq!(base.pair(o, d, Some(7)).map(|p| p.connections), Some(1));
         assert_eq!(base.pairs.len(), 2);
+
+        // A file learned before VLAN 0 counted as untagged: its
+        // "vlan 0" pair joins the untagged one when loaded.
+        let dir = std::env::temp_dir().join(format!("flowmon-baseline-v0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.json");
+        let mut v = serde_json::to_value(&base).unwrap();
+        let mut tagged = v["pairs"]["10.10.0.1 10.20.0.1"].clone();
+        tagged["vlan"] = serde_json::json!(0);
+        tagged["connections"] = serde_json::json!(5);
+        tagged["services"] = serde_json::json!(["tcp/3389"]);
+        v["pairs"]["10.10.0.1 10.20.0.1 vlan 0"] = tagged;
+        std::fs::write(&old, v.to_string()).unwrap();
+        let loaded = Baseline::load(&old).unwrap();
+        assert_eq!(loaded.pairs.len(), 2, "{:?}", loaded.pairs.keys());
+        let merged = loaded.pair(o, d, Some(0)).unwrap();
+        assert_eq!((merged.connections, merged.vlan), (7, None));
+        assert!(merged.services.contains("tcp/3389") && merged.services.contains("tcp/22"));
+        std::fs::remove_dir_all(&dir).unwrap();
 
         // Saved and loaded back whole; an hour of the week past 167 is refused.
         let dir = std::env::temp_dir().join(format!("flowmon-baseline-h-{}", std::process::id()));
