@@ -135,13 +135,7 @@ pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
     let mut timeline = Timeline::open(&cfg.files, None)?;
     let written = write(&mut timeline, cfg, &connections, nanos, &progress);
     progress.finish();
-    let (out, packets_read) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            crate::savefile::remove_partial(&cfg.output);
-            return Err(e);
-        }
-    };
+    let (out, packets_read) = written?;
     let link = out.link();
     let packets_written = out.finish().inspect_err(|_| {
         crate::savefile::remove_partial(&cfg.output);
@@ -244,6 +238,11 @@ fn write(
         }
     });
     if let Some(e) = failure {
+        if out.is_some() {
+            // Only a file this run created (a failed create leaves what
+            // was there alone).
+            crate::savefile::remove_partial(&cfg.output);
+        }
         return Err(e);
     }
     // Pass 1 selected connections, so pass 2 met their packets.
