@@ -253,6 +253,8 @@ pub struct Dispatcher<'s> {
     pending: Vec<Batch>,
     since_tick: usize,
     now: Timestamp,
+    /// The latest packet time (`now` may be ahead, moved by [`Dispatcher::tick`]).
+    latest_packet: Timestamp,
     stats: MeterStats,
     stop: &'s AtomicBool,
     shutdown: &'s AtomicBool,
@@ -272,11 +274,15 @@ impl Dispatcher<'_> {
         if self.stopped() {
             return Err(Stopped);
         }
-        if p.ts < self.now {
+        if p.ts < self.latest_packet {
             // Counted here, once, for the input's order: the shards only
-            // see times already moved up to the latest.
+            // see times already moved up to the latest. Against packets
+            // only: a live capture's idle ticks move the clock on from the
+            // wall clock, and a packet stamped before a tick did not go
+            // back in the capture's order (it is still applied at `now`).
             self.stats.clock_backwards += 1;
         }
+        self.latest_packet = self.latest_packet.max(p.ts);
         let ts = p.ts.max(self.now);
         self.now = ts;
         let n = self.shards;
@@ -730,6 +736,7 @@ where
                     free: free_rx,
                     since_tick: 0,
                     now: Timestamp(i64::MIN),
+                    latest_packet: Timestamp(i64::MIN),
                     stats: MeterStats::default(),
                     stop: stop_ref,
                     shutdown: shutdown_ref,
@@ -830,6 +837,54 @@ mod tests {
                 .map(|fp| shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn only_packets_earlier_than_a_packet_count_as_going_back_not_those_before_a_tick() {
+        let frame = |i: u8| {
+            let mut v = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4([10, 0, 0, i], [10, 0, 1, 1], 64)
+                .udp(5000, 53)
+                .write(&mut v, &[0; 20])
+                .unwrap();
+            v
+        };
+        let at = |ms: i64| Timestamp(1_772_438_400_000_000_000 + ms * 1_000_000);
+        for workers in [1, 2] {
+            let cfg = PipelineConfig {
+                workers,
+                table: TableConfig::default(),
+                final_reason: EndReason::Shutdown,
+                lossy: true,
+                shutdown: Arc::new(AtomicBool::new(false)),
+                metrics: None,
+            };
+            let mut out = Output::discard();
+            let (stats, ()) = run(&cfg, &mut out, |d| {
+                let frames: Vec<Vec<u8>> = (1..=4).map(frame).collect();
+                let send = |d: &mut Dispatcher<'_>, i: usize, ms: i64| {
+                    let packet = Packet {
+                        ts: at(ms),
+                        data: &frames[i],
+                        wire_len: frames[i].len() as u32,
+                        link: LinkType::ETHERNET,
+                    };
+                    d.dispatch(packet).unwrap();
+                };
+                send(d, 0, 0);
+                // An idle tick moves the clock on from the wall clock...
+                d.tick(at(300)).unwrap();
+                // ...a packet stamped before it is not going back,
+                send(d, 1, 100);
+                // one stamped before the latest packet is.
+                send(d, 2, 50);
+                send(d, 3, 400);
+            })
+            .unwrap();
+            assert_eq!(stats.meter.clock_backwards, 1, "{workers} workers");
+            assert_eq!(stats.meter.packets, 4);
+        }
     }
 
     #[test]
