@@ -113,8 +113,11 @@ fn a_file_that_is_not_utf8_is_refused_with_its_line() {
     let dir = std::env::temp_dir().join(format!("flowmon-rules-utf8-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let path = dir.join("latin1.toml");
-    // Line 3 holds "Müller" in Latin-1 (0xFC), as an old editor saves it.
-    let mut bytes = b"[[enclaves]]\nname = \"provider\"\n# owner: M".to_vec();
+    // Line 3 holds "Müller" in Latin-1 (0xFC), as an old editor saves it,
+    // after a UTF-8 "é" (two bytes, one column).
+    let mut bytes = "[[enclaves]]\nname = \"provider\"\n# é owner: M"
+        .as_bytes()
+        .to_vec();
     bytes.push(0xfc);
     bytes.extend_from_slice(b"ller\nkind = \"provider\"\n");
     fs::write(&path, &bytes).unwrap();
@@ -123,7 +126,7 @@ fn a_file_that_is_not_utf8_is_refused_with_its_line() {
     assert_eq!(e.line(), Some(3), "{e}");
     assert!(
         e.to_string()
-            .contains("not valid UTF-8 at byte 41 (column 11)"),
+            .contains("not valid UTF-8 at byte 44 (column 13)"),
         "{e}"
     );
     fs::remove_dir_all(&dir).unwrap();

@@ -116,7 +116,11 @@ impl Rules {
                 // TOML is UTF-8: say where the first bad byte is.
                 let good = &bytes[..e.valid_up_to()];
                 let line = 1 + good.iter().filter(|b| **b == b'\n').count();
-                let column = 1 + good.iter().rev().take_while(|b| **b != b'\n').count();
+                // Characters, not bytes, from the line's start (valid UTF-8 up
+                // to the bad byte).
+                let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let column = 1 + std::str::from_utf8(&good[line_start..])
+                    .map_or(good.len() - line_start, |t| t.chars().count());
                 Err(RuleErrors::new(vec![RuleError::new(
                     name,
                     Some(line),
