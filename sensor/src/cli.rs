@@ -546,9 +546,6 @@ pub(crate) fn combination_error(command: &Command) -> Option<(clap::error::Error
 /// its outputs or one of its inputs (see [`crate::paths`]).
 fn output_clash(command: &Command) -> Option<String> {
     use crate::paths::{clash, NamedPath as N};
-    fn opt<'a>(role: &'a str, p: &'a Option<PathBuf>) -> Option<N<'a>> {
-        p.as_deref().map(|p| N::new(role, p))
-    }
     fn captures(files: &[PathBuf]) -> Vec<N<'_>> {
         // `-` reads standard input.
         files
@@ -573,14 +570,14 @@ fn output_clash(command: &Command) -> Option<String> {
         Command::Report(a) => {
             let mut inputs = captures(&a.files);
             inputs.push(N::new("--rules", &a.rules));
-            inputs.extend(opt("--baseline", &a.baseline));
+            inputs.extend(N::of("--baseline", a.baseline.as_deref()));
             (vec![Some(N::new("-o", &a.output))], inputs)
         }
         Command::Inventory(a) => {
             let mut inputs = captures(&a.files);
-            inputs.extend(opt("--rules", &a.rules));
+            inputs.extend(N::of("--rules", a.rules.as_deref()));
             inputs.extend(a.diff.iter().flatten().map(|f| N::new("--diff file", f)));
-            (vec![opt("-o", &a.output)], inputs)
+            (vec![N::of("-o", a.output.as_deref())], inputs)
         }
         _ => return None,
     };
@@ -599,17 +596,16 @@ fn recording_paths<'a>(
     Vec<crate::paths::NamedPath<'a>>,
 ) {
     use crate::paths::NamedPath as N;
-    let opt = |role: &'a str, p: &'a Option<PathBuf>| p.as_deref().map(|p| N::new(role, p));
     let mut inputs = captures;
-    inputs.extend(opt("--rules", &out.rules));
-    inputs.extend(opt("--baseline", &out.baseline));
-    inputs.extend(opt("--config", &service.config));
+    inputs.extend(N::of("--rules", out.rules.as_deref()));
+    inputs.extend(N::of("--baseline", out.baseline.as_deref()));
+    inputs.extend(N::of("--config", service.config.as_deref()));
     (
         vec![
             // `-o -` writes standard output.
-            out.records_file().map(|p| N::new("-o", p)),
-            opt("--alerts", &out.alerts),
-            opt("--metrics-file", &service.metrics_file),
+            N::of("-o", out.records_file()),
+            N::of("--alerts", out.alerts.as_deref()),
+            N::of("--metrics-file", service.metrics_file.as_deref()),
         ],
         inputs,
     )

@@ -21,6 +21,11 @@ impl<'a> NamedPath<'a> {
     pub fn new(role: &'a str, path: &'a Path) -> NamedPath<'a> {
         NamedPath { role, path }
     }
+
+    /// `path`, named by `role`, when the option was given.
+    pub fn of(role: &'a str, path: Option<&'a Path>) -> Option<NamedPath<'a>> {
+        path.map(|p| NamedPath::new(role, p))
+    }
 }
 
 /// Not a file two writers can spoil: something that exists and is not a
