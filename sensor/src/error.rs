@@ -187,6 +187,15 @@ pub enum SensorError {
 }
 
 impl SensorError {
+    /// [`SensorError::WriteFile`] for `path`, saying what `e` means in the
+    /// common cases (a full disk).
+    pub fn write_file(path: &std::path::Path, e: &io::Error) -> SensorError {
+        SensorError::WriteFile {
+            path: path.to_owned(),
+            message: format!("{e}{}", hint(e)),
+        }
+    }
+
     /// One error for what went wrong reading several inputs: none, the one,
     /// or [`SensorError::InputsEndedEarly`] listing them all.
     pub fn of_inputs(mut errors: Vec<SensorError>) -> Option<SensorError> {

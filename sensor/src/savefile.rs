@@ -42,7 +42,7 @@ impl PcapOut {
         };
         let writer = File::create(path)
             .and_then(|f| PcapWriter::new(BufWriter::new(f), resolution, SNAPLEN, link))
-            .map_err(|e| write_error(path, &e))?;
+            .map_err(|e| SensorError::write_file(path, &e))?;
         Ok(PcapOut {
             path: path.to_owned(),
             writer,
@@ -71,7 +71,7 @@ impl PcapOut {
     pub fn write(&mut self, ts: Timestamp, data: &[u8], wire_len: u32) -> Result<(), SensorError> {
         self.writer
             .write_packet(ts, data, wire_len)
-            .map_err(|e| write_error(&self.path, &e))?;
+            .map_err(|e| SensorError::write_file(&self.path, &e))?;
         self.packets += 1;
         Ok(())
     }
@@ -83,15 +83,17 @@ impl PcapOut {
         let mut out = self
             .writer
             .into_inner()
-            .map_err(|e| write_error(&path, &e))?;
-        out.flush().map_err(|e| write_error(&path, &e))?;
+            .map_err(|e| SensorError::write_file(&path, &e))?;
+        out.flush()
+            .map_err(|e| SensorError::write_file(&path, &e))?;
         let file = out
             .into_inner()
-            .map_err(|e| write_error(&path, e.error()))?;
+            .map_err(|e| SensorError::write_file(&path, e.error()))?;
         // A regular file's data is on the disk before we say it is written
         // (a device such as /dev/null has nothing to sync).
         if file.metadata().is_ok_and(|m| m.is_file()) {
-            file.sync_all().map_err(|e| write_error(&path, &e))?;
+            file.sync_all()
+                .map_err(|e| SensorError::write_file(&path, &e))?;
         }
         Ok(self.packets)
     }
@@ -102,17 +104,5 @@ impl PcapOut {
 pub fn remove_partial(path: &Path) {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
         let _ = std::fs::remove_file(path);
-    }
-}
-
-fn write_error(path: &Path, e: &std::io::Error) -> SensorError {
-    let hint = if e.kind() == std::io::ErrorKind::StorageFull {
-        " (no space left on the device)"
-    } else {
-        ""
-    };
-    SensorError::WriteFile {
-        path: path.to_owned(),
-        message: format!("{e}{hint}"),
     }
 }

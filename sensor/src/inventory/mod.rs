@@ -209,10 +209,7 @@ fn load_for_diff(path: &Path, rules: Option<&Rules>) -> Result<Inventory, Sensor
 pub(crate) fn write(path: Option<&Path>, text: &str) -> Result<(), SensorError> {
     use std::io::Write;
     match path {
-        Some(p) => std::fs::write(p, text).map_err(|e| SensorError::WriteFile {
-            path: p.to_path_buf(),
-            message: e.to_string(),
-        }),
+        Some(p) => std::fs::write(p, text).map_err(|e| SensorError::write_file(p, &e)),
         None => {
             let mut o = std::io::stdout().lock();
             match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {

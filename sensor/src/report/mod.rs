@@ -101,10 +101,7 @@ pub fn run(args: ReportArgs, shutdown: Arc<AtomicBool>) -> Result<u8, SensorErro
         evidence: &evidence,
         summary: outcome.summary.to_string(),
     });
-    std::fs::write(&args.output, page).map_err(|e| SensorError::WriteFile {
-        path: args.output.clone(),
-        message: e.to_string(),
-    })?;
+    std::fs::write(&args.output, page).map_err(|e| SensorError::write_file(&args.output, &e))?;
     eprintln!(
         "report: {} relationships, {} alerts -> {}",
         inventory.rows.len(),
