@@ -290,3 +290,23 @@ fn an_ignored_host_group_covers_the_hosts_of_groups_nested_in_it() {
     );
     assert_eq!(outside.len(), 1, "{outside:#?}");
 }
+
+#[test]
+fn an_ignored_reason_never_names_the_alert() {
+    // cross_customer (90) outweighs no_relationship (60); ignored, it must
+    // neither score, nor name the alert, nor key its deduplication.
+    let rules = RULES.replace(
+        "[detector]\n",
+        "[detector]\nignore = { reasons = [\"cross_customer\"] }\n",
+    );
+    let mut d = Detector::new(Rules::from_str(&rules, "ignore.toml").expect("valid rules"));
+    let a = observe(
+        &mut d,
+        &record("10.20.0.5", "10.30.0.7", 8080, at(12, 0), EndReason::Start),
+    );
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(reasons(&a[0]), ["no_relationship"]);
+    assert_eq!((a[0].primary.as_str(), a[0].score), ("no_relationship", 60));
+    assert_eq!(d.stats().alerts.get("no_relationship"), Some(&1));
+    assert_eq!(d.stats().alerts.get("cross_customer"), None);
+}

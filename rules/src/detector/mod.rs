@@ -187,7 +187,8 @@ impl Detector {
                 if let Some((x, t)) = self.fan_out.observe(r, &settings.fan_out) {
                     found.push((x, Some(t)));
                 }
-                // The strongest reason names the alert.
+                found.retain(|(reason, _)| policy::counts(&self.rules, *reason));
+                // The strongest reason that counts names the alert.
                 primary = found
                     .iter()
                     .map(|(reason, _)| *reason)
@@ -233,6 +234,7 @@ impl Detector {
                     }
                     behaviour.extend(self.staging_step(r, o, d));
                 }
+                behaviour.retain(|(reason, _)| policy::counts(&self.rules, *reason));
                 primary = behaviour.first().map(|(reason, _)| *reason);
                 if primary.is_some() {
                     if !checked {
