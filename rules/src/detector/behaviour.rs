@@ -269,14 +269,37 @@ fn skew_and_madm(values: &mut [f64]) -> (f64, f64) {
     (bowley, madm)
 }
 
+/// Starts closer than this to the previous one count as one check-in:
+/// connections opened together (a page's parallel fetches, a client's
+/// retries) are one event in time, not a period of zero.
+const SAME_CHECK_IN: f64 = 1.0;
+
+/// The times of the distinct check-ins among connection start times, in
+/// order: a start within [`SAME_CHECK_IN`] of the previous check-in joins
+/// it (as RITA scores unique timestamps).
+fn check_ins(starts: &[(f64, u64)]) -> Vec<f64> {
+    let mut times: Vec<f64> = starts.iter().map(|s| s.0).collect();
+    times.sort_by(f64::total_cmp);
+    let mut kept: Vec<f64> = Vec::with_capacity(times.len());
+    for t in times {
+        if kept.last().is_none_or(|last| t - last >= SAME_CHECK_IN) {
+            kept.push(t);
+        }
+    }
+    kept
+}
+
 /// The beacon score (0-1) of connection start times and sizes: timing and
 /// size regularity, as RITA scores them (skew and dispersion of the
-/// intervals; skew, dispersion and smallness of the sizes).
+/// intervals between distinct check-ins; skew, dispersion and smallness of
+/// the sizes). The starts may come in any order; fewer than 4 distinct
+/// check-ins (starts at least a second apart) score 0.
 pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
-    if starts.len() < 4 {
+    let check_ins = check_ins(starts);
+    if check_ins.len() < 4 {
         return 0.0;
     }
-    let mut intervals: Vec<f64> = starts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let mut intervals: Vec<f64> = check_ins.windows(2).map(|w| w[1] - w[0]).collect();
     let (ts_skew, ts_madm) = skew_and_madm(&mut intervals);
     let (_, median_interval, _) = quartiles(&intervals);
     // Dispersion relative to the period (RITA uses an absolute 30 s, which
@@ -323,11 +346,16 @@ impl BeaconTracker {
         let PairHistory::Many(p) = p else {
             return None;
         };
-        p.starts.push_back((now, bytes));
+        // Records finish in their end order: a connection that ran long
+        // comes after shorter ones that started later. The series is kept
+        // in start order (most records go at the end).
+        let at = p.starts.len() - p.starts.iter().rev().take_while(|s| s.0 > now).count();
+        p.starts.insert(at, (now, bytes));
+        let latest = p.starts.back().map_or(now, |s| s.0);
         while p.starts.len() > MAX_BEACON_POINTS
             || p.starts
                 .front()
-                .is_some_and(|s| now - s.0 > cfg.window.as_secs_f64())
+                .is_some_and(|s| latest - s.0 > cfg.window.as_secs_f64())
         {
             p.starts.pop_front();
         }
@@ -346,8 +374,12 @@ impl BeaconTracker {
             return None;
         }
         p.alerted = true;
-        let span = points.last().map_or(0.0, |l| l.0) - points[0].0;
-        let every = span / (points.len() - 1) as f64;
+        // The median interval (a check-in whose record is still to come
+        // leaves one gap of two periods, which the mean would count).
+        // beacon_score found at least 4 check-ins.
+        let mut intervals: Vec<f64> = check_ins(&points).windows(2).map(|w| w[1] - w[0]).collect();
+        intervals.sort_by(f64::total_cmp);
+        let (_, every, _) = quartiles(&intervals);
         Some((
             Reason::Beacon,
             format!(
@@ -603,6 +635,58 @@ mod tests {
             &staging_cfg,
         );
         assert_eq!(staging.full.sweeps, 2);
+    }
+
+    #[test]
+    fn connections_opened_together_are_one_check_in_not_a_beacon() {
+        // 20 fetches within a second, or at one instant: no period at all.
+        let burst: Vec<(f64, u64)> = (0..20).map(|i| (100.0 + i as f64 * 0.05, 512)).collect();
+        assert_eq!(beacon_score(&burst), 0.0);
+        let same: Vec<(f64, u64)> = (0..20).map(|_| (100.0, 512)).collect();
+        assert_eq!(beacon_score(&same), 0.0);
+        // Three connections at each check-in, every 60 s: the period shows.
+        let triplets: Vec<(f64, u64)> = (0..60)
+            .map(|i| ((i / 3) as f64 * 60.0 + (i % 3) as f64 * 0.1, 512))
+            .collect();
+        assert!(beacon_score(&triplets) > 0.9, "{}", beacon_score(&triplets));
+        // The order the starts come in does not matter.
+        let mut shuffled = triplets.clone();
+        shuffled.reverse();
+        assert_eq!(beacon_score(&shuffled), beacon_score(&triplets));
+    }
+
+    #[test]
+    fn a_beacon_whose_records_finish_out_of_start_order_is_found() {
+        // A check-in every 60 s; every other one is a 90 s long poll, so
+        // its record finishes after the next check-in's.
+        let start = 1_772_409_600;
+        let mut records: Vec<(i64, ConnRecord)> = (0..40)
+            .map(|i| {
+                let mut r = crate::test_records::tcp(
+                    "10.20.0.5",
+                    "192.0.2.99",
+                    8443,
+                    start + 60 * i,
+                    (300, 200),
+                );
+                let dur = if i % 2 == 0 { 10 } else { 90 };
+                r.duration = Some(std::time::Duration::from_secs(dur as u64));
+                (start + 60 * i + dur, r)
+            })
+            .collect();
+        records.sort_by_key(|(end, _)| *end);
+        let cfg = Beacon::default();
+        let mut t = BeaconTracker::default();
+        let found: Vec<String> = records
+            .iter()
+            .filter_map(|(_, r)| t.observe(r, &cfg))
+            .map(|(reason, text)| {
+                assert_eq!(reason, Reason::Beacon);
+                text
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("about every 60 s"), "{}", found[0]);
     }
 
     #[test]
