@@ -290,9 +290,14 @@ impl EnclaveMap {
 
     /// The enclave and host group of `addr` seen in a packet with outer VLAN
     /// id `vlan`. Every address has a location (the default enclave at
-    /// worst). Never panics.
+    /// worst). An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) is where its
+    /// IPv4 address is. Never panics.
     #[inline]
     pub fn locate(&self, addr: IpAddr, vlan: Option<u16>) -> Location {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
         let slot = match vlan {
             None | Some(0) => self.untagged_slot,
             Some(v) => self.vlan_slot.get(usize::from(v)).copied().unwrap_or(0),

@@ -310,3 +310,24 @@ fn an_ignored_reason_never_names_the_alert() {
     assert_eq!(d.stats().alerts.get("no_relationship"), Some(&1));
     assert_eq!(d.stats().alerts.get("cross_customer"), None);
 }
+
+#[test]
+fn ipv4_mapped_ipv6_addresses_are_where_their_ipv4_addresses_are() {
+    let mut d = detector();
+    let a = observe(
+        &mut d,
+        &record(
+            "::ffff:10.20.0.5",
+            "::ffff:10.30.0.7",
+            445,
+            at(12, 0),
+            EndReason::Start,
+        ),
+    );
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(
+        (a[0].orig_enclave.as_str(), a[0].resp_enclave.as_str()),
+        ("cust-a", "cust-b")
+    );
+    assert!(reasons(&a[0]).contains(&"cross_customer"), "{a:#?}");
+}

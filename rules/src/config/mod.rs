@@ -397,7 +397,25 @@ impl Names {
 }
 
 /// Parses an address (a /32 or /128) or a network; host bits must be clear.
+/// An IPv4-mapped IPv6 address or network (`::ffff:10.1.0.0/112`) is the
+/// IPv4 one (`10.1.0.0/16`), as lookups see mapped addresses.
 pub fn parse_network(s: &str) -> Result<IpNet, String> {
+    parse_network_as_written(s).map(unmapped)
+}
+
+/// An IPv4-mapped IPv6 network (inside `::ffff:0:0/96`) as the IPv4
+/// network it stands for; any other network as it is.
+fn unmapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, n.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
+fn parse_network_as_written(s: &str) -> Result<IpNet, String> {
     let Some((addr, len)) = s.split_once('/') else {
         return s
             .parse::<IpAddr>()
@@ -410,21 +428,23 @@ pub fn parse_network(s: &str) -> Result<IpNet, String> {
         ));
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
+    // Digits only: Rust's integer parsing would take "+8".
+    let digits = !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit());
     let len = match len.parse::<u8>() {
+        _ if !digits => {
+            return Err(format!(
+                "{s:?} is not a valid network (bad prefix length {len:?})"
+            ))
+        }
         Ok(n) if n <= max => n,
         Ok(n) => {
             return Err(format!(
                 "{s:?} is not a valid network (prefix length {n} > {max})"
             ))
         }
-        Err(_) if len.chars().all(|c| c.is_ascii_digit()) && !len.is_empty() => {
-            return Err(format!(
-                "{s:?} is not a valid network (prefix length {len} > {max})"
-            ))
-        }
         Err(_) => {
             return Err(format!(
-                "{s:?} is not a valid network (bad prefix length {len:?})"
+                "{s:?} is not a valid network (prefix length {len} > {max})"
             ))
         }
     };
