@@ -132,10 +132,10 @@ impl FromStr for Service {
             ));
         }
         let port = |p: &str| -> Result<u16, String> {
-            match p.trim().parse::<u16>() {
-                Ok(0) => Err(format!("{s:?} is not a valid service (port 0)")),
-                Ok(v) => Ok(v),
-                Err(_) => Err(format!(
+            match decimal::<u16>(p.trim()) {
+                Some(0) => Err(format!("{s:?} is not a valid service (port 0)")),
+                Some(v) => Ok(v),
+                None => Err(format!(
                     "{s:?} is not a valid service (bad port {p:?}; expected 1-65535)"
                 )),
             }
@@ -240,11 +240,12 @@ impl FromStr for Zone {
         {
             let sign = if offset.starts_with('-') { -1 } else { 1 };
             let (h, m) = match rest.split_once(':') {
-                Some((h, m)) => (h, m),
+                Some((h, m)) if m.len() == 2 => (h, m),
+                Some(_) => return Err(bad()),
                 None if rest.len() == 4 => rest.split_at(2),
                 None => (rest, "0"),
             };
-            let (Ok(h), Ok(m)) = (h.parse::<i32>(), m.parse::<i32>()) else {
+            let (Some(h), Some(m)) = (decimal::<i32>(h), decimal::<i32>(m)) else {
                 return Err(bad());
             };
             if !(0..60).contains(&m) || h > 14 || (h == 14 && m > 0) || h < 0 {
@@ -374,6 +375,15 @@ impl fmt::Display for Days {
     }
 }
 
+/// A number written in decimal digits only (Rust's integer parsing would
+/// also take a leading `+`).
+fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// Parses a wall-clock time `HH:MM` (or `HH:MM:SS`) into seconds since
 /// midnight. `24:00` is accepted only when `allow_24` (as a window's end).
 pub fn parse_clock(s: &str, allow_24: bool) -> Result<u32, String> {
@@ -386,12 +396,12 @@ pub fn parse_clock(s: &str, allow_24: bool) -> Result<u32, String> {
     if parts.next().is_some() || h.is_empty() || h.len() > 2 || m.len() != 2 {
         return Err(bad());
     }
-    let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) else {
+    let (Some(h), Some(m)) = (decimal::<u32>(h), decimal::<u32>(m)) else {
         return Err(bad());
     };
     let sec = match sec {
         None => 0,
-        Some(x) if x.len() == 2 => x.parse::<u32>().map_err(|_| bad())?,
+        Some(x) if x.len() == 2 => decimal::<u32>(x).ok_or_else(bad)?,
         Some(_) => return Err(bad()),
     };
     let t = h * 3600 + m * 60 + sec;
@@ -641,6 +651,8 @@ mod tests {
         assert!(e("icmp/8").contains("icmp has no ports"));
         assert!(e("tcp/9000-8000").contains("backwards"));
         assert!(e("tcp/").contains("bad port"));
+        assert!(e("tcp/+80").contains("bad port \"+80\""));
+        assert!(e("tcp/80-+90").contains("bad port \"+90\""));
     }
 
     #[test]
@@ -651,6 +663,11 @@ mod tests {
         assert_eq!("Asia/Kolkata".parse::<Zone>().unwrap().offset_at(0), 19_800);
         assert!("Mars/Olympus".parse::<Zone>().is_err());
         assert!("+15:00".parse::<Zone>().is_err());
+        // Minutes are two digits; no second sign.
+        assert_eq!("+0530".parse::<Zone>().unwrap().offset_at(0), 19_800);
+        assert!("+5:3".parse::<Zone>().is_err());
+        assert!("++5".parse::<Zone>().is_err());
+        assert!("+5:+30".parse::<Zone>().is_err());
     }
 
     #[test]
@@ -756,6 +773,9 @@ mod tests {
         assert!(Days::parse_item("funday")
             .unwrap_err()
             .contains("unknown day \"funday\""));
+        assert!(parse_clock("+8:05", false).is_err());
+        assert!(parse_clock("8:+5", false).is_err());
+        assert_eq!(parse_clock("8:05", false), Ok(8 * 3600 + 300));
         assert!(parse_clock("25:00", false).is_err());
         assert!(parse_clock("24:00", false).is_err());
         assert_eq!(parse_clock("24:00", true).unwrap(), 86_400);
