@@ -467,6 +467,10 @@ fn show(n: &IpNet) -> String {
     }
 }
 
+/// Longest duration accepted: 5000 weeks. Windows are compared with
+/// capture times in nanoseconds (`i64`), which a longer one would overflow.
+const MAX_DURATION_SECS: u64 = 5000 * 7 * 86_400;
+
 /// Parses a duration: `"30s"`, `"5m"`, `"1h30m"`, `"2d"`, `"1w"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || {
@@ -506,6 +510,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if total == 0 {
         return Err(format!(
             "{s:?} is not a valid duration (must be longer than 0)"
+        ));
+    }
+    if total > MAX_DURATION_SECS {
+        return Err(format!(
+            "{s:?} is too long (at most 5000w, about 96 years)"
         ));
     }
     Ok(Duration::from_secs(total))
