@@ -331,3 +331,32 @@ fn ipv4_mapped_ipv6_addresses_are_where_their_ipv4_addresses_are() {
     );
     assert!(reasons(&a[0]).contains(&"cross_customer"), "{a:#?}");
 }
+
+#[test]
+fn a_repeat_that_scores_higher_is_raised_not_folded() {
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (minute, port) in [(0, 8080), (10, 3389), (20, 8080)] {
+        d.observe(
+            &record("10.20.0.5", "192.0.2.7", port, at(12, minute), EndReason::Start),
+            &mut out,
+        );
+    }
+    d.finish(&mut out);
+    let seen: Vec<_> = out
+        .iter()
+        .map(|a| (a.event, a.resp_p, a.score, a.severity, a.count))
+        .collect();
+    // The RDP connection adds admin_protocol (and T1021.001) to the web
+    // port's no_relationship; the later web connection folds into it.
+    assert_eq!(
+        seen,
+        [
+            ("alert", 8080, 60, "medium", 1),
+            ("alert", 3389, 80, "high", 1),
+            ("update", 3389, 80, "high", 2),
+        ],
+        "{out:#?}"
+    );
+    assert!(out[1].techniques.contains(&"T1021.001"), "{out:#?}");
+}

@@ -1,7 +1,8 @@
 //! Alert deduplication: one alert per (source, destination, VLAN, reason)
 //! per window; repeats within the window are counted and reported once,
 //! as an `update` line, when the window is over (the same key alerts
-//! again) or at the end of input.
+//! again) or at the end of input. A repeat that scores higher than the
+//! alert held is raised as a new alert, which later repeats fold into.
 //!
 //! The map keeps of each raised alert only what its update line needs
 //! ([`Held`]): the strings a rule file already holds (enclave, host group
@@ -244,19 +245,24 @@ impl Default for AlertDedup {
 }
 
 impl AlertDedup {
-    /// Folds an alert raised at `ts` into the alert with the same key
-    /// raised within `window` (true), or makes room for a new one (false):
-    /// the previous alert's update, if it is over, goes to `out`.
+    /// Folds an alert raised at `ts` with `score` into the alert with the
+    /// same key raised within `window` (true), or makes room for a new one
+    /// (false): the previous alert's update, if it is over or the new one
+    /// scores higher, goes to `out`.
     pub(crate) fn fold(
         &mut self,
         key: &Key,
         ts: Timestamp,
+        score: u8,
         window: Duration,
         rules: &Rules,
         out: &mut Vec<Alert>,
     ) -> bool {
         if let Some(prev) = self.held.get_mut(key) {
-            if ts.since(prev.first) <= window {
+            // A repeat that scores higher (an administrative protocol after
+            // a web port, say) is raised: folded, its severity and
+            // techniques would be lost.
+            if ts.since(prev.first) <= window && score <= prev.score {
                 prev.count += 1;
                 prev.last_ts = prev.last_ts.max(ts);
                 return true;

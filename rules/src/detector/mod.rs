@@ -10,7 +10,10 @@
 //! relationship's volume ceiling, very long sessions. An alert is raised
 //! when the score reaches the threshold; repeats of the same (source,
 //! destination, reason) within the dedup window are counted and reported
-//! once as an `update` rather than repeated.
+//! once as an `update` rather than repeated, unless they score higher.
+//!
+//! Fan-out and beaconing count every connection, inside an enclave too:
+//! a scan or a periodic check-in is evidence wherever it runs.
 
 mod alert;
 mod behaviour;
@@ -411,7 +414,10 @@ impl Detector {
     ) {
         let key = (alert.orig_h, alert.resp_h, alert.vlan, primary);
         let window = self.rules.detector().dedup_window;
-        if self.dedup.fold(&key, alert.ts, window, &self.rules, out) {
+        if self
+            .dedup
+            .fold(&key, alert.ts, alert.score, window, &self.rules, out)
+        {
             self.stats.suppressed += 1;
             return;
         }
