@@ -355,7 +355,7 @@ fn bad_rule_file_is_rejected_with_file_line_and_field_before_anything_runs() {
     );
     assert_eq!(
         err.matches("bad_networks.toml:").count(),
-        6,
+        7,
         "every error is reported: {err}"
     );
 
