@@ -53,11 +53,14 @@ struct TrainKey {
 }
 
 impl TrainKey {
+    /// IPv4 names a datagram by addresses, protocol and id (RFC 791);
+    /// IPv6 by addresses and id (RFC 8200): the protocol a non-first
+    /// fragment names may be an extension header the first one steps over.
     fn of(p: &FlowPacket<'_>) -> Option<TrainKey> {
         Some(TrainKey {
             src: p.ip.src,
             dst: p.ip.dst,
-            proto: p.ip.proto,
+            proto: if p.ip.src.is_ipv4() { p.ip.proto } else { 0 },
             id: p.ip.fragment?.id,
             vlan: p.vlan,
             inner_vlan: p.inner_vlan,
@@ -79,6 +82,81 @@ struct Train {
     blocks: Vec<Block>,
     /// Bytes charged to the byte cap for this train.
     charged: usize,
+    /// Which bytes of the datagram have arrived, and where it ends (once
+    /// its last fragment is seen): a complete datagram's train is closed,
+    /// so that the next datagram reusing its IP id starts afresh.
+    coverage: Coverage,
+}
+
+/// Most byte ranges ahead of the contiguous start a train tracks towards
+/// completeness; a datagram arriving in more out-of-order pieces than that
+/// lives until the fragment timeout instead.
+const MAX_RANGES: usize = 16;
+
+/// Which bytes of a datagram have arrived: every byte before `contiguous`,
+/// and the ranges in `ahead` (fragments that came early; none, with no
+/// allocation, while fragments come in order); and the datagram's length
+/// once its last fragment has been seen. 16 bytes: every train has one.
+struct Coverage {
+    /// [`Coverage::GAVE_UP`]: more than [`MAX_RANGES`] ranges came ahead,
+    /// completeness is no longer tracked.
+    contiguous: u32,
+    /// [`Coverage::UNKNOWN`] until the last fragment is seen.
+    end: u32,
+    ahead: Option<Box<Vec<(u32, u32)>>>,
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage {
+            contiguous: 0,
+            end: Coverage::UNKNOWN,
+            ahead: None,
+        }
+    }
+}
+
+impl Coverage {
+    /// An IP datagram ends before byte 2^17 (offsets below 2^16, lengths
+    /// below 2^16): these can be no datagram's real values.
+    const UNKNOWN: u32 = u32::MAX;
+    const GAVE_UP: u32 = u32::MAX;
+
+    /// Notes the fragment carrying bytes `start..start + len`.
+    fn add(&mut self, start: u32, len: u32, last: bool) {
+        let stop = start.saturating_add(len).min(Coverage::UNKNOWN - 1);
+        if last {
+            self.end = stop;
+        }
+        if self.contiguous == Coverage::GAVE_UP || len == 0 {
+            return;
+        }
+        if start > self.contiguous {
+            let ahead = self.ahead.get_or_insert_with(Box::default);
+            if ahead.len() == MAX_RANGES {
+                self.contiguous = Coverage::GAVE_UP;
+                self.ahead = None;
+            } else {
+                ahead.push((start, stop));
+            }
+            return;
+        }
+        self.contiguous = self.contiguous.max(stop);
+        // Ranges that came early and now join the contiguous start.
+        if let Some(ahead) = &mut self.ahead {
+            while let Some(i) = ahead.iter().position(|&(a, _)| a <= self.contiguous) {
+                let (_, b) = ahead.swap_remove(i);
+                self.contiguous = self.contiguous.max(b);
+            }
+        }
+    }
+
+    /// Every byte from the first to the last fragment's end has arrived.
+    fn complete(&self) -> bool {
+        self.contiguous != Coverage::GAVE_UP
+            && self.end != Coverage::UNKNOWN
+            && self.contiguous >= self.end
+    }
 }
 
 /// Bookkeeping bytes charged per train (its map entry and record) and per
@@ -98,6 +176,8 @@ pub struct FragmentStats {
     pub evicted_byte_cap: u64,
     /// Trains dropped after the fragment timeout.
     pub expired: u64,
+    /// Trains closed when every byte of their datagram had arrived.
+    pub completed: u64,
     /// Fragments attributed or kept but not checked for overlaps (beyond
     /// [`MAX_FRAGMENTS_CHECKED`] in a train, or larger than the byte cap).
     pub unchecked: u64,
@@ -112,6 +192,7 @@ impl FragmentStats {
         self.evicted_train_cap += other.evicted_train_cap;
         self.evicted_byte_cap += other.evicted_byte_cap;
         self.expired += other.expired;
+        self.completed += other.completed;
         self.unchecked += other.unchecked;
         self.peak_bytes += other.peak_bytes;
     }
@@ -159,7 +240,7 @@ impl FragmentTracker {
     ) -> Option<(FlowKey, bool)> {
         let key = TrainKey::of(p)?;
         let frag = p.ip.fragment?;
-        let len = p.ip.ip_len.saturating_sub(p.ip.header_len);
+        let len = frag.len;
         if frag.more && p.ip.ip_len < MIN_FRAGMENT {
             weird(Weird::ExcessivelySmallFragment);
         }
@@ -180,6 +261,7 @@ impl FragmentTracker {
                     flow: None,
                     blocks: Vec::new(),
                     charged: TRAIN_COST,
+                    coverage: Coverage::default(),
                 },
             );
             self.order.push_back((key, ts));
@@ -228,8 +310,28 @@ impl FragmentTracker {
                 train.flow = Some(f);
             }
         }
+        train.coverage.add(frag.offset, len, !frag.more);
+        let (found, done) = (
+            train.flow,
+            train.flow.is_some() && train.coverage.complete(),
+        );
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.charged as u64);
-        train.flow
+        if done {
+            // Its creation-order entry is left behind; it no longer names
+            // a live train (see `remove_if`).
+            if let Some(t) = self.trains.remove(&key) {
+                self.charged -= t.charged;
+                self.stats.completed += 1;
+            }
+            if self.order.len() > 2 * self.trains.len().max(1024) {
+                // Entries of closed trains: dropped in one pass once they
+                // are half the queue, so it stays within twice the trains.
+                let trains = &self.trains;
+                self.order
+                    .retain(|(k, c)| trains.get(k).is_some_and(|t| t.created == *c));
+            }
+        }
+        found
     }
 
     /// Drops trains older than the timeout (oldest first).
@@ -325,10 +427,17 @@ impl FragmentTracker {
             .flat_map(|t| t.blocks.iter())
             .map(|b| b.data.len())
             .sum();
+        let ahead: usize = self
+            .trains
+            .values()
+            .filter_map(|t| t.coverage.ahead.as_ref())
+            .map(|a| std::mem::size_of::<Vec<(u32, u32)>>() + a.capacity() * 8)
+            .sum();
         self.trains.capacity() * 8 / 7 * (entry + 1)
             + self.order.capacity() * std::mem::size_of::<(TrainKey, Timestamp)>()
             + blocks
             + block_bytes
+            + ahead
     }
 
     /// Counters so far.

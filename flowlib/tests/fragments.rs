@@ -101,14 +101,99 @@ fn overlap_with_the_same_bytes_is_fragment_overlap() {
     let data = bytes(200, 1);
     let first = udp(208, &data[..96]); // datagram bytes 0..104
     r.feed(&fragment(7, 0, true, 17, &first));
-    // Bytes 96..208 again from byte 96: 8 bytes overlap, the same ones.
-    r.feed(&fragment(7, 96, false, 17, &data[88..]));
+    // Bytes 96..200 from byte 96: 8 bytes overlap, the same ones (more
+    // to come: the datagram is not complete yet).
+    r.feed(&fragment(7, 96, true, 17, &data[88..192]));
     assert_eq!(r.anomalies(Weird::FragmentOverlap), 1);
     assert_eq!(r.anomalies(Weird::FragmentInconsistency), 0);
     // Exactly the same fragment again (a duplicate): an overlap too.
-    r.feed(&fragment(7, 96, false, 17, &data[88..]));
+    r.feed(&fragment(7, 96, true, 17, &data[88..192]));
     assert_eq!(r.anomalies(Weird::FragmentOverlap), 2);
-    assert_eq!(r.meter.stats().decoded, 3, "anomalies do not drop packets");
+    r.feed(&fragment(7, 200, false, 17, &data[192..]));
+    assert_eq!(r.meter.stats().decoded, 4, "anomalies do not drop packets");
+}
+
+#[test]
+fn a_complete_datagram_frees_its_ip_id_for_the_next_one() {
+    // Two different datagrams, one after the other, with the same IP id
+    // (it wraps after 65 536 datagrams of a host pair): the second is not
+    // compared with the first one's bytes.
+    let mut r = Run::new(TableConfig::default());
+    for seed in [1, 2] {
+        let data = bytes(200, seed);
+        r.feed(&fragment(7, 0, true, 17, &udp(208, &data[..96])));
+        r.feed(&fragment(7, 104, false, 17, &data[96..]));
+    }
+    assert_eq!(r.meter.stats().anomalies.total(), 0);
+    assert_eq!(r.meter.stats().fragments.completed, 2);
+    assert_eq!(r.meter.fragment_charged_bytes(), 0, "nothing held");
+    r.meter.finish(&mut r.out);
+    assert_eq!(r.out.len(), 1);
+    assert_eq!(r.out[0].orig_pkts, 2);
+    assert_eq!(r.out[0].orig_ip_bytes, 2 * (20 + 208));
+}
+
+#[test]
+fn a_datagram_whose_fragments_come_out_of_order_completes_too() {
+    let mut r = Run::new(TableConfig::default());
+    let data = bytes(300, 1);
+    // First fragment, then the last, then the middle one.
+    r.feed(&fragment(8, 0, true, 17, &udp(308, &data[..96])));
+    r.feed(&fragment(8, 208, false, 17, &data[200..]));
+    assert_eq!(r.meter.stats().fragments.completed, 0);
+    r.feed(&fragment(8, 104, true, 17, &data[96..200]));
+    assert_eq!(r.meter.stats().fragments.completed, 1);
+    assert_eq!(r.meter.stats().anomalies.total(), 0);
+    assert_eq!(r.meter.stats().weirds.total(), 0);
+}
+
+/// An Ethernet/IPv6 fragment from 2001:db8::1 to 2001:db8::2: `ext` (the
+/// extension headers after the fragment header, in a first fragment; the
+/// fragment header's next header is `ext_next` when `ext` is given) then
+/// `payload`, at byte `offset` of datagram `id`.
+fn fragment6(id: u32, offset: u32, more: bool, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 0x86, 0xdd];
+    let plen = (8 + payload.len()) as u16;
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&plen.to_be_bytes());
+    f.extend_from_slice(&[44, 64]);
+    let mut src = [0u8; 16];
+    src[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    let mut dst = src;
+    src[15] = 1;
+    dst[15] = 2;
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    let off_flags = (offset as u16) | u16::from(more);
+    f.extend_from_slice(&[next, 0]);
+    f.extend_from_slice(&off_flags.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn ipv6_fragments_with_a_destination_options_header_join_their_flow() {
+    // The fragmentable part starts with Destination Options (8 bytes),
+    // then UDP. The second fragment's header names Destination Options as
+    // its next header too; what follows it is the middle of the datagram.
+    let data = bytes(200, 5);
+    let mut first = vec![17, 0, 1, 4, 0, 0, 0, 0]; // next UDP, PadN
+    first.extend_from_slice(&udp(208, &data[..88]));
+    let mut r = Run::new(TableConfig::default());
+    r.feed(&fragment6(42, 0, true, 60, &first));
+    r.feed(&fragment6(42, 104, false, 60, &data[88..]));
+    r.meter.finish(&mut r.out);
+    let s = r.meter.stats();
+    assert_eq!(
+        (s.decoded, s.weirds.total(), s.anomalies.total()),
+        (2, 0, 0)
+    );
+    assert_eq!(s.fragments.completed, 1);
+    assert_eq!(r.out.len(), 1);
+    // As Zeek counts a reassembled datagram: one packet, every byte.
+    assert_eq!(r.out[0].orig_ip_bytes, 40 + 8 + 8 + 208);
+    assert_eq!(r.out[0].orig_bytes, Some(200));
 }
 
 #[test]

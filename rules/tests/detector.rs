@@ -338,7 +338,13 @@ fn a_repeat_that_scores_higher_is_raised_not_folded() {
     let mut out = Vec::new();
     for (minute, port) in [(0, 8080), (10, 3389), (20, 8080)] {
         d.observe(
-            &record("10.20.0.5", "192.0.2.7", port, at(12, minute), EndReason::Start),
+            &record(
+                "10.20.0.5",
+                "192.0.2.7",
+                port,
+                at(12, minute),
+                EndReason::Start,
+            ),
             &mut out,
         );
     }

@@ -8,8 +8,8 @@
 //!
 //! - Shards are shared-nothing: each worker owns a [`FlowMeter`] (its own
 //!   flow table and fragment tracker); the hot path takes no lock.
-//! - A flow's shard is chosen from a symmetric hash of its addresses,
-//!   protocol and VLANs (not its ports), so both directions and every
+//! - A flow's shard is chosen from a symmetric hash of its addresses and
+//!   VLANs (not its ports or protocol), so both directions and every
 //!   fragment of a datagram meet in one shard. Plain packets (Ethernet,
 //!   VLANs, IPv4 / IPv6, no tunnel, no fragment) are sharded from a few
 //!   header bytes; the others are decoded fully. A tunnelled packet whose
@@ -515,24 +515,20 @@ pub(crate) fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize
         }
         _ => false,
     };
-    plain.then(|| shard_of_folded(src, dst, proto, vlan, inner, n))
+    plain.then(|| shard_of_folded(src, dst, vlan, inner, n))
 }
 
 fn be16(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
 }
 
-/// The shard owning a flow: a symmetric hash of its addresses, protocol and
-/// VLANs (ports excluded, so IP fragments land with their flow).
-fn shard_of(
-    a: IpAddr,
-    b: IpAddr,
-    proto: u8,
-    vlan: Option<u16>,
-    inner: Option<u16>,
-    n: usize,
-) -> usize {
-    shard_of_folded(fold_addr(a), fold_addr(b), proto, vlan, inner, n)
+/// The shard owning a flow: a symmetric hash of its addresses and VLANs.
+/// Ports are left out, so IP fragments land with their flow; so is the
+/// protocol, which an IPv6 non-first fragment may not show (its fragment
+/// header can name an extension header that the first fragment steps
+/// over).
+fn shard_of(a: IpAddr, b: IpAddr, vlan: Option<u16>, inner: Option<u16>, n: usize) -> usize {
+    shard_of_folded(fold_addr(a), fold_addr(b), vlan, inner, n)
 }
 
 /// An address folded into 64 bits for [`shard_of_folded`].
@@ -555,18 +551,9 @@ fn fold_v6(octets: [u8; 16]) -> u64 {
 /// [`shard_of`] on folded addresses: the same for both directions (the
 /// smaller fold goes first), one mixing step, and a multiply-shift instead
 /// of a division to pick the shard.
-fn shard_of_folded(
-    a: u64,
-    b: u64,
-    proto: u8,
-    vlan: Option<u16>,
-    inner: Option<u16>,
-    n: usize,
-) -> usize {
+fn shard_of_folded(a: u64, b: u64, vlan: Option<u16>, inner: Option<u16>, n: usize) -> usize {
     let (lo, hi) = (a.min(b), a.max(b));
-    let meta = u64::from(proto)
-        | u64::from(vlan.unwrap_or(0xffff)) << 8
-        | u64::from(inner.unwrap_or(0xffff)) << 24;
+    let meta = u64::from(vlan.unwrap_or(0xffff)) | u64::from(inner.unwrap_or(0xffff)) << 16;
     let h = mix64(
         lo.wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ hi.rotate_left(29)
@@ -584,7 +571,7 @@ pub(crate) fn route_parts(view: &PacketView<'_>, n: usize) -> ([(usize, u8); 4],
     let mut counter = usize::MAX;
     let last = view.encapsulations().count();
     for (i, fp) in view.flow_packets().enumerate() {
-        let shard = shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n);
+        let shard = shard_of(fp.ip.src, fp.ip.dst, fp.vlan, fp.inner_vlan, n);
         if i == last {
             counter = shard;
         }
@@ -834,7 +821,7 @@ mod tests {
         let view = PacketView::parse(data, link, Timestamp(0), data.len() as u32).ok()?;
         Some(
             view.flow_packets()
-                .map(|fp| shard_of(fp.ip.src, fp.ip.dst, fp.ip.proto, fp.vlan, fp.inner_vlan, n))
+                .map(|fp| shard_of(fp.ip.src, fp.ip.dst, fp.vlan, fp.inner_vlan, n))
                 .collect(),
         )
     }
@@ -899,8 +886,8 @@ mod tests {
                 let v6: IpAddr = format!("2001:db8::{:x}", i).parse().unwrap();
                 let vlan = (i % 3 == 0).then_some(30);
                 for (a, b) in [(client, server), (v6, server)] {
-                    let there = shard_of(a, b, 6, vlan, None, n);
-                    assert_eq!(there, shard_of(b, a, 6, vlan, None, n));
+                    let there = shard_of(a, b, vlan, None, n);
+                    assert_eq!(there, shard_of(b, a, vlan, None, n));
                     counts[there] += 1;
                 }
             }

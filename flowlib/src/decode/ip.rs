@@ -31,6 +31,9 @@ pub(crate) enum IpStep<'a> {
 struct IpBounds {
     /// Offset of the transport header (after all IP headers).
     l4_off: usize,
+    /// Offset of a fragment's share of the datagram (IPv6: after the
+    /// fragment header, before any extension header that follows it).
+    fragmentable_off: usize,
     /// End of the IP packet within the captured bytes.
     end: usize,
     /// Transport bytes according to the IP length fields.
@@ -71,6 +74,7 @@ impl<'a> Decoder<'a> {
         };
         Ok(IpBounds {
             l4_off: off + header_len,
+            fragmentable_off: off + header_len,
             end,
             l4_len: (ip_len - header_len) as u32,
         })
@@ -101,6 +105,7 @@ impl<'a> Decoder<'a> {
             id: u32::from(h.identification()),
             offset: frag_off,
             more: h.more_fragments(),
+            len: b.l4_len,
         });
         let info = IpInfo {
             src: IpAddr::from(h.source()),
@@ -131,7 +136,11 @@ impl<'a> Decoder<'a> {
         };
         let b = self.bounds(off, 40, ip_len)?;
         let chain = super::ipv6_ext::walk(&self.data[..b.end], b.l4_off, h.next_header().0)?;
-        let (ext_len, next, fragment) = (chain.len, chain.next, chain.fragment);
+        let (ext_len, next) = (chain.len, chain.next);
+        let fragment = chain.fragment.map(|f| Fragment {
+            len: b.l4_len.saturating_sub(chain.unfragmentable as u32),
+            ..f
+        });
         let info = IpInfo {
             src: IpAddr::from(h.source_addr()),
             dst: IpAddr::from(h.destination_addr()),
@@ -143,6 +152,7 @@ impl<'a> Decoder<'a> {
         };
         let b = IpBounds {
             l4_off: b.l4_off + ext_len,
+            fragmentable_off: (b.l4_off + chain.unfragmentable).min(b.end),
             end: b.end,
             l4_len: b.l4_len.saturating_sub(ext_len as u32),
         };
@@ -152,7 +162,7 @@ impl<'a> Decoder<'a> {
     /// Decodes the transport header (or tunnel) on top of an IP header.
     fn above_ip(&mut self, info: IpInfo, b: IpBounds) -> Result<IpStep<'a>, DecodeError> {
         self.fragment_bytes = match info.fragment {
-            Some(_) => self.data.get(b.l4_off..b.end).unwrap_or_default(),
+            Some(_) => self.data.get(b.fragmentable_off..b.end).unwrap_or_default(),
             None => &[],
         };
         if let Some(frag) = info.fragment {

@@ -20,6 +20,9 @@ pub(super) struct ExtChain {
     pub(super) next: u8,
     /// The fragment header, when it fragments the payload.
     pub(super) fragment: Option<Fragment>,
+    /// Bytes of extension headers up to and including the fragment header
+    /// (where the fragmentable part starts); 0 without one.
+    pub(super) unfragmentable: usize,
 }
 
 /// Walks the extension headers that start at `off` in `data` (which ends
@@ -27,11 +30,15 @@ pub(super) struct ExtChain {
 /// options are only allowed first (RFC 8200); a header cut off, or one
 /// that claims more bytes than are there, is a
 /// [`Weird::BadIpv6ExtensionHeader`]; more than [`MAX_IPV6_EXT_HEADERS`] is a
-/// [`Weird::TooManyIpv6ExtensionHeaders`].
+/// [`Weird::TooManyIpv6ExtensionHeaders`]. The walk ends at the fragment
+/// header of a non-first fragment: what follows it is the middle of the
+/// datagram's fragmentable part, not a header (RFC 8200 4.5); `next` is
+/// then the fragment header's next header.
 pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, DecodeError> {
     let mut next = first;
     let mut at = off;
     let mut fragment = None;
+    let mut unfragmentable = 0;
     let mut count = 0;
     loop {
         let len = match next {
@@ -51,6 +58,7 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
                     len: at - off,
                     next,
                     fragment,
+                    unfragmentable,
                 })
             }
         };
@@ -64,11 +72,22 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
         if next == ext::FRAGMENT {
             let offset = u32::from(u16::from_be_bytes([h[2], h[3]]) & 0xfff8);
             let more = h[3] & 0x01 != 0;
+            unfragmentable = at + len - off;
             if offset > 0 || more {
                 fragment = Some(Fragment {
                     id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
                     offset,
                     more,
+                    // Set by the caller, which knows the stated length.
+                    len: 0,
+                });
+            }
+            if offset > 0 {
+                return Ok(ExtChain {
+                    len: unfragmentable,
+                    next: h[0],
+                    fragment,
+                    unfragmentable,
                 });
             }
         }

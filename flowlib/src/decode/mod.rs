@@ -168,6 +168,10 @@ pub struct Fragment {
     pub offset: u32,
     /// More fragments follow.
     pub more: bool,
+    /// Bytes of the datagram's fragmentable part this fragment carries, as
+    /// its IP length states them (IPv4: the payload; IPv6: what follows
+    /// the fragment header).
+    pub len: u32,
 }
 
 /// The IP layer of a flow-bearing packet.

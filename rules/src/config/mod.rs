@@ -513,9 +513,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         ));
     }
     if total > MAX_DURATION_SECS {
-        return Err(format!(
-            "{s:?} is too long (at most 5000w, about 96 years)"
-        ));
+        return Err(format!("{s:?} is too long (at most 5000w, about 96 years)"));
     }
     Ok(Duration::from_secs(total))
 }
