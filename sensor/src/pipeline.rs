@@ -464,11 +464,13 @@ pub(crate) fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize
             if !matches!(ethertype, 0x8100 | 0x88a8 | 0x9100 | 0x9200) {
                 break;
             }
-            let id = Some(be16(data, off)? & 0x0fff);
-            if vlan.is_none() {
-                vlan = id;
-            } else {
-                inner = id;
+            // As the full decode: VLAN id 0 (a priority tag) is no VLAN.
+            let id = be16(data, off)? & 0x0fff;
+            if id == 0 {
+            } else if vlan.is_none() {
+                vlan = Some(id);
+            } else if inner.is_none() {
+                inner = Some(id);
             }
             ethertype = be16(data, off + 2)?;
             off += 4;
@@ -920,14 +922,13 @@ mod tests {
     fn quick_shard_agrees_with_the_full_decode_on_generated_traffic() {
         let mut buf = Vec::new();
         let (mut seen, mut quick) = (0, 0);
-        for (seed, tag) in [(7, true), (8, false)] {
+        // Untagged flows tagged with VLAN 200, left alone, or given a
+        // priority tag (VLAN id 0, which is no VLAN).
+        for (seed, tag) in [(7, Some(200)), (8, None), (9, Some(0))] {
             let mut frames = Interleave::new(RealisticFlows::new(MixConfig::new(seed, 3_000)).map(
-                move |c| {
-                    if tag && c.vlan.is_none() {
-                        c.vlan(200)
-                    } else {
-                        c
-                    }
+                move |c| match tag {
+                    Some(id) if c.vlan.is_none() => c.vlan(id),
+                    _ => c,
                 },
             ));
             for _ in 0..40_000 {

@@ -85,8 +85,12 @@ impl<'a> Decoder<'a> {
                 }
                 let tci = be16(data, off, Weird::TruncatedVlanTag)?;
                 let next = be16(data, off + 2, Weird::TruncatedVlanTag)?;
+                // VLAN id 0 is a priority tag (802.1p): the frame belongs
+                // to no VLAN, and the next tag, if any, is the outer one
+                // (as Zeek fills its vlan fields).
                 let id = tci & 0x0fff;
-                if self.vlan.is_none() {
+                if id == 0 {
+                } else if self.vlan.is_none() {
                     self.vlan = Some(id);
                 } else if self.inner_vlan.is_none() {
                     self.inner_vlan = Some(id);

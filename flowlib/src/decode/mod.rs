@@ -721,4 +721,35 @@ mod tests {
         let e = PacketView::parse(&frame[..96], LinkType::ETHERNET, Timestamp(0), 96).unwrap_err();
         assert_eq!(e.weird, Weird::IpLengthExceedsFrame);
     }
+
+    /// `inner_frame()` with 802.1Q tags of these ids (priority 3) after
+    /// the MAC addresses, outermost first.
+    fn tagged(ids: &[u16]) -> Vec<u8> {
+        let plain = inner_frame();
+        let mut v = plain[..12].to_vec();
+        for id in ids {
+            v.extend_from_slice(&[0x81, 0x00]);
+            v.extend_from_slice(&(0x6000 | id).to_be_bytes());
+        }
+        v.extend_from_slice(&plain[12..]);
+        v
+    }
+
+    #[test]
+    fn vlan_id_0_is_a_priority_tag_not_a_vlan() {
+        let vlans = |ids: &[u16]| {
+            let f = tagged(ids);
+            let v =
+                PacketView::parse(&f, LinkType::ETHERNET, Timestamp(0), f.len() as u32).unwrap();
+            assert_eq!(v.inner.transport.ports(), (5353, 53));
+            (v.inner.vlan, v.inner.inner_vlan)
+        };
+        assert_eq!(vlans(&[]), (None, None));
+        assert_eq!(vlans(&[0]), (None, None));
+        assert_eq!(vlans(&[100]), (Some(100), None));
+        // As Zeek fills its fields: a zero id leaves the slot for the next.
+        assert_eq!(vlans(&[0, 100]), (Some(100), None));
+        assert_eq!(vlans(&[100, 0]), (Some(100), None));
+        assert_eq!(vlans(&[100, 200]), (Some(100), Some(200)));
+    }
 }
