@@ -723,3 +723,54 @@ fn packets_earlier_than_the_clock_are_counted_once_for_any_worker_count() {
         );
     }
 }
+
+/// With several workers every worker opens every input. When the process
+/// may not open that many files, the run stops before writing anything
+/// (exit 2, saying why) rather than leaving out the flows of the workers
+/// that could not read.
+#[test]
+fn workers_that_cannot_open_the_inputs_stop_the_run_before_any_record() {
+    let dir = tmp("many-inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut inputs = Vec::new();
+    for i in 0..12 {
+        let p = dir.join(format!("part{i}.pcap"));
+        std::fs::copy(demo(), &p).unwrap();
+        inputs.push(p.to_str().unwrap().to_owned());
+    }
+    let out = dir.join("records.json");
+    let replay = |workers: &str| {
+        let cmd = format!(
+            "ulimit -n 32 && exec {} replay -q --no-progress -w {workers} -o {} {}",
+            env!("CARGO_BIN_EXE_sensor"),
+            out.display(),
+            inputs.join(" ")
+        );
+        Command::new("sh").args(["-c", &cmd]).output().unwrap()
+    };
+    // One worker opens the 12 files once: within the limit.
+    let one = replay("1");
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+    // Four workers need 48: refused before the output is created.
+    std::fs::remove_file(&out).unwrap();
+    let four = replay("4");
+    let err = stderr(&four);
+    assert_eq!(four.status.code(), Some(2), "{err}");
+    assert!(err.contains("Too many open files"), "{err}");
+    assert!(err.contains("try fewer --workers"), "{err}");
+    assert!(!out.exists(), "nothing written: {err}");
+}
+
+#[test]
+fn a_worker_count_out_of_range_is_refused() {
+    for bad in ["0", "257", "+2", "many"] {
+        let o = run(&["replay", "-w", bad, demo().to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("is not a worker count (1-256)"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::metrics::Telemetry;
 use crate::output::{Format, Output};
-use crate::replay::{replay, ReplayConfig};
+use crate::replay::{replay, replay_opened, ReplayConfig, ReplayInputs};
 use crate::rotation::Rotation;
 use crate::summary::Summary;
 use clap::{Args, Parser, Subcommand};
@@ -109,8 +109,8 @@ pub struct LearnArgs {
     /// Where to write the baseline (JSON).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Shard workers (default: one per core).
-    #[arg(short, long, value_name = "N")]
+    /// Shard workers, 1-256 (default: one per core).
+    #[arg(short, long, value_name = "N", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// Flow table settings.
     #[command(flatten)]
@@ -186,6 +186,20 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} must be above 0 and below 2^64 bytes"))
 }
 
+/// Most shard workers: each is a thread, and in replay each opens every
+/// input file.
+pub const MAX_WORKERS: usize = 256;
+
+/// A worker count, 1 to [`MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(n)
+        }
+        _ => Err(format!("{s:?} is not a worker count (1-{MAX_WORKERS})")),
+    }
+}
+
 /// `3600`, `90s`, `15m`, `1h`, `1d`.
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let (digits, unit) = split_unit(s);
@@ -229,8 +243,8 @@ pub struct LiveArgs {
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,
-    /// Shard workers (default: one per core).
-    #[arg(short, long, value_name = "N")]
+    /// Shard workers, 1-256 (default: one per core).
+    #[arg(short, long, value_name = "N", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// Where records and alerts go.
     #[command(flatten)]
@@ -258,8 +272,8 @@ pub struct ReplayArgs {
     /// Only process packets matching this BPF expression.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
-    /// Shard workers (default: one per core).
-    #[arg(short, long, value_name = "N")]
+    /// Shard workers, 1-256 (default: one per core).
+    #[arg(short, long, value_name = "N", value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// Do not show a progress bar.
     #[arg(long)]
@@ -490,8 +504,11 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             let baseline = load_baseline(args.out.baseline.as_deref())?;
             let mut cfg = cfg;
             cfg.table.report_starts = args.out.alerts.is_some();
+            // Inputs before outputs: nothing is created for a run that
+            // cannot read its inputs.
+            let inputs = ReplayInputs::open(&cfg)?;
             let mut out = open_output(&args.out, rules, baseline, &telemetry)?;
-            let outcome = replay(&cfg, &mut out);
+            let outcome = replay_opened(inputs, &cfg, &mut out);
             telemetry.finish()?;
             let outcome = outcome?;
             if !args.quiet {

@@ -15,7 +15,7 @@ use flowlib::{EndReason, TableConfig};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What to replay and how.
@@ -46,10 +46,55 @@ pub struct ReplayOutcome {
     pub input_error: Option<SensorError>,
 }
 
+/// The inputs of a replay, opened: one timeline, or one per shard when
+/// every shard reads the files itself.
+pub struct ReplayInputs {
+    timelines: Vec<Timeline>,
+}
+
+impl ReplayInputs {
+    /// Opens the inputs of `cfg`. With several workers and files on disk,
+    /// every shard's copy is opened now: a shard that could not open them
+    /// (too many open files) stops the run before any output is created,
+    /// instead of leaving its share of the flows out.
+    pub fn open(cfg: &ReplayConfig) -> Result<ReplayInputs, SensorError> {
+        let first = Timeline::open(&cfg.files, cfg.bpf.as_deref())?;
+        let copies = if cfg.workers > 1 && first.rereadable() {
+            cfg.workers
+        } else {
+            1
+        };
+        let mut timelines = vec![first];
+        for _ in 1..copies {
+            let t = Timeline::open(&cfg.files, cfg.bpf.as_deref()).map_err(|e| match e {
+                SensorError::Open { path, message } => SensorError::Open {
+                    path,
+                    message: format!(
+                        "{message} (each of the {copies} workers opens every input; try fewer --workers)"
+                    ),
+                },
+                e => e,
+            })?;
+            timelines.push(t);
+        }
+        Ok(ReplayInputs { timelines })
+    }
+}
+
 /// Replays every file through the sharded pipeline into `out`.
 pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, SensorError> {
-    let mut timeline = Timeline::open(&cfg.files, cfg.bpf.as_deref())?;
-    let progress = Progress::new("replay", timeline.size(), cfg.progress);
+    replay_opened(ReplayInputs::open(cfg)?, cfg, out)
+}
+
+/// [`replay`] of inputs already opened (by [`ReplayInputs::open`] with the
+/// same `cfg`).
+pub fn replay_opened(
+    inputs: ReplayInputs,
+    cfg: &ReplayConfig,
+    out: &mut Output,
+) -> Result<ReplayOutcome, SensorError> {
+    let mut timelines = inputs.timelines;
+    let progress = Progress::new("replay", timelines[0].size(), cfg.progress);
     let started = Instant::now();
     let pipeline = PipelineConfig {
         workers: cfg.workers,
@@ -59,10 +104,11 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
         shutdown: cfg.shutdown.clone(),
         metrics: cfg.metrics.clone(),
     };
-    let n_files = timeline.files().len();
-    let (stats, input_error) = if cfg.workers > 1 && timeline.rereadable() {
+    let n_files = timelines[0].files().len();
+    let (stats, input_error) = if timelines.len() > 1 {
         // Files on disk: every shard reads them itself (no dispatcher).
-        drop(timeline);
+        let opened = timelines.into_iter().map(Some);
+        let opened: Vec<Mutex<Option<Timeline>>> = opened.map(Mutex::new).collect();
         let (stats, errors) = scan::run(&pipeline, out, |shard| {
             let hidden = Progress::hidden();
             let progress = if shard.shard() == 0 {
@@ -70,19 +116,19 @@ pub fn replay(cfg: &ReplayConfig, out: &mut Output) -> Result<ReplayOutcome, Sen
             } else {
                 &hidden
             };
-            let mut timeline = match Timeline::open(&cfg.files, cfg.bpf.as_deref()) {
-                Ok(t) => t,
-                Err(e) => return Some(e),
-            };
+            let mut timeline = opened
+                .get(shard.shard())
+                .and_then(|t| t.lock().ok()?.take())?;
             timeline.for_each(progress, |p| match shard.offer(p) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()), // the output went away
             })
         })?;
         // Every shard reads the same bytes, so they fail alike; a shard
-        // whose own reading failed (a reopen, an I/O error) is reported too.
+        // whose own reading failed (an I/O error) is reported too.
         (stats, errors.into_iter().flatten().next())
     } else {
+        let mut timeline = timelines.swap_remove(0);
         pipeline::run(&pipeline, out, |d| {
             timeline.for_each(&progress, |p| match d.dispatch(p) {
                 Ok(()) => ControlFlow::Continue(()),
