@@ -200,3 +200,56 @@ fn shards_reading_the_file_themselves_give_the_dispatched_records() {
     assert!(one.stdout == three.stdout);
     assert_eq!(summary(&one), summary(&three));
 }
+
+/// A stream whose writer goes quiet (`tcpdump -w - | sensor replay -` on an
+/// idle link) still stops at SIGTERM: at once, every open flow flushed with
+/// end reason `shutdown`, the summary printed, exit 0. The signal comes
+/// twice, as `timeout` delivers it (to the child, then its process group):
+/// that is one stop, not a forced exit.
+#[test]
+fn a_stop_request_ends_a_replay_waiting_on_a_quiet_stream() {
+    let bytes = std::fs::read(repo().join("demo/msp-demo.pcap")).unwrap();
+    for workers in ["1", "2"] {
+        let mut child = sensor()
+            .args(["replay", "--no-progress", "-w", workers, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The whole capture, then the writer stays, silent.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&bytes).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let pid = child.id().to_string();
+        for _ in 0..2 {
+            let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(sent.success());
+        }
+        let asked = std::time::Instant::now();
+        let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+        while !waiter.is_finished() && asked.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let stopped_in = asked.elapsed();
+        drop(stdin);
+        let o = waiter.join().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stopped_in.as_secs() < 5,
+            "took {stopped_in:?} after SIGTERM"
+        );
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(err.contains("packets: "), "the summary: {err}");
+        let records: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            records.iter().any(|r| r["end_reason"] == "shutdown"),
+            "open flows flushed at the stop"
+        );
+        assert!(records.iter().all(|r| r["end_reason"] != "eof"));
+    }
+}

@@ -721,14 +721,38 @@ fn print_ipfix_failures(out: &Output) {
     }
 }
 
-/// SIGINT and SIGTERM set `flag` (the pipeline then stops reading and
-/// flushes every open flow); a second signal ends the process at once.
+/// A signal this long after the first one ends the process at once.
+const FORCE_AFTER: Duration = Duration::from_secs(1);
+
+/// SIGINT and SIGTERM set `flag` (the pipeline then stops reading, also
+/// from a quiet stream, and flushes every open flow). Another signal at
+/// least [`FORCE_AFTER`] later ends the process at once with exit 130: a
+/// stuck shutdown can be cut short, but one stop request delivered twice
+/// (`timeout` signals the child, then its process group) is one stop.
 fn register_signals(flag: &Arc<AtomicBool>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    crate::stream::watch_stop(flag);
     for sig in [SIGINT, SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(flag));
         let _ = signal_hook::flag::register(sig, Arc::clone(flag));
     }
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first = None;
+            for _ in signals.forever() {
+                match first {
+                    None => first = Some(std::time::Instant::now()),
+                    Some(at) if at.elapsed() >= FORCE_AFTER => {
+                        eprintln!("sensor: stopped again: exiting without flushing");
+                        std::process::exit(130);
+                    }
+                    Some(_) => {}
+                }
+            }
+        });
 }
 
 /// One worker per available core.

@@ -27,6 +27,7 @@ pub mod savefile;
 pub mod scan;
 pub mod source;
 pub mod start;
+pub mod stream;
 pub mod summary;
 #[cfg(test)]
 mod test_captures;

@@ -104,7 +104,10 @@ impl CaptureFile {
             _ => return Err(open_err("not a pcap or pcapng file".into())),
         };
         if !regular {
-            // A stream cannot be reopened: put the magic back in front.
+            // A stream cannot be reopened: put the magic back in front. It
+            // is read on a thread of its own, so that a stop request ends
+            // a wait for a quiet writer (`crate::stream`).
+            let f = crate::stream::StreamInput::new(f).map_err(|e| open_err(e.to_string()))?;
             let stream: Input = Box::new(std::io::Cursor::new(magic).chain(f));
             return match format {
                 FileFormat::Pcap => Self::pcap_from(path, stream, bpf, 0),
@@ -298,6 +301,10 @@ impl CaptureFile {
                     }))
                 }
                 Ok(None) => Ok(None),
+                // A stop request while waiting for a stream: its end.
+                Err(PcapError::Io { ref source, .. }) if crate::stream::is_stopped(source) => {
+                    Ok(None)
+                }
                 Err(e) => Err(SensorError::Truncated {
                     path: self.path.clone(),
                     record: e.record().unwrap_or(self.records + 1),
@@ -348,6 +355,11 @@ impl CaptureFile {
                         }))
                     }
                     Ok(None) => Ok(None),
+                    Err(PcapNgError::Io { ref source, .. })
+                        if crate::stream::is_stopped(source) =>
+                    {
+                        Ok(None)
+                    }
                     Err(e) => Err(SensorError::Truncated {
                         path: self.path.clone(),
                         record: records + 1,
