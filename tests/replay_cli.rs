@@ -774,3 +774,21 @@ fn a_worker_count_out_of_range_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_directory_or_stdin_twice_as_input_is_refused_saying_why() {
+    let dir = tmp("a-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = run(&["replay", dir.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot open capture: Is a directory"), "{err}");
+
+    let o = run(&["replay", "-", demo().to_str().unwrap(), "-"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`-` (standard input) is given more than once"),
+        "{err}"
+    );
+}

@@ -556,7 +556,26 @@ pub(crate) fn combination_error(command: &Command) -> Option<(clap::error::Error
             ));
         }
     }
+    if let Some(m) = stdin_twice(command) {
+        return Some((clap::error::ErrorKind::ArgumentConflict, m));
+    }
     output_clash(command).map(|m| (clap::error::ErrorKind::ArgumentConflict, m))
+}
+
+/// A message when `-` (standard input, which can be read only once) is
+/// among the capture files more than once.
+fn stdin_twice(command: &Command) -> Option<String> {
+    let files: &[PathBuf] = match command {
+        Command::Replay(a) => &a.files,
+        Command::Baseline(BaselineCommand::Learn(a)) => &a.files,
+        Command::Extract(a) => &a.files,
+        Command::Report(a) => &a.files,
+        Command::Inventory(a) => &a.files,
+        _ => return None,
+    };
+    (files.iter().filter(|f| f.as_os_str() == "-").count() > 1).then(|| {
+        "`-` (standard input) is given more than once: it can be read only once".to_owned()
+    })
 }
 
 /// A message when one of the files `command` would write is another of

@@ -96,8 +96,13 @@ impl CaptureFile {
             .filter(|_| path.as_os_str() != STDIN);
         let regular = meta.as_ref().is_some_and(|m| m.is_file());
         let size = meta.map_or(0, |m| if m.is_file() { m.len() } else { 0 });
-        f.read_exact(&mut magic)
-            .map_err(|_| open_err("file is too short to be a capture".into()))?;
+        f.read_exact(&mut magic).map_err(|e| {
+            open_err(match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => "file is too short to be a capture".into(),
+                // e.g. a directory: "Is a directory (os error 21)".
+                _ => e.to_string(),
+            })
+        })?;
         let format = match u32::from_le_bytes(magic) {
             0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => FileFormat::Pcap,
             0x0a0d_0d0a => FileFormat::PcapNg,
