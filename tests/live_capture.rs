@@ -344,6 +344,13 @@ fn live_capture_between_namespaces_matches_the_traffic_and_flushes_on_sigterm() 
         num("shard queue "),
     );
     assert_eq!(captured, packets + queue, "{err}");
+    // Every packet the kernel received for the socket is placed: read, or
+    // dropped for want of room, or arrived after the stop unread.
+    assert_eq!(
+        num("(kernel received "),
+        captured + num("drops: kernel ") + num("unread: "),
+        "{err}"
+    );
     let decoded = {
         let i = err.find(" decoded").unwrap();
         let before = &err[..i];
@@ -487,4 +494,59 @@ fn live_capture_between_namespaces_matches_the_traffic_and_flushes_on_sigterm() 
         "live records differ from the replay of tcpdump's recording"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The interface going away ends the capture with exit 1 (so that a
+/// supervisor restarts the sensor), after every open flow is flushed.
+#[test]
+fn an_interface_that_disappears_ends_the_capture_with_a_failure() {
+    if !have_root_and_tools() {
+        assert_eq!(
+            std::env::var("FLOWMON_ALLOW_NO_NETNS").as_deref(),
+            Ok("1"),
+            "the live capture test needs root, ip, tcpdump and ping"
+        );
+        return;
+    }
+    let tag = format!("{}", (std::process::id() + 7) % 100_000);
+    let ns = Netns::create(&tag);
+    let dir = std::env::temp_dir().join(format!("flowmon-live-gone-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, err_path) = (dir.join("live.json"), dir.join("live.err"));
+    let veth = format!("fm{tag}va");
+    let sensor: PathBuf = env!("CARGO_BIN_EXE_sensor").into();
+    let mut live = ns
+        .exec(&ns.a, &sensor)
+        .args(["live", "-i", &veth, "-o"])
+        .arg(&json)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_text(&err_path, "capturing");
+    let ping = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.a, "ping", "-c", "2", "-i", "0.2", SERVER,
+        ])
+        .output()
+        .unwrap();
+    assert!(ping.status.success());
+    ip(&["-n", &ns.a, "link", "del", &veth]);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = live.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still capturing");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("capture on {veth} failed")), "{err}");
+    let recs = records(&std::fs::read_to_string(&json).unwrap());
+    assert!(
+        recs.iter()
+            .any(|r| r["proto"] == "icmp" && r["orig_pkts"] == 2),
+        "the ping's flow flushed: {recs:?}"
+    );
 }

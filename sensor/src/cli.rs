@@ -3,7 +3,7 @@
 
 use crate::config::{parse_args, ArgsError, SensorConfig};
 use crate::enclaves;
-use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::error::{SensorError, EXIT_FAILURE, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
 use crate::eve::AlertFormat;
 use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
@@ -475,6 +475,16 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             eprintln!("{summary}\n{}", o.drops);
             print_alert_summary(&out);
             print_ipfix_summary(&out);
+            out.leave_to_exit();
+            if let Some(e) = &o.capture_error {
+                // Exit 1, so that a supervisor (systemd's
+                // Restart=on-failure) starts the sensor again.
+                eprintln!(
+                    "sensor: capture on {} failed: {e}; every open flow flushed",
+                    cfg.interface
+                );
+                return Ok(EXIT_FAILURE);
+            }
             eprintln!(
                 "sensor: {} on {}; every open flow flushed",
                 if o.interrupted {
@@ -484,7 +494,6 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 },
                 cfg.interface
             );
-            out.leave_to_exit();
             Ok(EXIT_OK)
         }
         Command::Replay(args) => {

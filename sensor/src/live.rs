@@ -83,18 +83,24 @@ pub struct LiveDrops {
     pub shard_queue: u64,
     /// Packets read from libpcap.
     pub captured: u64,
+    /// Packets the kernel had received but were not read: those that
+    /// arrived after a signal stopped the capture and the ring was
+    /// drained (kernel received - kernel drops - captured).
+    pub unread_at_stop: u64,
 }
 
 impl fmt::Display for LiveDrops {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "captured: {}; drops: kernel {}, interface {}, shard queue {} (kernel received {})",
+            "captured: {}; drops: kernel {}, interface {}, shard queue {} (kernel received {}); \
+             arrived after the stop, unread: {}",
             self.captured,
             self.kernel.total(),
             self.interface.total(),
             self.shard_queue,
-            self.kernel_received.total()
+            self.kernel_received.total(),
+            self.unread_at_stop
         )
     }
 }
@@ -111,6 +117,9 @@ pub struct LiveOutcome {
     pub drops: LiveDrops,
     /// Stopped by a signal (rather than by the interface going away).
     pub interrupted: bool,
+    /// Why libpcap stopped capturing, if it failed (the interface went
+    /// away, ...); every open flow was still flushed.
+    pub capture_error: Option<String>,
     /// Wall time spent.
     pub elapsed: Duration,
 }
@@ -193,7 +202,7 @@ pub fn live(
     })?;
     let (mut drops, error) = fed;
     drops.shard_queue = stats.queue_drops;
-    if let Some(e) = error {
+    if let Some(e) = &error {
         tracing::error!("capture ended: {e}");
     }
     Ok(LiveOutcome {
@@ -202,6 +211,7 @@ pub fn live(
         records: stats.records,
         drops,
         interrupted: stats.interrupted,
+        capture_error: error.map(|e| e.to_string()),
         elapsed: started.elapsed(),
     })
 }
@@ -226,18 +236,9 @@ fn capture_loop(
     while !d.stopped() {
         match cap.next_packet() {
             Ok(p) => {
-                let ts = Timestamp::from_micros(
-                    p.header.ts.tv_sec,
-                    p.header.ts.tv_usec.clamp(0, 999_999) as u32,
-                );
-                last_ts = Some((ts, Instant::now()));
+                let packet = packet_of(&p, link);
+                last_ts = Some((packet.ts, Instant::now()));
                 packets += 1;
-                let packet = Packet {
-                    ts,
-                    data: p.data,
-                    wire_len: p.header.len,
-                    link,
-                };
                 if d.dispatch(packet).is_err() {
                     break;
                 }
@@ -275,12 +276,46 @@ fn capture_loop(
             );
         }
     }
+    if error.is_none() && !d.output_gone() {
+        // Stopped by a signal: the packets already in the ring are read
+        // too (as many as the kernel had received then, so a busy link
+        // cannot keep the capture going).
+        read_stats(&mut cap, &mut drops);
+        let waiting = drops
+            .kernel_received
+            .total()
+            .saturating_sub(drops.kernel.total() + packets);
+        for _ in 0..waiting {
+            let Ok(p) = cap.next_packet() else { break };
+            packets += 1;
+            if d.dispatch_after_stop(packet_of(&p, link)).is_err() {
+                break;
+            }
+        }
+    }
     read_stats(&mut cap, &mut drops);
     if let Some(m) = metrics {
         publish_drops(m, &drops);
     }
     drops.captured = packets;
+    drops.unread_at_stop = drops
+        .kernel_received
+        .total()
+        .saturating_sub(drops.kernel.total() + packets);
     (drops, error)
+}
+
+/// A packet libpcap captured, for the dispatcher.
+fn packet_of<'p>(p: &pcap::Packet<'p>, link: LinkType) -> Packet<'p> {
+    Packet {
+        ts: Timestamp::from_micros(
+            p.header.ts.tv_sec,
+            p.header.ts.tv_usec.clamp(0, 999_999) as u32,
+        ),
+        data: p.data,
+        wire_len: p.header.len,
+        link,
+    }
 }
 
 fn publish_drops(m: &Metrics, drops: &LiveDrops) {

@@ -274,6 +274,20 @@ impl Dispatcher<'_> {
         if self.stopped() {
             return Err(Stopped);
         }
+        self.feed(p)
+    }
+
+    /// [`Dispatcher::dispatch`] after a signal asked to shut down: the
+    /// packets a live capture had already received when it stopped. Fails
+    /// only when the output went away.
+    pub fn dispatch_after_stop(&mut self, p: Packet<'_>) -> Result<(), Stopped> {
+        if self.output_gone() {
+            return Err(Stopped);
+        }
+        self.feed(p)
+    }
+
+    fn feed(&mut self, p: Packet<'_>) -> Result<(), Stopped> {
         if p.ts < self.latest_packet {
             // Counted here, once, for the input's order: the shards only
             // see times already moved up to the latest. Against packets
@@ -412,6 +426,11 @@ impl Dispatcher<'_> {
     /// signal asked to shut down.
     pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Whether the output went away (nothing more can be written).
+    pub fn output_gone(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Packets dropped so far because a shard's queue was full.
