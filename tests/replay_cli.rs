@@ -792,3 +792,23 @@ fn a_directory_or_stdin_twice_as_input_is_refused_saying_why() {
         "{err}"
     );
 }
+
+/// `inbound`, `outbound` and `ifindex` read a live socket's metadata on
+/// Ethernet; on a capture file's packets they would match nothing, so the
+/// filter is refused (as `tcpdump -r` refuses it).
+#[test]
+fn a_filter_that_needs_a_live_socket_is_refused_for_a_capture_file() {
+    for expr in ["inbound", "ifindex 1", "outbound and tcp"] {
+        let o = run(&[
+            "replay",
+            "--bpf",
+            expr,
+            "-o",
+            "/dev/null",
+            demo().to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{expr}: {err}");
+        assert!(err.contains("only a live capture knows"), "{expr}: {err}");
+    }
+}

@@ -253,3 +253,61 @@ fn a_stop_request_ends_a_replay_waiting_on_a_quiet_stream() {
         assert!(records.iter().all(|r| r["end_reason"] != "eof"));
     }
 }
+
+/// A pcapng block of type `kind` around `body` (padded to 4 bytes).
+fn pcapng_block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    body.resize(body.len().div_ceil(4) * 4, 0);
+    let len = (12 + body.len()) as u32;
+    let mut b = kind.to_le_bytes().to_vec();
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(&body);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+/// A filter that cannot apply to an interface a pcapng stream reveals
+/// only at its first packet is the same usage error (exit 2) as for the
+/// file on disk, not an input that ended early (exit 3).
+#[test]
+fn a_filter_that_does_not_fit_a_streamed_interface_is_a_usage_error() {
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]); // version 1.0
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    let mut idb = 113u16.to_le_bytes().to_vec(); // Linux cooked capture
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    // SLL header, then IPv4/UDP 10.0.0.1:1000 -> 10.0.0.2:53.
+    let mut packet = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+    packet.extend_from_slice(&[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0]);
+    packet.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0x03, 0xe8, 0, 53, 0, 8, 0, 0]);
+    let mut epb = vec![0u8; 12];
+    epb.extend_from_slice(&(packet.len() as u32).to_le_bytes());
+    epb.extend_from_slice(&(packet.len() as u32).to_le_bytes());
+    epb.extend_from_slice(&packet);
+    let mut file = pcapng_block(0x0a0d_0d0a, &shb);
+    file.extend(pcapng_block(1, &idb));
+    file.extend(pcapng_block(6, &epb));
+    let path = tmp("sll.pcapng");
+    std::fs::write(&path, &file).unwrap();
+    let args = [
+        "--no-progress",
+        "-o",
+        "/dev/null",
+        "--bpf",
+        "ether src 1:2:3:4:5:6",
+    ];
+    for o in [replay_stdin(&file, &args), replay_file(&path, &args)] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("ethernet addresses supported only"), "{err}");
+    }
+    // A filter the interface can take runs.
+    let o = replay_stdin(&file, &["--no-progress", "-o", "/dev/null", "--bpf", "udp"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -3,7 +3,7 @@
 
 use crate::config::{parse_args, ArgsError, SensorConfig};
 use crate::enclaves;
-use crate::error::{SensorError, EXIT_FAILURE, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
+use crate::error::{SensorError, EXIT_FAILURE, EXIT_OK};
 use crate::eve::AlertFormat;
 use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
@@ -409,7 +409,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             match outcome.input_error {
                 Some(e) => {
                     eprintln!("sensor: {}", error_chain(&e));
-                    Ok(EXIT_INPUT_ENDED_EARLY)
+                    Ok(e.exit_code())
                 }
                 None => Ok(EXIT_OK),
             }
@@ -425,7 +425,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         Command::Extract(args) => match extract_cmd::run(&args)? {
             Some(e) => {
                 eprintln!("sensor: {}", error_chain(&e));
-                Ok(EXIT_INPUT_ENDED_EARLY)
+                Ok(e.exit_code())
             }
             None => Ok(EXIT_OK),
         },
@@ -533,7 +533,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
             match outcome.input_error {
                 Some(e) => {
                     eprintln!("sensor: {}", error_chain(&e));
-                    Ok(EXIT_INPUT_ENDED_EARLY)
+                    Ok(e.exit_code())
                 }
                 None => Ok(EXIT_OK),
             }

@@ -233,9 +233,14 @@ impl SensorError {
             | SensorError::MixedLinkTypes { .. }
             | SensorError::Metrics { .. }
             | SensorError::Config { .. } => EXIT_USAGE,
-            SensorError::Truncated { .. } | SensorError::InputsEndedEarly(_) => {
-                EXIT_INPUT_ENDED_EARLY
-            }
+            SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
+            // An input that stopped on a usage error (a filter that cannot
+            // apply to a link type met mid-stream) is that usage error.
+            SensorError::InputsEndedEarly(errors) => errors
+                .iter()
+                .map(SensorError::exit_code)
+                .find(|&c| c == EXIT_USAGE)
+                .unwrap_or(EXIT_INPUT_ENDED_EARLY),
             SensorError::Output(_)
             | SensorError::IpfixConnect(_)
             | SensorError::Write { .. }

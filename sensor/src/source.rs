@@ -225,8 +225,9 @@ impl CaptureFile {
         size: u64,
     ) -> Result<CaptureFile, SensorError> {
         if let Some(expr) = bpf {
-            // Validate the expression up front, against Ethernet.
-            compile_for(LinkType::ETHERNET, expr)?;
+            // Validate the expression up front, against Ethernet; each
+            // interface's link type is checked at its first packet.
+            compile_check(LinkType::ETHERNET, expr)?;
         }
         Ok(CaptureFile {
             path: path.to_owned(),
@@ -462,13 +463,31 @@ fn unsupported_link(path: &Path, link: LinkType) -> SensorError {
     }
 }
 
-/// Checks that `expr` compiles for link type `link`.
+/// Checks that `expr` compiles for a live capture on link type `link`.
 pub fn compile_check(link: LinkType, expr: &str) -> Result<(), SensorError> {
-    compile_for(link, expr).map(|_| ())
+    compile_dead(link, expr).map(|_| ())
 }
 
-/// Compiles `expr` for packets of link type `link`.
+/// Compiles `expr` for the packets of a capture file of link type `link`.
 fn compile_for(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorError> {
+    let program = compile_dead(link, expr)?;
+    if reads_socket_metadata(&program) {
+        // libpcap compiles these for a live Linux socket; on a file's
+        // packets the program would match nothing (tcpdump -r refuses).
+        return Err(SensorError::Filter {
+            expr: expr.to_owned(),
+            message: format!(
+                "it reads what only a live capture knows (direction, interface, offloaded \
+                 VLAN tag), which capture files of link type {link} do not have"
+            ),
+        });
+    }
+    Ok(program)
+}
+
+/// Compiles `expr` for link type `link`, as libpcap would for a live
+/// capture.
+fn compile_dead(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorError> {
     let dlt = if link == LinkType::RAW {
         12
     } else {
@@ -481,5 +500,24 @@ fn compile_for(link: LinkType, expr: &str) -> Result<pcap::BpfProgram, SensorErr
     dead.compile(expr, true).map_err(|e| SensorError::Filter {
         expr: expr.to_owned(),
         message: e.to_string(),
+    })
+}
+
+/// Linux's ancillary data area (`SKF_AD_OFF`, -0x1000): a BPF load from
+/// an offset here reads the socket's metadata about the packet.
+const SKF_AD_OFF: u32 = 0xffff_f000;
+
+/// Whether `program` loads socket metadata (`inbound`, `ifindex`, ...).
+fn reads_socket_metadata(program: &pcap::BpfProgram) -> bool {
+    program.get_instructions().iter().any(|insn| {
+        // The pcap crate shows an instruction as "code jt jf k".
+        let text = insn.to_string();
+        let fields: Vec<u32> = text.split(' ').filter_map(|f| f.parse().ok()).collect();
+        let [code, _, _, k] = fields[..] else {
+            return false;
+        };
+        let (class, mode) = (code & 0x07, code & 0xe0);
+        // BPF_LD or BPF_LDX, BPF_ABS, at an ancillary offset.
+        class <= 0x01 && mode == 0x20 && k >= SKF_AD_OFF
     })
 }
