@@ -253,3 +253,65 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read the configuration file"));
 }
+
+/// Policy in the file, paths on the command line: a file that needs the
+/// command line to be complete (`rotate_size` needs `-o FILE`,
+/// `alerts_format` needs `--rules` and `--alerts`) runs when the flags
+/// complete it, and without them fails like the flags alone would.
+#[test]
+fn a_file_completed_by_flags_runs() {
+    let dir = tmp("completed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, "rotate_size = \"10K\"\nalerts_format = \"eve\"\n").unwrap();
+    let demo = repo().join("demo/msp-demo.pcap");
+    let rules = repo().join("rules/examples/demo.toml");
+    let (records, alerts) = (dir.join("conn.json"), dir.join("alerts.json"));
+    let o = sensor()
+        .args(["replay", "-q", "--config"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&records)
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().filter(|n| n.starts_with("conn.json.")).count() > 1,
+        "rotated by the file's rotate_size: {names:?}"
+    );
+    let eve = names.iter().find(|n| n.starts_with("alerts.json")).unwrap();
+    let first = std::fs::read_to_string(dir.join(eve)).unwrap();
+    assert!(
+        first.contains("\"event_type\":\"alert\""),
+        "EVE from the file"
+    );
+    // Without -o the same file is the command line's rotation error.
+    let o = sensor()
+        .args(["replay", "-q", "--config"])
+        .arg(&path)
+        .arg(&demo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("required arguments were not provided"),
+        "{err}"
+    );
+    assert!(err.contains("--rules <FILE>"), "{err}");
+    assert!(o.stdout.is_empty());
+}
