@@ -812,3 +812,42 @@ fn a_filter_that_needs_a_live_socket_is_refused_for_a_capture_file() {
         assert!(err.contains("only a live capture knows"), "{expr}: {err}");
     }
 }
+
+/// With `--bpf` the summary places every record read: handed on as a
+/// packet, or left out by the filter.
+#[test]
+fn the_summary_counts_the_records_a_filter_left_out() {
+    let number_after = |text: &str, label: &str| -> u64 {
+        let at = text
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {text}"))
+            + label.len();
+        text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    for workers in ["1", "2"] {
+        let o = run(&[
+            "replay",
+            "--no-progress",
+            "-w",
+            workers,
+            "--bpf",
+            "tcp port 445",
+            "-o",
+            "/dev/null",
+            demo().to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        let packets = number_after(&err, "packets: ");
+        let read = number_after(&err, "filter: ");
+        let left_out = number_after(&err, "records read, ");
+        assert!(packets > 0 && left_out > 0, "{err}");
+        assert_eq!(read, packets + left_out, "{err}");
+        assert_eq!(read, 3900, "every record of the demo: {err}");
+    }
+}

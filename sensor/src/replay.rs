@@ -105,6 +105,10 @@ pub fn replay_opened(
         metrics: cfg.metrics.clone(),
     };
     let n_files = timelines[0].files().len();
+    // Records read from the files and those the filter left out (with
+    // shards reading the files, shard 0's count: every shard reads every
+    // record).
+    let read;
     let (stats, input_error) = if timelines.len() > 1 {
         // Files on disk: every shard reads them itself (no dispatcher).
         let opened = timelines.into_iter().map(Some);
@@ -116,35 +120,46 @@ pub fn replay_opened(
             } else {
                 &hidden
             };
-            let mut timeline = opened
+            let Some(mut timeline) = opened
                 .get(shard.shard())
-                .and_then(|t| t.lock().ok()?.take())?;
-            timeline.for_each(progress, |p| match shard.offer(p) {
+                .and_then(|t| t.lock().ok()?.take())
+            else {
+                return (None, (0, 0));
+            };
+            let error = timeline.for_each(progress, |p| match shard.offer(p) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()), // the output went away
-            })
+            });
+            (error, (timeline.read(), timeline.left_out()))
         })?;
+        read = errors.first().map_or((0, 0), |e| e.1);
         // Every shard reads the same bytes, so they fail alike; a shard
         // whose own reading failed (an I/O error) is reported too.
-        (stats, errors.into_iter().flatten().next())
+        (stats, errors.into_iter().find_map(|e| e.0))
     } else {
         let mut timeline = timelines.swap_remove(0);
-        pipeline::run(&pipeline, out, |d| {
+        let run = pipeline::run(&pipeline, out, |d| {
             timeline.for_each(&progress, |p| match d.dispatch(p) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()), // the output went away
             })
-        })?
+        })?;
+        read = (timeline.read(), timeline.left_out());
+        run
     };
     progress.finish();
+    let mut summary = Summary::new(
+        format!("{n_files} file{}", if n_files == 1 { "" } else { "s" }),
+        stats.meter,
+        stats.table,
+        stats.records,
+        started.elapsed(),
+    );
+    if cfg.bpf.is_some() {
+        summary = summary.with_filtered(read.0, read.1);
+    }
     Ok(ReplayOutcome {
-        summary: Summary::new(
-            format!("{n_files} file{}", if n_files == 1 { "" } else { "s" }),
-            stats.meter,
-            stats.table,
-            stats.records,
-            started.elapsed(),
-        ),
+        summary,
         input_error,
     })
 }

@@ -65,6 +65,8 @@ pub struct CaptureFile {
     format: FileFormat,
     filter: Option<pcap::BpfProgram>,
     records: u64,
+    /// Records the BPF filter left out.
+    left_out: u64,
     offset: u64,
     size: u64,
     /// The current packet when libpcap read it (copied out of libpcap's
@@ -146,6 +148,7 @@ impl CaptureFile {
             format,
             filter,
             records: 0,
+            left_out: 0,
             offset: 0,
             size,
             scratch: Vec::new(),
@@ -204,6 +207,7 @@ impl CaptureFile {
             format: FileFormat::Pcap,
             filter,
             records: 0,
+            left_out: 0,
             offset: 0,
             size,
             scratch: Vec::new(),
@@ -237,6 +241,7 @@ impl CaptureFile {
             format: FileFormat::PcapNg,
             filter: None,
             records: 0,
+            left_out: 0,
             offset: 0,
             size,
             scratch: Vec::new(),
@@ -286,6 +291,11 @@ impl CaptureFile {
         self.records
     }
 
+    /// Records read so far that the BPF filter left out.
+    pub fn left_out(&self) -> u64 {
+        self.left_out
+    }
+
     /// The next record; `Ok(None)` at the end of the file. Records that
     /// fail the BPF filter are returned too, with `selected` false, so that
     /// record positions stay exact.
@@ -298,6 +308,7 @@ impl CaptureFile {
                 Ok(Some(p)) => {
                     self.records = p.record;
                     let selected = self.filter.as_ref().is_none_or(|f| f.filter(p.data));
+                    self.left_out += u64::from(!selected);
                     Ok(Some(RawPacket {
                         ts: p.ts,
                         data: p.data,
@@ -352,6 +363,7 @@ impl CaptureFile {
                             }
                             None => true,
                         };
+                        self.left_out += u64::from(!selected);
                         Ok(Some(RawPacket {
                             ts: p.ts,
                             data: p.data,
@@ -404,6 +416,7 @@ impl CaptureFile {
                 let ts = Timestamp::from_nanos(tv.tv_sec, tv.tv_usec.clamp(0, 999_999_999) as u32);
                 let wire_len = p.header.len;
                 let selected = self.filter.as_ref().is_none_or(|f| f.filter(&self.scratch));
+                self.left_out += u64::from(!selected);
                 return Ok(Some(RawPacket {
                     ts,
                     data: &self.scratch,

@@ -18,6 +18,9 @@ pub struct Summary {
     pub records: u64,
     /// Wall-clock time spent.
     pub elapsed: Duration,
+    /// With a BPF filter on capture files: (records read, records the
+    /// filter left out).
+    pub filtered: Option<(u64, u64)>,
 }
 
 impl Summary {
@@ -35,7 +38,15 @@ impl Summary {
             table,
             records,
             elapsed,
+            filtered: None,
         }
+    }
+
+    /// With `read` records read from capture files, of which a BPF filter
+    /// left `left_out` out.
+    pub fn with_filtered(mut self, read: u64, left_out: u64) -> Self {
+        self.filtered = Some((read, left_out));
+        self
     }
 }
 
@@ -52,6 +63,12 @@ impl fmt::Display for Summary {
             self.meter.truncated,
             self.meter.packets as f64 / secs
         )?;
+        if let Some((read, left_out)) = self.filtered {
+            writeln!(
+                f,
+                "filter: {read} records read, {left_out} left out by the BPF filter"
+            )?;
+        }
         write!(
             f,
             "flows: {} created, {} records written",

@@ -77,8 +77,13 @@ impl Timeline {
     }
 
     /// Records read so far over all files (including filtered-out ones).
-    fn read(&self) -> u64 {
+    pub fn read(&self) -> u64 {
         self.files.iter().map(|f| f.records()).sum()
+    }
+
+    /// Records read so far that the BPF filter left out.
+    pub fn left_out(&self) -> u64 {
+        self.files.iter().map(|f| f.left_out()).sum()
     }
 }
 
