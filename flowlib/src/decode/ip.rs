@@ -65,7 +65,10 @@ impl<'a> Decoder<'a> {
         let end = if ip_len > available {
             // Cut by the snaplen, or the rest lives in the outer packet's
             // other fragments: decode what is here, sizes come from headers.
-            if !self.truncated && !self.partial {
+            // A stated length past the frame's end on the wire is wrong
+            // either way (outside a fragment, which holds only part).
+            let on_wire = self.wire_len.saturating_sub(off);
+            if (!self.truncated || ip_len > on_wire) && !self.partial {
                 return err(Weird::IpLengthExceedsFrame, off);
             }
             self.data.len()

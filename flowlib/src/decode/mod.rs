@@ -393,6 +393,7 @@ impl<'a> PacketView<'a> {
         let wire_len = wire_len.max(cap_len);
         let mut dec = Decoder {
             data,
+            wire_len: wire_len as usize,
             truncated: wire_len > cap_len,
             vlan: None,
             inner_vlan: None,
@@ -446,6 +447,8 @@ pub(crate) enum Next {
 /// Per-packet decoding state: where we are and what we have learned.
 pub(crate) struct Decoder<'a> {
     pub(crate) data: &'a [u8],
+    /// The frame's length on the wire (at least `data.len()`).
+    pub(crate) wire_len: usize,
     pub(crate) truncated: bool,
     pub(crate) vlan: Option<u16>,
     pub(crate) inner_vlan: Option<u16>,
@@ -751,5 +754,25 @@ mod tests {
         assert_eq!(vlans(&[0, 100]), (Some(100), None));
         assert_eq!(vlans(&[100, 0]), (Some(100), None));
         assert_eq!(vlans(&[100, 200]), (Some(100), Some(200)));
+    }
+
+    #[test]
+    fn a_stated_ip_length_past_the_wire_frame_is_refused_even_when_cut_by_snaplen() {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 2000)
+            .write(&mut frame, &[0x5a; 58])
+            .unwrap();
+        let wire = frame.len() as u32; // 100 bytes: IP 86
+        let view = PacketView::parse(&frame[..60], LinkType::ETHERNET, Timestamp(0), wire).unwrap();
+        assert!(view.truncated);
+        assert_eq!(view.inner.ip.ip_len, 86);
+        // The same cut frame whose header claims 1500 bytes: more than the
+        // 86 bytes after the Ethernet header on the wire.
+        frame[16..18].copy_from_slice(&1500u16.to_be_bytes());
+        let e =
+            PacketView::parse(&frame[..60], LinkType::ETHERNET, Timestamp(0), wire).unwrap_err();
+        assert_eq!((e.weird, e.offset), (Weird::IpLengthExceedsFrame, 14));
     }
 }
