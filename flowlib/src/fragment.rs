@@ -77,15 +77,43 @@ struct Block {
 /// What the tracker knows of one datagram.
 struct Train {
     created: Timestamp,
-    /// The flow of the first fragment, once seen, and its sender side.
-    flow: Option<(FlowKey, bool)>,
+    /// The flow of the first fragment once seen, or what waits for it.
+    owner: Owner,
     blocks: Vec<Block>,
-    /// Bytes charged to the byte cap for this train.
-    charged: usize,
+    /// Bytes charged to the byte cap for this train (at most the cap).
+    charged: u32,
     /// Which bytes of the datagram have arrived, and where it ends (once
     /// its last fragment is seen): a complete datagram's train is closed,
     /// so that the next datagram reusing its IP id starts afresh.
     coverage: Coverage,
+}
+
+/// Whom a train's fragments count for: in the space of the flow's key,
+/// so a train is no bigger for its waiting fragments.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The flow of the first fragment, and its sender's side.
+    Flow(FlowKey, bool),
+    /// No first fragment yet: `count` non-first fragments (at most
+    /// [`MAX_FRAGMENTS_CHECKED`]) with `bytes` of payload wait for it.
+    Waiting { count: u16, bytes: u32 },
+}
+
+impl Owner {
+    fn flow(&self) -> Option<(FlowKey, bool)> {
+        match *self {
+            Owner::Flow(key, side) => Some((key, side)),
+            Owner::Waiting { .. } => None,
+        }
+    }
+
+    /// Fragments waiting.
+    fn waiting(&self) -> u64 {
+        match *self {
+            Owner::Waiting { count, .. } => u64::from(count),
+            Owner::Flow(..) => 0,
+        }
+    }
 }
 
 /// Most byte ranges ahead of the contiguous start a train tracks towards
@@ -186,6 +214,11 @@ pub struct FragmentStats {
     pub unchecked: u64,
     /// Most bytes charged to the byte cap at once.
     pub peak_bytes: u64,
+    /// Non-first fragments that came before their first fragment and
+    /// were counted in its flow when it came.
+    pub waited: u64,
+    /// Non-first fragments waiting for their first fragment now.
+    pub waiting: u64,
 }
 
 impl FragmentStats {
@@ -198,7 +231,32 @@ impl FragmentStats {
         self.completed += other.completed;
         self.unchecked += other.unchecked;
         self.peak_bytes += other.peak_bytes;
+        self.waited += other.waited;
+        self.waiting += other.waiting;
     }
+}
+
+/// Where a fragment goes, as [`FragmentTracker::fragment`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attribution {
+    /// To this flow (its key and whether the fragment's sender is the
+    /// key's lower end). A first fragment brings along the `waited`
+    /// non-first fragments of its datagram that came before it, with
+    /// `waited_bytes` of payload: they count in the flow now.
+    Flow {
+        /// The flow and the sender's side.
+        flow: (FlowKey, bool),
+        /// Earlier fragments that waited for this first one.
+        waited: u32,
+        /// Their payload bytes.
+        waited_bytes: u64,
+    },
+    /// A non-first fragment whose first fragment has not come: it waits in
+    /// its train, and counts when the first comes, or as unattributed
+    /// when the train ends ([`FragmentTracker::take_abandoned`]).
+    Waiting,
+    /// Nowhere: the first fragment made no flow, or the train is full.
+    Unattributed,
 }
 
 /// Bounded map from fragment trains to flows, with each train's bytes.
@@ -211,6 +269,9 @@ pub struct FragmentTracker {
     timeout: Duration,
     /// Bytes charged: trains' bookkeeping and kept fragment bytes.
     charged: usize,
+    /// Waiting fragments whose train ended without its first fragment,
+    /// not yet taken by [`FragmentTracker::take_abandoned`].
+    abandoned: u64,
     stats: FragmentStats,
 }
 
@@ -225,6 +286,7 @@ impl FragmentTracker {
             max_bytes,
             timeout,
             charged: 0,
+            abandoned: 0,
             stats: FragmentStats::default(),
         }
     }
@@ -232,17 +294,18 @@ impl FragmentTracker {
     /// Takes in a fragment (`p.ip.fragment` set) seen at `ts`: checks it
     /// against the train's earlier fragments and keeps its bytes. For a
     /// first fragment, `flow` is the flow it went to. Anomalies found are
-    /// passed to `weird`; returns the train's flow (for a non-first
-    /// fragment: where to count it), if its first fragment was seen.
+    /// passed to `weird`. Returns where the fragment (and, for a first
+    /// fragment, those that waited for it) counts.
     pub fn fragment(
         &mut self,
         p: &FlowPacket<'_>,
         flow: Option<(FlowKey, bool)>,
         ts: Timestamp,
         mut weird: impl FnMut(Weird),
-    ) -> Option<(FlowKey, bool)> {
-        let key = TrainKey::of(p)?;
-        let frag = p.ip.fragment?;
+    ) -> Attribution {
+        let (Some(key), Some(frag)) = (TrainKey::of(p), p.ip.fragment) else {
+            return Attribution::Unattributed;
+        };
         let len = frag.len;
         if frag.more && p.ip.ip_len < MIN_FRAGMENT {
             weird(Weird::ExcessivelySmallFragment);
@@ -261,9 +324,9 @@ impl FragmentTracker {
                 key,
                 Train {
                     created: ts,
-                    flow: None,
+                    owner: Owner::Waiting { count: 0, bytes: 0 },
                     blocks: Vec::new(),
-                    charged: TRAIN_COST,
+                    charged: TRAIN_COST as u32,
                     coverage: Coverage::default(),
                 },
             );
@@ -297,33 +360,54 @@ impl FragmentTracker {
             // Evicting makes room, but must not evict this train.
             self.make_room_keeping(cost, &key);
         }
-        let train = self.trains.get_mut(&key)?;
+        let Some(train) = self.trains.get_mut(&key) else {
+            return Attribution::Unattributed;
+        };
         if keep && self.charged + cost <= self.max_bytes {
             train.blocks.push(Block {
                 start: frag.offset,
                 data: bytes.into(),
             });
-            train.charged += cost;
+            train.charged += cost as u32;
             self.charged += cost;
         } else if !bytes.is_empty() {
             self.stats.unchecked += 1;
         }
+        let mut waited = (0, 0);
         if frag.offset == 0 {
             if let Some(f) = flow {
-                train.flow = Some(f);
+                if let Owner::Waiting { count, bytes } = train.owner {
+                    waited = (u32::from(count), u64::from(bytes));
+                }
+                train.owner = Owner::Flow(f.0, f.1);
+                self.stats.waited += u64::from(waited.0);
+                self.stats.waiting -= u64::from(waited.0);
             }
         }
         train.coverage.add(frag.offset, len, !frag.more);
-        let (found, done) = (
-            train.flow,
-            train.flow.is_some() && train.coverage.complete(),
-        );
+        let attribution = match &mut train.owner {
+            Owner::Flow(key, side) => Attribution::Flow {
+                flow: (*key, *side),
+                waited: waited.0,
+                waited_bytes: waited.1,
+            },
+            Owner::Waiting { count, bytes }
+                if frag.offset > 0 && usize::from(*count) < MAX_FRAGMENTS_CHECKED =>
+            {
+                *count += 1;
+                *bytes += len;
+                self.stats.waiting += 1;
+                Attribution::Waiting
+            }
+            Owner::Waiting { .. } => Attribution::Unattributed,
+        };
+        let done = train.owner.flow().is_some() && train.coverage.complete();
         self.stats.peak_bytes = self.stats.peak_bytes.max(self.charged as u64);
         if done {
             // Its creation-order entry is left behind; it no longer names
             // a live train (see `remove_if`).
             if let Some(t) = self.trains.remove(&key) {
-                self.charged -= t.charged;
+                self.charged -= t.charged as usize;
                 self.stats.completed += 1;
             }
             if self.order.len() > 2 * self.trains.len().max(1024) {
@@ -334,7 +418,25 @@ impl FragmentTracker {
                     .retain(|(k, c)| trains.get(k).is_some_and(|t| t.created == *c));
             }
         }
-        found
+        attribution
+    }
+
+    /// Takes the count of waiting fragments whose train ended (expired or
+    /// evicted) before their first fragment came: unattributed now.
+    pub fn take_abandoned(&mut self) -> u64 {
+        std::mem::take(&mut self.abandoned)
+    }
+
+    /// The input is over: every fragment still waiting for its first
+    /// fragment is abandoned ([`FragmentTracker::take_abandoned`]).
+    pub fn abandon_waiting(&mut self) {
+        for t in self.trains.values_mut() {
+            if let Owner::Waiting { count, bytes } = &mut t.owner {
+                self.abandoned += u64::from(std::mem::take(count));
+                *bytes = 0;
+            }
+        }
+        self.stats.waiting = 0;
     }
 
     /// Drops trains older than the timeout (oldest first).
@@ -390,7 +492,9 @@ impl FragmentTracker {
         match self.trains.get(key) {
             Some(t) if t.created == created => {
                 let t = self.trains.remove(key).expect("just found");
-                self.charged -= t.charged;
+                self.charged -= t.charged as usize;
+                self.abandoned += t.owner.waiting();
+                self.stats.waiting -= t.owner.waiting();
                 true
             }
             _ => false,

@@ -4,7 +4,7 @@
 
 use crate::config::TableConfig;
 use crate::decode::{PacketView, Transport};
-use crate::fragment::{FragmentStats, FragmentTracker};
+use crate::fragment::{Attribution, FragmentStats, FragmentTracker};
 use crate::key::FlowKey;
 use crate::record::{ConnRecord, EndReason};
 use crate::start::ConnStart;
@@ -213,6 +213,7 @@ impl FlowMeter {
     ) {
         let ts = self.clock(view.ts);
         let mut unattributed = false;
+        let mut waiting = false;
         let mut no_next = false;
         let mut updated = false;
         let mut refused = false;
@@ -224,18 +225,23 @@ impl FlowMeter {
             if let Transport::NonFirstFragment { payload_len } = p.transport {
                 let anomalies = &mut self.stats.anomalies;
                 match self.fragments.fragment(p, None, ts, |w| anomalies.add(w)) {
-                    Some((key, src_is_lo))
-                        if self
-                            .table
-                            .add_fragment(&key, src_is_lo, payload_len, ts, out) =>
+                    Attribution::Flow {
+                        flow: (key, src_is_lo),
+                        ..
+                    } if self
+                        .table
+                        .add_fragment(&key, src_is_lo, payload_len, ts, out) =>
                     {
                         if let Some(conns) = conns.as_deref_mut() {
                             self.attribute(key, conns);
                         }
                     }
+                    // Counted when its first fragment comes, or as
+                    // unattributed when its train ends.
+                    Attribution::Waiting => waiting = true,
                     _ => unattributed = true,
                 }
-                self.stats.fragments = self.fragments.stats().clone();
+                self.fragments_synced();
                 continue;
             }
             if p.ip.proto == IPV6_NO_NEXT_HEADER {
@@ -258,9 +264,27 @@ impl FlowMeter {
             }
             if p.ip.fragment.is_some() {
                 let anomalies = &mut self.stats.anomalies;
-                self.fragments
+                let attribution = self
+                    .fragments
                     .fragment(p, Some((key, src_is_lo)), ts, |w| anomalies.add(w));
-                self.stats.fragments = self.fragments.stats().clone();
+                if let Attribution::Flow {
+                    waited: waited @ 1..,
+                    waited_bytes,
+                    ..
+                } = attribution
+                {
+                    // The fragments that came before this first one: in
+                    // its flow now (counted as packets when they came).
+                    let bytes = u32::try_from(waited_bytes).unwrap_or(u32::MAX);
+                    if self.table.add_fragment(&key, src_is_lo, bytes, ts, out) {
+                        self.stats.decoded += u64::from(waited);
+                    } else {
+                        self.stats
+                            .weirds
+                            .add_n(Weird::UnattributedFragment, u64::from(waited));
+                    }
+                }
+                self.fragments_synced();
             }
         }
         if !count {
@@ -273,6 +297,8 @@ impl FlowMeter {
         }
         if refused {
             self.stats.weirds.add(Weird::FlowTableFull);
+        } else if waiting {
+            // Counted later (see above).
         } else if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);
         } else if no_next && !updated {
@@ -315,9 +341,25 @@ impl FlowMeter {
         self.flush(EndReason::Eof, out);
     }
 
-    /// Ends every live connection with `reason` (e.g. `shutdown`).
+    /// Ends every live connection with `reason` (e.g. `shutdown`). The
+    /// input is over: fragments still waiting for their first fragment are
+    /// unattributed.
     pub fn flush(&mut self, reason: EndReason, out: &mut Vec<ConnRecord>) {
+        self.fragments.abandon_waiting();
+        self.fragments_synced();
         self.table.flush(reason, out);
+    }
+
+    /// Copies the fragment tracker's counters, and counts the fragments
+    /// that waited in vain for their first fragment as unattributed.
+    fn fragments_synced(&mut self) {
+        let abandoned = self.fragments.take_abandoned();
+        if abandoned > 0 {
+            self.stats
+                .weirds
+                .add_n(Weird::UnattributedFragment, abandoned);
+        }
+        self.stats.fragments = self.fragments.stats().clone();
     }
 
     /// Packet counters.

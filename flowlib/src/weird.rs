@@ -148,6 +148,11 @@ impl WeirdCounts {
         self.counts[reason as usize] += 1;
     }
 
+    /// Counts `n` packets for one reason.
+    pub fn add_n(&mut self, reason: Weird, n: u64) {
+        self.counts[reason as usize] += n;
+    }
+
     /// The count for one reason.
     pub fn get(&self, reason: Weird) -> u64 {
         self.counts[reason as usize]

@@ -225,8 +225,11 @@ fn tiny_first_fragment_is_its_own_weird() {
     r.feed(&fragment(11, 0, true, 6, &tcp[..8]));
     assert_eq!(r.meter.stats().weirds.get(Weird::TinyFirstFragment), 1);
     assert_eq!(r.meter.stats().weirds.get(Weird::TruncatedTcpHeader), 0);
-    // The rest cannot be attributed, and says so.
+    // The rest waits for a first fragment that made no flow; at the end
+    // it cannot be attributed, and says so.
     r.feed(&fragment(11, 8, false, 6, &tcp[8..]));
+    assert_eq!(r.meter.stats().fragments.waiting, 1);
+    r.meter.finish(&mut r.out);
     assert_eq!(r.meter.stats().weirds.get(Weird::UnattributedFragment), 1);
     let s = r.meter.stats();
     assert_eq!(s.packets, s.decoded + s.weirds.total());
@@ -254,6 +257,47 @@ fn fragment_past_65535_is_excessively_large() {
     // Ending exactly at 65535 is still a datagram.
     r.feed(&fragment(14, 65528, false, 17, &bytes(7, 0)));
     assert_eq!(r.anomalies(Weird::ExcessivelyLargeFragment), 1);
+    // (Its first fragment never comes: unattributed at the end.)
+    r.meter.finish(&mut r.out);
     let s = r.meter.stats();
     assert_eq!(s.packets, s.decoded + s.weirds.total());
+}
+
+#[test]
+fn fragments_before_their_first_fragment_wait_for_it() {
+    // The last fragment first (as some stacks send them), then the first:
+    // the datagram is counted whole, as in order.
+    let data = bytes(200, 1);
+    let mut r = Run::new(TableConfig::default());
+    r.feed(&fragment(7, 104, false, 17, &data[96..]));
+    let s = r.meter.stats();
+    assert_eq!((s.packets, s.decoded, s.weirds.total()), (1, 0, 0));
+    assert_eq!(s.fragments.waiting, 1, "counted when its first comes");
+    r.feed(&fragment(7, 0, true, 17, &udp(208, &data[..96])));
+    r.meter.finish(&mut r.out);
+    let s = r.meter.stats();
+    assert_eq!((s.packets, s.decoded, s.weirds.total()), (2, 2, 0));
+    assert_eq!((s.fragments.waiting, s.fragments.waited), (0, 1));
+    assert_eq!(s.fragments.completed, 1);
+    assert_eq!(r.out.len(), 1);
+    // One datagram, every byte of it (at one instant, as Zeek sees a
+    // datagram it reassembled: no duration).
+    assert_eq!((r.out[0].orig_pkts, r.out[0].orig_ip_bytes), (1, 20 + 208));
+}
+
+#[test]
+fn a_fragment_whose_first_never_comes_is_unattributed_when_its_train_expires() {
+    let mut r = Run::new(TableConfig::default());
+    r.feed(&fragment(9, 104, false, 17, &bytes(96, 3)));
+    assert_eq!(r.meter.stats().weirds.total(), 0);
+    // Another datagram 31 s later: the first one's train has expired.
+    r.t += 31_000_000;
+    r.feed(&fragment(10, 0, true, 17, &udp(100, &bytes(92, 4))));
+    let s = r.meter.stats();
+    assert_eq!(s.weirds.get(Weird::UnattributedFragment), 1);
+    assert_eq!((s.fragments.waiting, s.fragments.expired), (0, 1));
+    assert_eq!(
+        s.packets,
+        s.decoded + s.weirds.total() + s.fragments.waiting
+    );
 }
