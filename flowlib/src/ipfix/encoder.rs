@@ -122,8 +122,10 @@ impl Encoder {
 
     /// Adds a record. When it does not fit in the message being built, that
     /// message is finished into `out` and the record starts the next one.
-    /// A record that cannot fit in any message is refused with an error and
-    /// leaves the encoder as it was.
+    /// When the templates are due but do not fit beside the record, they go
+    /// first in a message of their own. Only a record too large for a
+    /// message of its own (header, set header, record) is refused, with an
+    /// error, and it leaves the encoder as it was.
     pub fn push(
         &mut self,
         r: &ConnRecord,
@@ -136,11 +138,18 @@ impl Encoder {
         };
         self.scratch.clear();
         encode_record(r, fields, &mut self.scratch)?;
-        let worst = MESSAGE_HEADER_LEN + template_set_len() + SET_HEADER_LEN + self.scratch.len();
-        if worst + 3 > self.cfg.max_message_len {
+        // The record alone in a message: header, set header, record and
+        // the set's padding. The templates, when due, may go ahead in a
+        // message of their own, so they are not part of this bound.
+        let alone = MESSAGE_HEADER_LEN
+            + SET_HEADER_LEN
+            + self.scratch.len()
+            + self.padding(self.scratch.len());
+        if alone > self.cfg.max_message_len {
             return Err(IpfixError::RecordTooLarge {
                 uid: r.uid.clone(),
                 len: self.scratch.len(),
+                need: alone,
                 limit: self.cfg.max_message_len,
             });
         }
@@ -154,7 +163,16 @@ impl Encoder {
             }
         }
         if self.buf.is_empty() {
-            self.start_message();
+            let templates = self.templates_due_next();
+            if templates && alone + template_set_len() > self.cfg.max_message_len {
+                // The record fits only without the templates: they go
+                // first, in a message of their own.
+                self.start_message(true);
+                out.push(self.finish(export_time));
+                self.start_message(false);
+            } else {
+                self.start_message(templates);
+            }
         }
         if self.open_set.map(|(t, _)| t) != Some(template) {
             self.close_set();
@@ -179,24 +197,36 @@ impl Encoder {
     /// record is due), both into `out`.
     pub fn template_message(&mut self, export_time: u32, out: &mut Vec<Message>) {
         self.flush(export_time, out);
-        self.templates_due = true;
-        self.start_message();
+        self.start_message(true);
         out.push(self.finish(export_time));
     }
 
-    fn start_message(&mut self) {
+    /// Whether the next message must carry the templates: asked for, or
+    /// the message count since the last ones says so.
+    fn templates_due_next(&self) -> bool {
+        self.templates_due
+            || self
+                .template_every
+                .is_some_and(|n| self.since_templates + 1 >= n)
+    }
+
+    /// Starts a message, with the template set when `templates`.
+    fn start_message(&mut self, templates: bool) {
         self.buf.clear();
         self.buf.resize(MESSAGE_HEADER_LEN, 0);
-        if self
-            .template_every
-            .is_some_and(|n| self.since_templates + 1 >= n)
-        {
-            self.templates_due = true;
-        }
-        self.message_has_templates = self.templates_due;
-        if self.templates_due {
+        self.message_has_templates = templates;
+        if templates {
             write_template_set(self.cfg.enterprise_number, &mut self.buf);
             self.templates_due = false;
+        }
+    }
+
+    /// Padding that closes a data set holding `len` octets of records.
+    fn padding(&self, len: usize) -> usize {
+        if self.cfg.pad_sets {
+            (4 - (SET_HEADER_LEN + len) % 4) % 4
+        } else {
+            0
         }
     }
 
@@ -205,10 +235,8 @@ impl Encoder {
     /// than the shortest record of the set, counted in the set length).
     fn close_set(&mut self) {
         if let Some((_, start)) = self.open_set.take() {
-            if self.cfg.pad_sets {
-                let pad = (4 - (self.buf.len() - start) % 4) % 4;
-                self.buf.extend(std::iter::repeat_n(0u8, pad));
-            }
+            let pad = self.padding(self.buf.len() - start - SET_HEADER_LEN);
+            self.buf.extend(std::iter::repeat_n(0u8, pad));
             let len = (self.buf.len() - start) as u16;
             self.buf[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
         }

@@ -108,13 +108,20 @@ pub enum IpfixError {
         /// The smallest limit accepted.
         min: usize,
     },
-    /// One record does not fit in a message of the configured size.
-    #[error("record {uid} needs {len} octets, more than an IPFIX message of {limit} can hold")]
+    /// One record does not fit in a message of its own of the configured
+    /// size (templates aside: they can go in a message before it).
+    #[error(
+        "record {uid} of {len} octets needs a message of {need} octets on its own, \
+         more than the IPFIX message size limit of {limit}"
+    )]
     RecordTooLarge {
         /// The record's uid.
         uid: String,
         /// Encoded record length.
         len: usize,
+        /// The message it needs on its own: header, set header, record
+        /// (and padding, when sets are padded).
+        need: usize,
         /// The message size limit.
         limit: usize,
     },

@@ -370,7 +370,17 @@ fn a_record_too_large_for_any_message_is_refused_and_the_encoder_goes_on() {
     enc.push(&recs[0], 0, &mut out).unwrap();
     let err = enc.push(&recs[1], 0, &mut out).unwrap_err();
     assert_eq!(err.reason(), "record_too_large");
-    assert!(err.to_string().contains(&recs[1].uid));
+    let text = err.to_string();
+    assert!(text.contains(&recs[1].uid), "{text}");
+    // On its own: 16 (header) + 4 (set header) + the record.
+    let IpfixError::RecordTooLarge { len, need, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(need, 16 + 4 + len);
+    assert!(
+        text.contains(&format!("needs a message of {need} octets on its own")),
+        "{text}"
+    );
     enc.push(&recs[2], 0, &mut out).unwrap();
     enc.flush(0, &mut out);
     let mut known = HashMap::new();
@@ -383,6 +393,74 @@ fn a_record_too_large_for_any_message_is_refused_and_the_encoder_goes_on() {
     recs[1].orig_enclave = Some("e".repeat(70_000));
     let err = enc.push(&recs[1], 0, &mut out).unwrap_err();
     assert_eq!(err.reason(), "field_too_long");
+}
+
+/// Regression: at a 512-octet limit, records with long enclave names (64
+/// characters are valid) were refused as `record_too_large` because room
+/// for the template set was always reserved, though they fit in a message
+/// of their own; the templates now go ahead in a message of their own.
+#[test]
+fn a_record_that_fits_without_the_templates_is_sent_after_them_not_refused() {
+    let base = records();
+    let recs: Vec<ConnRecord> = (0..12)
+        .map(|i| {
+            let mut r = base[i % 3].clone();
+            r.orig_enclave = Some(format!("customer-{i:02}-").repeat(5) + "origin");
+            r.resp_enclave = Some("r".repeat(64));
+            r
+        })
+        .collect();
+    let limit = 512;
+    let mut enc = Encoder::new(ExportConfig {
+        max_message_len: limit,
+        ..ExportConfig::default()
+    })
+    .unwrap();
+    enc.set_template_every(Some(4));
+    let mut out = Vec::new();
+    for r in &recs {
+        enc.push(r, 7, &mut out).unwrap();
+    }
+    enc.flush(7, &mut out);
+    let mut known = HashMap::new();
+    let mut exported = Vec::new();
+    let mut seq = 0;
+    for (i, m) in out.iter().enumerate() {
+        assert!(m.bytes.len() <= limit, "message {i}: {}", m.bytes.len());
+        let p = parse(&m.bytes, &mut known);
+        assert_eq!(p.sequence, seq, "message {i}");
+        assert_eq!(!p.templates.is_empty(), m.has_templates, "message {i}");
+        // Templates and a record do not fit together here.
+        assert!(
+            p.templates.is_empty() || p.records.is_empty(),
+            "message {i}"
+        );
+        seq += m.records;
+        exported.extend(p.records.iter().map(|rec| {
+            let uid = get(&known, rec, 6, Some(DEFAULT_ENTERPRISE_NUMBER));
+            String::from_utf8(uid.to_vec()).unwrap()
+        }));
+    }
+    // Every record, in order, each one too large to share a message with
+    // the templates, none too large for a message of its own.
+    let uids: Vec<&str> = recs.iter().map(|r| r.uid.as_str()).collect();
+    assert_eq!(exported, uids);
+    let longest = out
+        .iter()
+        .filter(|m| m.records > 0)
+        .map(|m| m.bytes.len())
+        .max();
+    assert!(
+        longest.unwrap() + encoder::template_set_len() > limit,
+        "{longest:?}"
+    );
+    // The first message is the templates, and they come back every fourth.
+    assert!(out[0].has_templates && out[0].records == 0);
+    let with_templates: Vec<usize> = (0..out.len()).filter(|i| out[*i].has_templates).collect();
+    assert!(with_templates.len() > 1, "{with_templates:?}");
+    for w in with_templates.windows(2) {
+        assert_eq!(w[1] - w[0], 4, "{with_templates:?}");
+    }
 }
 
 #[test]
