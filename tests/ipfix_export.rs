@@ -937,6 +937,82 @@ fn contradictory_or_unknown_transport_is_a_usage_error() {
     }
 }
 
+/// Regression: message sizes up to 65535 were accepted over UDP, and every
+/// datagram larger than UDP carries failed (`EMSGSIZE`, counted as
+/// `udp_send_uncategorized`). Above the largest UDP payload (65507 over
+/// IPv4, 65527 over IPv6) the size is now a usage error; at it, every
+/// record goes.
+#[test]
+fn udp_message_size_above_the_largest_datagram_is_a_usage_error() {
+    let dir = tmp_dir("udp-size");
+    for (target, size, most) in [
+        ("127.0.0.1:4739", "65508", "65507"),
+        ("udp://127.0.0.1:4739", "65535", "65507"),
+        ("[::1]:4739", "65528", "65527"),
+    ] {
+        let out = sensor()
+            .arg("replay")
+            .arg(repo().join("demo/msp-demo.pcap"))
+            .arg("-o")
+            .arg(dir.join("r.json"))
+            .args(["--ipfix", target, "--ipfix-message-size", size])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target} {size}: {stderr}");
+        assert!(
+            stderr.contains("--ipfix")
+                && stderr.contains(&format!("message size {size}"))
+                && stderr.contains(&format!("({most} octets)")),
+            "{stderr}"
+        );
+    }
+
+    // The largest size goes: the collector's socket receives every record
+    // in datagrams of at most 65507 octets, and nothing failed.
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lens = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        // Until the sensor has been quiet for half a second after a start.
+        loop {
+            match collector.recv(&mut buf) {
+                Ok(n) => lens.push(n),
+                Err(_) if !lens.is_empty() => return lens,
+                Err(_) => {}
+            }
+        }
+    });
+    let json = dir.join("r.json");
+    let out = sensor()
+        .arg("replay")
+        .arg(repo().join("demo/msp-demo.pcap"))
+        .arg("-o")
+        .arg(&json)
+        .args(["--ipfix", &format!("127.0.0.1:{port}")])
+        .args(["--ipfix-message-size", "65507"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lens = reader.join().expect("collector thread");
+    let records = json_lines(&json).len();
+    assert!(
+        stderr.contains(&format!(
+            "ipfix: {records} records in {} messages",
+            lens.len()
+        )) && stderr.contains(", 0 failed"),
+        "{stderr}"
+    );
+    assert!(lens.iter().all(|n| *n <= 65_507), "{lens:?}");
+    assert!(lens.iter().any(|n| *n > 60_000), "{lens:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");

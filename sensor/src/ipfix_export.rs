@@ -63,7 +63,9 @@ pub struct IpfixArgs {
     /// UDP: resend the templates at least every N messages.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub ipfix_template_every: u32,
-    /// Largest IPFIX message in octets (default 1400 over UDP, 65000 over TCP).
+    /// Largest IPFIX message in octets: 512 to 65535 over TCP (default
+    /// 65000), 512 to the largest UDP payload over UDP (65507 over IPv4,
+    /// 65527 over IPv6; default 1400).
     #[arg(long, value_name = "OCTETS")]
     pub ipfix_message_size: Option<usize>,
     /// Private Enterprise Number of our own elements (conn_state, history,
@@ -221,6 +223,19 @@ impl IpfixExporter {
             .ok_or_else(|| SensorError::Ipfix(format!("{hostport}: no address")))?;
         let link = match transport {
             Transport::Udp => {
+                let most = if addr.is_ipv4() {
+                    ipfix::MAX_UDP_MESSAGE_LEN_V4
+                } else {
+                    ipfix::MAX_UDP_MESSAGE_LEN_V6
+                };
+                let asked = encoder.config().max_message_len;
+                if asked > most {
+                    return Err(SensorError::Ipfix(format!(
+                        "udp://{addr}: message size {asked} is more than a UDP datagram \
+                         over IPv{} carries ({most} octets); use at most {most}, or tcp://",
+                        if addr.is_ipv4() { 4 } else { 6 }
+                    )));
+                }
                 let local: SocketAddr = if addr.is_ipv4() {
                     ([0, 0, 0, 0], 0).into()
                 } else {
@@ -401,8 +416,15 @@ fn export_time() -> u32 {
         .map_or(0, |d| d.as_secs() as u32)
 }
 
-/// A stable snake_case name for an I/O error kind.
+/// `EMSGSIZE` on Linux, which the standard library leaves uncategorized.
+const EMSGSIZE: i32 = 90;
+
+/// A stable snake_case name for an I/O error kind (`message_too_large`
+/// for a datagram larger than the socket sends).
 fn error_name(e: &io::Error) -> String {
+    if cfg!(target_os = "linux") && e.raw_os_error() == Some(EMSGSIZE) {
+        return "message_too_large".to_owned();
+    }
     let debug = format!("{:?}", e.kind());
     let mut out = String::new();
     for (i, c) in debug.chars().enumerate() {
@@ -416,4 +438,26 @@ fn error_name(e: &io::Error) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a datagram too large for UDP failed with `EMSGSIZE`,
+    /// which the standard library does not categorize, and was counted
+    /// as `udp_send_uncategorized`.
+    #[test]
+    fn a_datagram_too_large_for_udp_is_named_message_too_large() {
+        let to = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+        from.connect(to.local_addr().unwrap()).unwrap();
+        let big = vec![0u8; ipfix::MAX_UDP_MESSAGE_LEN_V4 + 1];
+        let e = from.send(&big).unwrap_err();
+        assert_eq!(error_name(&e), "message_too_large", "{e:?}");
+        // The largest one goes.
+        assert_eq!(from.send(&big[1..]).unwrap(), big.len() - 1);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(error_name(&refused), "connection_refused");
+    }
 }

@@ -71,13 +71,23 @@ use crate::record::ConnRecord;
 pub const DEFAULT_UDP_MESSAGE_LEN: usize = 1400;
 /// Message size limit for TCP, where a message may span segments.
 pub const DEFAULT_TCP_MESSAGE_LEN: usize = 65_000;
+/// Largest message one UDP datagram over IPv4 carries: the 65535 octets of
+/// an IPv4 packet less the IPv4 (20) and UDP (8) headers. A larger one is
+/// refused by the socket (`EMSGSIZE`).
+pub const MAX_UDP_MESSAGE_LEN_V4: usize = 65_507;
+/// Largest message one UDP datagram over IPv6 carries: the 65535 octets of
+/// the payload length field less the UDP header (8), with no extension
+/// headers (the sender adds none) and no jumbograms.
+pub const MAX_UDP_MESSAGE_LEN_V6: usize = 65_527;
 
 /// What the encoder needs to know about the export.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ExportConfig {
     /// Observation domain id written in every message header.
     pub observation_domain: u32,
-    /// Largest message, header included, in octets (512..=65535).
+    /// Largest message, header included, in octets (512..=65535; over
+    /// UDP at most [`MAX_UDP_MESSAGE_LEN_V4`] or [`MAX_UDP_MESSAGE_LEN_V6`],
+    /// which the caller, who knows the transport, checks).
     pub max_message_len: usize,
     /// PEN of our enterprise-specific elements.
     pub enterprise_number: u32,
