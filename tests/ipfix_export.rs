@@ -937,6 +937,93 @@ fn contradictory_or_unknown_transport_is_a_usage_error() {
     }
 }
 
+/// Regression: the time-based template refresh was checked only after a
+/// message had gone, so the first message after a quiet gap longer than
+/// `--ipfix-template-refresh` went without templates (RFC 7011 section
+/// 8.4). The refresh runs on the wall clock, so this is a live capture on
+/// loopback: one UDP packet every 3 s, each ending as a record after 1 s
+/// idle, each record a message of its own more than 1 s after the last;
+/// the collector's socket must find the template set in every one.
+#[test]
+fn udp_templates_resent_in_the_first_message_after_a_gap_longer_than_the_refresh() {
+    let dir = tmp_dir("refresh");
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = collector.local_addr().unwrap().port();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(n) = collector.recv(&mut buf) {
+                messages.push(buf[..n].to_vec());
+            }
+        }
+        messages
+    });
+    // The traffic's destination, so that loopback answers with no ICMP.
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let traffic_port = sink.local_addr().unwrap().port();
+    let err_file = dir.join("live.err");
+    let mut live = sensor()
+        .args(["live", "-i", "lo", "--udp-idle", "1", "-o"])
+        .arg(dir.join("lv.json"))
+        .args(["--bpf", &format!("udp port {traffic_port}")])
+        .args(["--ipfix", &format!("127.0.0.1:{port}")])
+        .args(["--ipfix-template-refresh", "1"])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .expect("sensor live");
+    wait_until(10, || {
+        let err = std::fs::read_to_string(&err_file).unwrap_or_default();
+        if err.contains("capturing") {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = live.try_wait() {
+            panic!("sensor live exited: {status}: {err}");
+        }
+        Err(format!("sensor live is not capturing: {err}"))
+    });
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    const PACKETS: usize = 4;
+    for _ in 0..PACKETS {
+        peer.send_to(b"ping", ("127.0.0.1", traffic_port)).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    signal(&live, "-TERM");
+    wait_exit(&mut live, "sensor live");
+    // Anything still in flight on loopback arrives within the reader's
+    // next timeout.
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let messages = reader.join().expect("collector thread");
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("ipfix:"))
+        .unwrap_or_else(|| panic!("no ipfix summary: {err}"));
+    assert_eq!(number_before(line, " records in"), PACKETS as u64, "{line}");
+    assert_eq!(
+        number_before(line, " messages"),
+        messages.len() as u64,
+        "{line}"
+    );
+    assert_eq!(messages.len(), PACKETS, "one message per record: {line}");
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(u16::from_be_bytes([m[0], m[1]]), 10, "message {i}");
+        assert_eq!(&m[16..18], &[0, 2], "message {i} opens with the templates");
+    }
+    assert!(
+        line.contains(&format!("({PACKETS} with templates)")),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Regression: message sizes up to 65535 were accepted over UDP, and every
 /// datagram larger than UDP carries failed (`EMSGSIZE`, counted as
 /// `udp_send_uncategorized`). Above the largest UDP payload (65507 over

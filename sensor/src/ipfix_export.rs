@@ -57,7 +57,8 @@ pub struct IpfixArgs {
     /// Observation domain id in every IPFIX message.
     #[arg(long, default_value_t = 1, value_name = "ID")]
     pub ipfix_domain: u32,
-    /// UDP: resend the templates at least this often, in seconds.
+    /// UDP: resend the templates at least this often, in seconds (the
+    /// first message after a longer quiet spell carries them).
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub ipfix_template_refresh: u64,
     /// UDP: resend the templates at least every N messages.
@@ -276,6 +277,7 @@ impl IpfixExporter {
             self.stats.fail("collector_unreachable", 1);
             return;
         }
+        self.refresh_if_due();
         if let Err(e) = self.encoder.push(r, export_time(), &mut self.ready) {
             self.stats.fail(e.reason(), 1);
         }
@@ -347,13 +349,20 @@ impl IpfixExporter {
             self.send(m);
         }
         self.ready = ready;
-        // UDP template refresh by time (RFC 7011 section 8.4), for the next
-        // message; the encoder refreshes by message count itself.
+    }
+
+    /// UDP template refresh by time (RFC 7011 section 8.4), checked before
+    /// a record is queued: once the interval has passed since templates
+    /// last went out, the next message started carries them, however long
+    /// the export was quiet. (A message already started when the interval
+    /// runs out is the batch being written, sent within the batch; the
+    /// encoder refreshes by message count itself.) The clock restarts when
+    /// a message with templates is sent.
+    fn refresh_if_due(&mut self) {
         if matches!(self.link, Link::Udp(_))
             && self.templates_sent_at.elapsed() >= self.refresh.interval
         {
             self.encoder.refresh_templates();
-            self.templates_sent_at = Instant::now();
         }
     }
 
