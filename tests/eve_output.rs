@@ -350,3 +350,68 @@ fn alerts_on_other_ip_protocols_name_them_as_the_flow_events_do() {
         assert_eq!(a["flowmon"]["proto"], "unknown_transport", "{a}");
     }
 }
+
+/// Regression: an EVE alert on a QinQ connection listed only the outer
+/// VLAN (`[13]`) where its flow event listed both (`[13,10]`), as Suricata
+/// writes them in both. Two customers in one double-tagged capture from
+/// the corpus: every alert's `vlan` is its flow event's.
+#[test]
+fn alerts_on_qinq_connections_list_both_vlans_as_the_flow_events_do() {
+    let pcap = corpus().join("qinq-8021ad-double-tagged.pcap");
+    if !pcap.exists() {
+        eprintln!("SKIPPED: no corpus at {}", pcap.display());
+        return;
+    }
+    let rules = tmp("qinq.toml");
+    std::fs::write(
+        &rules,
+        r#"version = 1
+
+[defaults]
+unknown = "internet"
+
+[[enclaves]]
+name = "internet"
+kind = "external"
+networks = []
+
+[[enclaves]]
+name = "customer-x"
+kind = "customer"
+networks = ["172.19.51.37/32"]
+
+[[enclaves]]
+name = "customer-y"
+kind = "customer"
+networks = ["172.19.51.63/32"]
+"#,
+    )
+    .unwrap();
+    let (alerts, flows) = (tmp("qinq.alerts.json"), tmp("qinq.flows.json"));
+    sensor(&[
+        "replay",
+        "-q",
+        pcap.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--alerts-format",
+        "eve",
+        "-f",
+        "eve",
+        "-o",
+        flows.to_str().unwrap(),
+    ]);
+    let (alerts, flows) = (lines(&alerts), lines(&flows));
+    let vlan_of: HashMap<&Value, &Value> =
+        flows.iter().map(|f| (&f["flow_id"], &f["vlan"])).collect();
+    assert!(!alerts.is_empty(), "customer to customer raises an alert");
+    for a in &alerts {
+        let flow_vlan = vlan_of
+            .get(&a["flow_id"])
+            .unwrap_or_else(|| panic!("no flow event for {a}"));
+        assert_eq!(&a["vlan"], *flow_vlan, "{a}");
+        assert_eq!(a["vlan"].as_array().map(Vec::len), Some(2), "{a}");
+    }
+}

@@ -311,7 +311,8 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> io::Result<()> {
             // As the flow events name it (GRE, 253, ...), never Zeek's
             // `unknown_transport`.
             proto: proto_name(ip_proto),
-            vlan: a.vlan.into_iter().collect(),
+            // Outer, then inner, as in the flow events.
+            vlan: a.vlan.into_iter().chain(a.inner_vlan).collect(),
             icmp_type: ends.icmp_type,
             icmp_code: ends.icmp_code,
             response_icmp_type: ends.response_icmp_type,

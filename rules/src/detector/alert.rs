@@ -58,6 +58,11 @@ pub struct Alert {
     /// Outer VLAN id of the connection, if tagged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
+    /// Inner (customer) VLAN id of a QinQ connection. Not in our JSON,
+    /// whose alert format has no such field; EVE lists it after the outer
+    /// one, as Suricata and our flow events do.
+    #[serde(skip)]
+    pub inner_vlan: Option<u16>,
     /// 0-100: the sum of the reasons' weights, capped.
     pub score: u8,
     /// `low`, `medium`, `high` or `critical`, from the score.

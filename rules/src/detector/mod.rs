@@ -386,6 +386,7 @@ impl Detector {
             proto: r.proto.name().to_owned(),
             ip_proto: r.ip_proto,
             vlan: r.vlan,
+            inner_vlan: r.inner_vlan,
             score,
             severity: alert::severity(score, &rules.detector().severity),
             reasons: hits,
