@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -179,11 +179,21 @@ fn split_labels(s: &str) -> Vec<&str> {
 
 /// One HTTP request; returns status, headers (lower-case names) and body.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, HashMap<String, String>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    http_get_within(addr, path, Duration::from_secs(20))
+}
+
+/// [`http_get`], failing when the answer takes longer than `patience`.
+fn http_get_within(
+    addr: SocketAddr,
+    path: &str,
+    patience: Duration,
+) -> (u16, HashMap<String, String>, String) {
+    let mut s = TcpStream::connect_timeout(&addr, patience).unwrap();
+    s.set_read_timeout(Some(patience)).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
+    s.read_to_string(&mut raw)
+        .unwrap_or_else(|e| panic!("no answer to {path} within {patience:?}: {e}"));
     let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
     let mut lines = head.lines();
     let status: u16 = lines
@@ -575,4 +585,110 @@ fn a_metrics_file_in_a_missing_directory_is_refused_before_anything_runs() {
     );
     assert!(o.stdout.is_empty(), "no record was written");
     assert!(!stderr.contains("packets:"), "nothing ran: {stderr}");
+}
+
+/// A sensor that is killed if the test ends before it does.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Regression: the endpoint answered every request on one thread, so a
+/// client that pipelined scrapes and never read the answers blocked every
+/// other scrape, and stopping the endpoint waited for that thread: after
+/// SIGTERM the sensor kept running until the client went away.
+///
+/// `sensor live` on loopback, so the run lasts until the signal; capturing
+/// needs root (as the live capture test; CI runs as root).
+#[test]
+fn a_client_that_never_reads_holds_up_neither_scrapes_nor_shutdown() {
+    let records = tmp("stuck-client.json");
+    let mut child = Running(
+        sensor()
+            .args(["live", "-i", "lo", "-w", "1", "--metrics", "127.0.0.1:0"])
+            .arg("-o")
+            .arg(&records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let addr: SocketAddr = first
+        .strip_prefix("sensor: metrics at http://")
+        .and_then(|s| s.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("first line names the endpoint (root is needed): {first}"))
+        .parse()
+        .unwrap();
+
+    // 3000 scrapes on one connection, none of the answers read. The
+    // writer may block once the buffers are full, or fail once the sensor
+    // closes the connection: either way the socket stays open, unread.
+    let stuck = TcpStream::connect(addr).unwrap();
+    let mut writer = stuck.try_clone().unwrap();
+    let pipelined = std::thread::spawn(move || {
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        for _ in 0..3000 {
+            if writer.write_all(request.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    // And a client that starts a request and never finishes it.
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent.write_all(b"GET /metr").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Another scraper is answered, promptly and in full.
+    let patience = Duration::from_secs(5);
+    let (status, _, body) = http_get_within(addr, "/metrics", patience);
+    assert_eq!(status, 200);
+    let s = parse_exposition(&body);
+    assert!(s.families.contains_key("flowmon_packets_total"));
+
+    // SIGTERM ends the run within a few seconds, with its summary, while
+    // both clients are still connected: the end waits for neither the one
+    // that does not read nor the request that never completes (which
+    // would hold its worker for 5 s).
+    let st = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(4),
+            "the sensor still runs {:?} after SIGTERM",
+            signalled.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let summary: Vec<String> = rx.iter().collect();
+    let summary = summary.join("\n");
+    assert!(status.success(), "{status}: {summary}");
+    assert!(summary.contains("packets:"), "{summary}");
+    assert!(
+        summary.contains("sensor: stopped by signal on lo; every open flow flushed"),
+        "{summary}"
+    );
+    drop((stuck, silent));
+    pipelined.join().unwrap();
 }
