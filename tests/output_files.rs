@@ -137,6 +137,81 @@ fn rotation_by_size_keeps_every_record_exactly_once_in_named_files() {
     }
 }
 
+/// Regression: a closed file was named from the capture time of its first
+/// entry, and a deduplicated alert's final count (`update`, written when
+/// its window closes) carries the older time the alert was raised, so the
+/// file written last could sort before files written earlier.
+#[test]
+fn rotated_names_sort_in_write_order_when_an_update_carries_an_older_time() {
+    let d = dir("order");
+    let (whole, whole_alerts) = (d.join("whole.json"), d.join("whole-alerts.json"));
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-o",
+        whole.to_str().unwrap(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        whole_alerts.to_str().unwrap(),
+    ]);
+    let whole_alerts = std::fs::read_to_string(whole_alerts).unwrap();
+    let times: Vec<(String, f64)> = whole_alerts
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["event"].as_str().unwrap().to_owned(),
+                v["ts"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        times
+            .windows(2)
+            .any(|w| w[1].0 == "update" && w[1].1 < w[0].1.floor()),
+        "the demo writes an update older than the alert before it: {times:?}"
+    );
+
+    // One line per file: every line closes its file.
+    let (active, alerts) = (d.join("conn.json"), d.join("alerts.json"));
+    ok(&[
+        "replay",
+        "-q",
+        &demo(),
+        "-o",
+        active.to_str().unwrap(),
+        "--rules",
+        &rules(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--rotate-size",
+        "1",
+    ]);
+    let files = closed_files(&d, "alerts.json");
+    assert_eq!(files.len(), times.len());
+    // Sorted by stamp, then number, the files give the lines in the order
+    // they were written.
+    assert_eq!(concat(&files), whole_alerts);
+    // Each stamp is its line's capture time, or the stamp before it when
+    // that is later; equal stamps are numbered in write order.
+    let mut before: Option<(i64, u32)> = None;
+    for ((stamp, n, p), (event, ts)) in files.iter().zip(&times) {
+        let secs = hour_secs(stamp);
+        let expected = before.map_or(ts.floor() as i64, |(b, _)| b.max(ts.floor() as i64));
+        assert_eq!(secs, expected, "{event} at {ts} in {}", p.display());
+        if let Some((b, m)) = before.filter(|(b, _)| *b == secs) {
+            assert!(*n > m, "{} after number {m} of {b}", p.display());
+        }
+        before = Some((secs, *n));
+    }
+    assert_eq!(
+        concat(&closed_files(&d, "conn.json")),
+        std::fs::read_to_string(whole).unwrap()
+    );
+}
+
 #[test]
 fn rotation_by_capture_time_cuts_records_and_alerts_at_hour_boundaries() {
     let d = dir("time");

@@ -6,10 +6,14 @@
 //! capture time (UTC, `YYYYMMDDTHHMMSSZ`) its period starts at — the
 //! interval boundary with `--rotate-interval`, else the time of its first
 //! entry — and `<n>` is the smallest number from 1 whose name is free.
-//! The closed name is made with a hard link, which fails rather than
-//! replace an existing file, then the active name is removed: no file is
-//! ever overwritten. Sorting closed names by stamp, then by number, gives
-//! the order they were written in.
+//! Entries are not always written in capture-time order (a deduplicated
+//! alert's final count carries the time the alert was raised), so a stamp
+//! earlier than that of the file closed before it in the same run is
+//! raised to that stamp, and a stamp equal to it takes a number above the
+//! earlier file's. The closed name is made with a hard link, which fails
+//! rather than replace an existing file, then the active name is removed:
+//! no file is ever overwritten. Sorting the closed names of a run by
+//! stamp, then by number, gives the order they were written in.
 //!
 //! Durability: the caller flushes at batch boundaries ([`LogFile::commit`]),
 //! so a crash of the process loses at most the batch being written; a file
@@ -60,6 +64,9 @@ pub struct LogFile {
     bytes: u64,
     /// Capture time the current file's period starts at.
     stamp: Option<Timestamp>,
+    /// Stamp (whole seconds) and number of the file this run closed last:
+    /// the next closed name sorts after it.
+    last: Option<(i64, u32)>,
     closed: Vec<PathBuf>,
 }
 
@@ -87,7 +94,7 @@ impl LogFile {
                         .map_or(Timestamp(0), |d| {
                             Timestamp::from_nanos(d.as_secs() as i64, d.subsec_nanos())
                         });
-                    closed.push(move_aside(path, mtime)?);
+                    closed.push(move_aside(path, mtime, 1)?.0);
                 }
             }
         }
@@ -100,6 +107,7 @@ impl LogFile {
             regular,
             bytes: 0,
             stamp: None,
+            last: None,
             closed,
         })
     }
@@ -120,7 +128,8 @@ impl LogFile {
     }
 
     /// Notes the capture time of the entry about to be written (the first
-    /// one names the file when it is closed).
+    /// one names the file when it is closed, unless the file closed before
+    /// it has a later stamp).
     pub fn begin_entry(&mut self, t: Timestamp) {
         if self.stamp.is_none() {
             self.stamp = Some(self.rotation.period(t).map_or(t, Timestamp));
@@ -187,12 +196,22 @@ impl LogFile {
         Ok(())
     }
 
-    /// Flush, fsync, rename to the closed name.
+    /// Flush, fsync, rename to the closed name: the stamp of the first
+    /// entry, never earlier than the last closed file's, and a number above
+    /// that file's when the stamps are the same.
     fn close_current(&mut self) -> io::Result<()> {
         self.sync()?;
         self.out = None;
-        let stamp = self.stamp.take().unwrap_or_default();
-        let name = move_aside(&self.path, stamp)?;
+        let mut stamp = self.stamp.take().unwrap_or_default();
+        let mut first = 1;
+        if let Some((secs, n)) = self.last {
+            if stamp.secs() <= secs {
+                stamp = Timestamp::from_nanos(secs, 0);
+                first = n.saturating_add(1);
+            }
+        }
+        let (name, n) = move_aside(&self.path, stamp, first)?;
+        self.last = Some((stamp.secs(), n));
         self.closed.push(name);
         Ok(())
     }
@@ -228,11 +247,12 @@ pub fn stamp(t: Timestamp) -> String {
         .unwrap_or_else(|| "19700101T000000Z".to_owned())
 }
 
-/// Gives `path` the first free closed name for `t`; returns it. Hard link,
-/// then unlink: an existing name is never replaced.
-fn move_aside(path: &Path, t: Timestamp) -> io::Result<PathBuf> {
+/// Gives `path` the first free closed name for `t` numbered from `first`;
+/// returns it and its number. Hard link, then unlink: an existing name is
+/// never replaced.
+fn move_aside(path: &Path, t: Timestamp, first: u32) -> io::Result<(PathBuf, u32)> {
     let base = format!("{}.{}", path.display(), stamp(t));
-    for n in 1u32.. {
+    for n in first.. {
         let target = PathBuf::from(format!("{base}.{n}"));
         match fs::hard_link(path, &target) {
             Ok(()) => {
@@ -242,7 +262,7 @@ fn move_aside(path: &Path, t: Timestamp) -> io::Result<PathBuf> {
                     // lets a directory be fsynced, and the data already is.
                     let _ = File::open(dir).and_then(|d| d.sync_all());
                 }
-                return Ok(target);
+                return Ok((target, n));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -270,13 +290,55 @@ mod tests {
         let t = Timestamp::from_micros(1_772_438_400, 0);
         for text in ["one\n", "two\n"] {
             fs::write(&path, text).unwrap();
-            move_aside(&path, t).unwrap();
+            move_aside(&path, t, 1).unwrap();
         }
         let one = d.join("a.json.20260302T080000Z.1");
         let two = d.join("a.json.20260302T080000Z.2");
         assert_eq!(fs::read_to_string(one).unwrap(), "one\n");
         assert_eq!(fs::read_to_string(two).unwrap(), "two\n");
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn closed_names_sort_in_write_order_when_entries_go_back_in_time() {
+        let d = dir("back");
+        let path = d.join("a.json");
+        // Rotated before every entry but the first.
+        let rotation = Rotation {
+            max_bytes: Some(1),
+            interval: None,
+        };
+        let mut f = LogFile::create(&path, rotation).unwrap();
+        let t = |s: i64| Timestamp::from_micros(1_772_438_400 + s, 0);
+        for (s, line) in [
+            (60, "a\n"),
+            (0, "b\n"),
+            (60, "c\n"),
+            (120, "d\n"),
+            (1, "e\n"),
+        ] {
+            f.before_entry(t(s)).unwrap();
+            f.write_all(line.as_bytes()).unwrap();
+        }
+        f.finish().unwrap();
+        let names: Vec<String> = f
+            .closed()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a.json.20260302T080100Z.1",
+                "a.json.20260302T080100Z.2",
+                "a.json.20260302T080100Z.3",
+                "a.json.20260302T080200Z.1",
+                "a.json.20260302T080200Z.2",
+            ]
+        );
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, names);
     }
 
     #[test]
