@@ -395,6 +395,74 @@ fn stdout_to_a_pipe_whose_reader_closed_ends_with_a_clear_error_and_exit_1() {
     assert!(n < 633, "{err}");
 }
 
+/// Regression: the output buffer flushed itself when it filled, in the
+/// middle of a batch, and those lines were not counted: `sensor replay
+/// big.pcap | head -1000` said "after 0 records were written and flushed"
+/// although head had printed a thousand. Lines are now flushed and counted
+/// whenever 32 KiB wait, so what a reader got exceeds the count by at most
+/// one such stretch (the one being flushed when the pipe closed).
+#[test]
+fn a_reader_that_stops_after_a_thousand_lines_is_told_they_were_written() {
+    let d = dir("head");
+    // Cut short, as a capture is: thousands of flows still open at the end
+    // are flushed together, in one batch far larger than the buffer.
+    let pcap = mixed_capture(&d, 6_000, 30_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(["replay", "-q", "-w", "1", pcap.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 4096];
+    while got.iter().filter(|b| **b == b'\n').count() < 1000 {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "the sensor wrote fewer than 1000 lines");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(out); // as head does once it has its lines
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let reported: usize = err
+        .split_once("(the reader closed the pipe) after ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    let lines: Vec<&[u8]> = got
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .collect();
+    let shortest = lines.iter().map(|l| l.len()).min().unwrap();
+    let longest = lines.iter().map(|l| l.len()).max().unwrap();
+    let stretch = (32 * 1024 + longest) / shortest + 1;
+    assert!(
+        reported + stretch >= lines.len(),
+        "{reported} reported as written, {} read ({err})",
+        lines.len()
+    );
+}
+
+/// The first `packets` packets of a generated mix of `flows` users',
+/// resolver and internet flows (the benchmark's), in `dir/mix.pcap`.
+fn mixed_capture(dir: &Path, flows: usize, packets: usize) -> PathBuf {
+    use flowbench::{Interleave, MixConfig, RealisticFlows};
+    use flowlib::pcap_writer::{PcapWriter, Resolution};
+    use flowlib::LinkType;
+    let path = dir.join("mix.pcap");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut w = PcapWriter::new(file, Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    let mut frames = Interleave::new(RealisticFlows::new(MixConfig::new(7, flows)));
+    let mut buf = Vec::new();
+    for _ in 0..packets {
+        let ts = frames.next_into(&mut buf).expect("enough packets");
+        w.write_packet(ts, &buf, buf.len() as u32).unwrap();
+    }
+    std::io::Write::flush(&mut w.into_inner().unwrap()).unwrap();
+    path
+}
+
 /// A capture of 120 UDP conversations of 400 packets each, one after the
 /// other, written with our own pcap writer: the records come out a few at
 /// a time over many batches.

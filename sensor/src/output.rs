@@ -3,7 +3,9 @@
 //!
 //! Records and alerts are flushed at batch boundaries (each batch of
 //! records the pipeline hands over), so a crash loses at most the batch
-//! being written. The counts reported as written are the lines flushed;
+//! being written, and whenever [`COMMIT_BYTES`] are waiting, so the buffer
+//! never fills and flushes lines nobody counted. The counts reported as
+//! written are the lines flushed;
 //! any write error (a full disk, a reader that closed the pipe) ends the
 //! run with [`SensorError::Write`], naming how many were written.
 
@@ -26,6 +28,10 @@ use std::sync::Arc;
 use writer::WriterThread;
 
 mod writer;
+
+/// Bytes of complete lines that may wait in an output buffer (of twice
+/// this size); once more do, they are flushed and counted as written.
+pub const COMMIT_BYTES: usize = 32 * 1024;
 
 /// Record formats.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -93,6 +99,16 @@ impl Sink {
     /// Flushes to the kernel (a batch boundary).
     fn commit(&mut self) -> io::Result<()> {
         self.flush()
+    }
+
+    /// Whether [`COMMIT_BYTES`] or more wait in the buffer.
+    fn commit_due(&self) -> bool {
+        let waiting = match self {
+            Sink::Stdout(w) => w.buffer().len(),
+            Sink::File(f) => f.buffered(),
+            Sink::Discard => 0,
+        };
+        waiting >= COMMIT_BYTES
     }
 
     /// Last flush, fsync, closed name.
@@ -728,9 +744,13 @@ impl RecordLog {
         }
         rec.sink().begin_entry(r.emitted);
         let result = rec.write(r, alerted);
+        let commit = rec.sink().commit_due();
         self.records = Some(rec);
         result?;
         self.unflushed += 1;
+        if commit {
+            self.commit()?;
+        }
         Ok(())
     }
 
@@ -825,6 +845,11 @@ impl AlertSink {
         self.out.begin_entry(a.ts);
         self.format.write(&mut self.out, a)?;
         self.unflushed += 1;
+        if self.out.commit_due() {
+            self.out.commit()?;
+            self.written += self.unflushed;
+            self.unflushed = 0;
+        }
         Ok(())
     }
 

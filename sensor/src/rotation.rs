@@ -186,6 +186,11 @@ impl LogFile {
         self.bytes
     }
 
+    /// Bytes written to the file's buffer and not yet handed to the kernel.
+    pub fn buffered(&self) -> usize {
+        self.out.as_ref().map_or(0, |o| o.buffer().len())
+    }
+
     fn sync(&mut self) -> io::Result<()> {
         if let Some(out) = &mut self.out {
             out.flush()?;
