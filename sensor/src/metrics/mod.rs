@@ -319,7 +319,7 @@ impl Metrics {
         let mut f = e.family(
             "flowmon_export_failures_total",
             Kind::Counter,
-            "Records not exported, by exporter and reason (write_error: failed writes, which end the run; output_closed: records dropped after the reader went away).",
+            "Failed writes, by exporter and reason (write_error: a write failed; output_closed: the reader went away). Either ends the run; the records written are those in flowmon_records_exported_total.",
         );
         for (name, c) in exporters {
             for why in [ExportFailure::WriteError, ExportFailure::OutputClosed] {
