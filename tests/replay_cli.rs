@@ -851,3 +851,23 @@ fn the_summary_counts_the_records_a_filter_left_out() {
         assert_eq!(read, 3900, "every record of the demo: {err}");
     }
 }
+
+#[test]
+fn ipfix_template_refresh_of_zero_is_refused_not_taken_as_one() {
+    for flag in ["--ipfix-template-every", "--ipfix-template-refresh"] {
+        let o = run(&[
+            "replay",
+            "--ipfix",
+            "127.0.0.1:9",
+            flag,
+            "0",
+            demo().to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '0' for '{flag}")),
+            "{err}"
+        );
+    }
+}

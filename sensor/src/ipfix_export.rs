@@ -57,12 +57,14 @@ pub struct IpfixArgs {
     /// Observation domain id in every IPFIX message.
     #[arg(long, default_value_t = 1, value_name = "ID")]
     pub ipfix_domain: u32,
-    /// UDP: resend the templates at least this often, in seconds (the
-    /// first message after a longer quiet spell carries them).
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    /// UDP: resend the templates at least this often, in seconds, 1 or
+    /// more (the first message after a longer quiet spell carries them).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub ipfix_template_refresh: u64,
-    /// UDP: resend the templates at least every N messages.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// UDP: resend the templates at least every N messages, 1 or more.
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub ipfix_template_every: u32,
     /// Largest IPFIX message in octets: 512 to 65535 over TCP (default
     /// 65000), 512 to the largest UDP payload over UDP (65507 over IPv4,
@@ -111,8 +113,8 @@ impl IpfixArgs {
             pad_sets: false,
         };
         let refresh = TemplateRefresh {
-            interval: Duration::from_secs(self.ipfix_template_refresh.max(1)),
-            messages: self.ipfix_template_every.max(1),
+            interval: Duration::from_secs(self.ipfix_template_refresh),
+            messages: self.ipfix_template_every,
         };
         IpfixExporter::connect(hostport, transport, cfg, refresh).map(Some)
     }
