@@ -88,16 +88,23 @@ impl CaptureFile {
             message,
         };
         let mut magic = [0u8; 4];
-        let mut f: Input = if path.as_os_str() == STDIN {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(File::open(path).map_err(|e| open_err(e.to_string()))?)
-        };
-        let meta = std::fs::metadata(path)
-            .ok()
-            .filter(|_| path.as_os_str() != STDIN);
+        let stdin = path.as_os_str() == STDIN;
+        let meta = std::fs::metadata(path).ok().filter(|_| !stdin);
         let regular = meta.as_ref().is_some_and(|m| m.is_file());
         let size = meta.map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+        // A stream (standard input, a FIFO) is read only when readable, so
+        // that a stop request ends a wait for a quiet writer
+        // (`crate::stream`).
+        let mut f: Input = if stdin {
+            Box::new(crate::stream::StreamInput::stdin().map_err(|e| open_err(e.to_string()))?)
+        } else {
+            let file = File::open(path).map_err(|e| open_err(e.to_string()))?;
+            if regular {
+                Box::new(file)
+            } else {
+                Box::new(crate::stream::StreamInput::new(file))
+            }
+        };
         f.read_exact(&mut magic).map_err(|e| {
             open_err(match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => "file is too short to be a capture".into(),
@@ -111,10 +118,7 @@ impl CaptureFile {
             _ => return Err(open_err("not a pcap or pcapng file".into())),
         };
         if !regular {
-            // A stream cannot be reopened: put the magic back in front. It
-            // is read on a thread of its own, so that a stop request ends
-            // a wait for a quiet writer (`crate::stream`).
-            let f = crate::stream::StreamInput::new(f).map_err(|e| open_err(e.to_string()))?;
+            // A stream cannot be reopened: put the magic back in front.
             let stream: Input = Box::new(std::io::Cursor::new(magic).chain(f));
             return match format {
                 FileFormat::Pcap => Self::pcap_from(path, stream, bpf, 0),

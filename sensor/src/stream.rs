@@ -3,26 +3,25 @@
 //!
 //! A read from a quiet pipe blocks, and the signal handlers restart it: a
 //! SIGINT or SIGTERM would wait for the writer's next bytes or its end.
-//! [`StreamInput`] reads the stream on a thread of its own, in chunks
-//! passed over a channel (recycled, not allocated per read), and waits for
-//! them with a timeout: when a stop has been requested ([`watch_stop`]) it
-//! ends with a [`Stopped`] error, which the capture reader takes as the
-//! end of the input.
+//! [`StreamInput`] waits for the stream to be readable with `poll(2)` and
+//! a timeout before each read: when a stop has been requested
+//! ([`watch_stop`]) it ends with a [`Stopped`] error, which the capture
+//! reader takes as the end of the input. The bytes go straight from the
+//! pipe into the reader's buffer: no thread, no copy.
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
-/// Bytes per chunk read from the stream.
-const CHUNK: usize = 256 * 1024;
-
-/// Chunks in flight between the reading thread and the reader.
-const DEPTH: usize = 4;
 
 /// How often a reader waiting for the stream looks at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
 
 /// The process's stop flag, once signals are handled.
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -44,147 +43,104 @@ pub fn is_stopped(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Stopped>())
 }
 
-enum Chunk {
-    Data(Vec<u8>),
-    Failed(io::Error),
-}
-
-/// A stream read on a thread of its own; see the module docs.
+/// A stream read only once it is readable; see the module docs.
 pub struct StreamInput {
+    file: File,
     /// The stop flag in force when it was made.
     stop: Option<Arc<AtomicBool>>,
-    chunks: Receiver<Chunk>,
-    spare: Sender<Vec<u8>>,
-    current: Vec<u8>,
-    at: usize,
 }
 
 impl StreamInput {
-    /// Starts reading `source` on a new thread; it ends early when the
-    /// process's stop flag ([`watch_stop`]) is set.
-    pub fn new(source: impl Read + Send + 'static) -> io::Result<StreamInput> {
-        StreamInput::with_stop(source, STOP.get().cloned())
+    /// Reads `file` (a pipe, a FIFO); it ends early when the process's
+    /// stop flag ([`watch_stop`]) is set.
+    pub fn new(file: File) -> StreamInput {
+        StreamInput::with_stop(file, STOP.get().cloned())
+    }
+
+    /// Standard input, read through a descriptor of its own (unbuffered:
+    /// bytes in a buffer would be invisible to `poll`).
+    pub fn stdin() -> io::Result<StreamInput> {
+        let fd = io::stdin().as_fd().try_clone_to_owned()?;
+        Ok(StreamInput::new(File::from(fd)))
     }
 
     /// [`StreamInput::new`] watching `stop` instead.
-    fn with_stop(
-        source: impl Read + Send + 'static,
-        stop: Option<Arc<AtomicBool>>,
-    ) -> io::Result<StreamInput> {
-        let (chunk_tx, chunks) = bounded(DEPTH);
-        let (spare, spare_rx) = bounded(DEPTH + 1);
-        std::thread::Builder::new()
-            .name("stream-reader".into())
-            .spawn(move || pump(source, &chunk_tx, &spare_rx))?;
-        Ok(StreamInput {
-            stop,
-            chunks,
-            spare,
-            current: Vec::new(),
-            at: 0,
-        })
+    fn with_stop(file: File, stop: Option<Arc<AtomicBool>>) -> StreamInput {
+        StreamInput { file, stop }
     }
-}
 
-/// The reading thread: chunks until the end of the stream, an error, or
-/// the reader going away.
-fn pump(mut source: impl Read, chunks: &Sender<Chunk>, spare: &Receiver<Vec<u8>>) {
-    loop {
-        let mut buf = spare.try_recv().unwrap_or_default();
-        buf.resize(CHUNK, 0);
-        let n = match source.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = chunks.send(Chunk::Failed(e));
-                return;
-            }
-        };
-        buf.truncate(n);
-        if chunks.send(Chunk::Data(buf)).is_err() {
-            return;
-        }
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 }
 
 impl Read for StreamInput {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            match self.chunks.recv_timeout(POLL) {
-                Ok(Chunk::Data(next)) => {
-                    let used = std::mem::replace(&mut self.current, next);
-                    let _ = self.spare.try_send(used);
-                    self.at = 0;
-                }
-                Ok(Chunk::Failed(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout)
-                    if self
-                        .stop
-                        .as_ref()
-                        .is_some_and(|f| f.load(Ordering::Relaxed)) =>
-                {
+        loop {
+            let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+            match poll(&mut fds, Some(&POLL)) {
+                // Readable, at its end (hang-up) or failed: the read says
+                // which.
+                Ok(n) if n > 0 => return self.file.read(out),
+                Ok(_) | Err(Errno::INTR) if self.stop_requested() => {
                     return Err(io::Error::other(Stopped));
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(0),
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        let n = out.len().min(self.current.len() - self.at);
-        out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
 
-    /// A stream that gives its bytes, then blocks until `release` is set.
-    struct Quiet {
-        data: io::Cursor<Vec<u8>>,
-        release: Arc<AtomicBool>,
-    }
-
-    impl Read for Quiet {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = self.data.read(out)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            while !self.release.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(0)
-        }
+    /// A pipe whose writer is `cat`'s standard output, fed by the test.
+    fn pipe() -> (std::process::Child, StreamInput) {
+        let mut cat = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = cat.stdout.take().unwrap();
+        let file = File::from(std::os::fd::OwnedFd::from(out));
+        (cat, StreamInput::with_stop(file, None))
     }
 
     #[test]
     fn bytes_come_through_whole_and_in_order_then_the_end() {
-        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
-        let mut input = StreamInput::with_stop(io::Cursor::new(data.clone()), None).unwrap();
+        let (mut cat, mut input) = pipe();
+        let data: Vec<u8> = (0..3 * 65_536 + 17).map(|i| (i % 251) as u8).collect();
+        let mut writer = cat.stdin.take().unwrap();
+        let sent = data.clone();
+        let feeder = std::thread::spawn(move || writer.write_all(&sent).unwrap());
         let mut got = Vec::new();
         input.read_to_end(&mut got).unwrap();
+        feeder.join().unwrap();
         assert_eq!(got, data);
+        cat.wait().unwrap();
     }
 
     #[test]
     fn a_stop_ends_a_wait_on_a_quiet_stream() {
-        let release = Arc::new(AtomicBool::new(false));
-        let quiet = Quiet {
-            data: io::Cursor::new(vec![7; 10]),
-            release: Arc::clone(&release),
-        };
+        let (mut cat, mut input) = pipe();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut input = StreamInput::with_stop(quiet, Some(Arc::clone(&stop))).unwrap();
+        input.stop = Some(Arc::clone(&stop));
+        let mut writer = cat.stdin.take().unwrap();
+        writer.write_all(&[7; 10]).unwrap();
         let mut buf = [0u8; 10];
         input.read_exact(&mut buf).unwrap();
         assert_eq!(buf, [7; 10]);
-        // The stream's writer is still there; the read ends anyway.
+        // The writer is still there, silent; the read ends anyway.
         stop.store(true, Ordering::Relaxed);
         let e = input.read(&mut buf).unwrap_err();
         assert!(is_stopped(&e), "{e}");
-        release.store(true, Ordering::Relaxed);
+        drop(writer);
+        cat.wait().unwrap();
     }
 }
