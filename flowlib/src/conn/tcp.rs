@@ -24,8 +24,10 @@ pub(crate) use packed::{PackedTcp, TcpCold, TcpWide};
 /// Sequence jumps larger than this on SYN/RST are not trusted.
 const TOO_LARGE_SEQ_DELTA: i32 = 1_048_576;
 
-/// Out-of-order data blocks remembered per endpoint for gap accounting.
-const MAX_BLOCKS: usize = 2;
+/// Out-of-order data blocks remembered per endpoint for gap accounting
+/// (contiguous and overlapping pieces are merged into one block: a lost
+/// segment followed by any number of others is one).
+const MAX_BLOCKS: usize = 8;
 
 /// State of one TCP endpoint, with Zeek's meanings.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -83,6 +85,30 @@ pub(crate) struct Blocks {
 }
 
 impl Blocks {
+    /// Remembers data `[start, end)` received out of order, merged with
+    /// every block it overlaps or touches. With every slot taken by other
+    /// blocks it is forgotten: if it is ever acknowledged it is counted as
+    /// missed, the conservative error.
+    fn insert(&mut self, start: u64, end: u64) {
+        let (mut lo, mut hi) = (start, end);
+        let mut i = 0;
+        while i < usize::from(self.n) {
+            if self.start[i] <= hi && lo <= self.end[i] {
+                lo = lo.min(self.start[i]);
+                hi = hi.max(self.end[i]);
+                self.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let n = usize::from(self.n);
+        if n < MAX_BLOCKS {
+            self.start[n] = lo;
+            self.end[n] = hi;
+            self.n += 1;
+        }
+    }
+
     fn remove(&mut self, i: usize) {
         let n = usize::from(self.n);
         self.start[i] = self.start[n - 1];
@@ -534,14 +560,7 @@ impl TcpConn {
                         self.ooo = ooo.alloc();
                     }
                     if let Some(b) = side_blocks(ooo, self.ooo, s) {
-                        // With every slot taken the block is forgotten; if
-                        // it is ever acknowledged it is counted as missed,
-                        // the conservative error.
-                        if usize::from(b.n) < MAX_BLOCKS {
-                            b.start[usize::from(b.n)] = start;
-                            b.end[usize::from(b.n)] = end;
-                            b.n += 1;
-                        }
+                        b.insert(start, end);
                     }
                 }
             }

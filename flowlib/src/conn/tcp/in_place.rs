@@ -18,7 +18,7 @@ use super::packed::{
 };
 use super::{
     relative_seq, seq_delta, side_blocks, Data, EpState, OooSlab, Reassembly, SegmentOutcome,
-    MAX_BLOCKS, TOO_LARGE_SEQ_DELTA,
+    TOO_LARGE_SEQ_DELTA,
 };
 use crate::conn::history::{bit, cased, letter_code, INLINE_LETTERS, MAX_LEN};
 use crate::conn::SideSlab;
@@ -483,14 +483,7 @@ impl PackedTcp {
                         side.cold_mut().ooo = id;
                     }
                     if let Some(b) = side_blocks(ooo, id, s) {
-                        // With every slot taken the block is forgotten; if
-                        // it is ever acknowledged it is counted as missed,
-                        // the conservative error.
-                        if usize::from(b.n) < MAX_BLOCKS {
-                            b.start[usize::from(b.n)] = start;
-                            b.end[usize::from(b.n)] = end;
-                            b.n += 1;
-                        }
+                        b.insert(start, end);
                     }
                 }
             }
