@@ -229,7 +229,8 @@ pub struct Inventory {
     pub rules_file: Option<String>,
     /// How finely relationship ends are told apart.
     pub level: Level,
-    /// Capture time of the first connection (seconds; 0 when empty).
+    /// Capture time of the first connection, inside one enclave too
+    /// (seconds; 0 when there is none).
     pub first_ts: f64,
     /// Capture time of the last packet seen (seconds; 0 when empty).
     pub last_ts: f64,
@@ -306,6 +307,12 @@ impl Inventory {
             (Level::HostGroup, Level::Enclave) => self.by_enclave(),
             _ => self.clone(),
         }
+    }
+
+    /// The period the input covered (first connection to last packet,
+    /// capture time in seconds); `None` for an input without connections.
+    pub fn period(&self) -> Option<(f64, f64)> {
+        (self.first_ts != 0.0 || self.last_ts != 0.0).then_some((self.first_ts, self.last_ts))
     }
 
     /// Length of the period in days (at least one hour), for volumes per day.
@@ -398,6 +405,12 @@ impl InventoryBuilder {
         if matches!(r.end_reason, EndReason::Start | EndReason::Active) {
             return;
         }
+        // The period is the whole input's, inside one enclave too: volumes
+        // per day divide by it, so a week and a day compare fairly.
+        let start = r.ts.as_secs_f64();
+        let end = start + r.duration.map_or(0.0, |d| d.as_secs_f64());
+        self.first = self.first.min(start);
+        self.last = self.last.max(end);
         let (o, d, allowed, relationship) = match &self.rules {
             Some(rules) => {
                 let (lo, ld) = (
@@ -438,10 +451,6 @@ impl InventoryBuilder {
                 (o, d, None, None)
             }
         };
-        let start = r.ts.as_secs_f64();
-        let end = start + r.duration.map_or(0.0, |d| d.as_secs_f64());
-        self.first = self.first.min(start);
-        self.last = self.last.max(end);
         let row = self
             .rows
             .entry((o.clone(), d.clone()))
@@ -472,7 +481,7 @@ impl InventoryBuilder {
 
     /// The inventory of everything observed.
     pub fn finish(self) -> Inventory {
-        let empty = self.rows.is_empty();
+        let empty = self.first > self.last;
         Inventory {
             format: FORMAT.to_owned(),
             version: VERSION,
@@ -523,6 +532,46 @@ mod tests {
 
     // 2026-03-02 (a Monday) 00:00 UTC.
     const MONDAY: i64 = 1_772_409_600;
+
+    #[test]
+    fn the_period_is_the_whole_inputs_not_only_the_boundary_traffics() {
+        let rules = Rules::from_str(RULES, "t.toml").unwrap();
+        let mut b = InventoryBuilder::new(Some(rules), "capture");
+        // A week of traffic inside customer-a, one boundary connection on
+        // its first morning: volumes per day divide by the week.
+        for day in 0..7 {
+            b.observe(&rec(
+                "10.20.0.6",
+                "10.20.0.5",
+                445,
+                MONDAY + day * 86_400,
+                (1, 2),
+            ));
+        }
+        b.observe(&rec("10.10.5.50", "10.20.0.5", 445, MONDAY + 3600, (1, 2)));
+        let inv = b.finish();
+        assert_eq!(
+            inv.period(),
+            Some((MONDAY as f64, (MONDAY + 6 * 86_400 + 10) as f64))
+        );
+        assert!(
+            (inv.period_days() - 6.0).abs() < 0.01,
+            "{}",
+            inv.period_days()
+        );
+        // Nothing but traffic inside one enclave: still its real period.
+        let rules = Rules::from_str(RULES, "t.toml").unwrap();
+        let mut b = InventoryBuilder::new(Some(rules), "capture");
+        b.observe(&rec("10.20.0.6", "10.20.0.5", 445, MONDAY, (1, 2)));
+        let inv = b.finish();
+        assert_eq!(
+            (inv.connections, inv.period()),
+            (0, Some((MONDAY as f64, (MONDAY + 10) as f64)))
+        );
+        // And nothing at all: no period.
+        let inv = InventoryBuilder::new(None, "empty").finish();
+        assert_eq!(inv.period(), None);
+    }
 
     #[test]
     fn rows_sum_connections_and_say_whether_a_rule_allows_them() {

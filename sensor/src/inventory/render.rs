@@ -14,6 +14,15 @@ pub enum TableFormat {
     Json,
 }
 
+/// The period an inventory covers, for a heading: "FROM to TO UTC", or
+/// "no connections".
+pub fn period(inv: &Inventory) -> String {
+    match inv.period() {
+        Some((from, to)) => format!("{} to {} UTC", utc(from), utc(to)),
+        None => "no connections".to_owned(),
+    }
+}
+
 /// A capture time as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn utc(secs: f64) -> String {
     if !secs.is_finite() {
@@ -149,12 +158,11 @@ pub fn inventory(inv: &Inventory, format: TableFormat) -> String {
         ),
         TableFormat::Table => {
             let mut out = format!(
-                "{} relationships, {} connections across boundaries ({} inside one enclave not listed), {} to {} UTC{}\n\n",
+                "{} relationships, {} connections across boundaries ({} inside one enclave not listed), {}{}\n\n",
                 inv.rows.len(),
                 inv.connections,
                 inv.internal_connections,
-                utc(inv.first_ts),
-                utc(inv.last_ts),
+                period(inv),
                 match &inv.rules_file {
                     Some(f) => format!(", rules {f}"),
                     None => String::new(),

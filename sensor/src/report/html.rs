@@ -150,7 +150,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{}</title><style>{STYLE}</style></head><body>
-<header><h1>{}</h1><p>Captures: {} · rules: {}{} · {} to {} UTC</p></header><main>
+<header><h1>{}</h1><p>Captures: {} · rules: {}{} · {}</p></header><main>
 "#,
         esc(&input.title),
         esc(&input.title),
@@ -160,8 +160,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
             Some(b) => format!(" · baseline: {}", esc(b)),
             None => String::new(),
         },
-        esc(&utc(inv.first_ts)),
-        esc(&utc(inv.last_ts)),
+        esc(&crate::inventory::render::period(inv)),
     );
     overview(&mut p, input);
     matrix(&mut p, input);
