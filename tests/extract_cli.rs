@@ -760,3 +760,27 @@ fn an_output_that_cannot_be_written_is_an_error_not_a_short_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(tshark_count(&out) > 0);
 }
+
+/// Extraction reads its inputs twice; standard input (or a FIFO) is
+/// refused before anything is read or written.
+#[test]
+fn standard_input_is_refused_up_front() {
+    let out = tmp("from-stdin.pcap");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
+    let o = sensor()
+        .args([
+            "extract",
+            "-",
+            "--host",
+            "10.20.10.5",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdin(std::fs::File::open(demo).unwrap())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("extract reads its inputs twice"), "{err}");
+    assert!(!out.exists());
+}

@@ -685,3 +685,50 @@ fn a_record_file_with_a_bad_line_is_an_error_naming_the_line() {
         "{err}"
     );
 }
+
+/// A damaged inventory given to `--diff` is reported with the JSON error
+/// (line and column), not as "neither an inventory nor a baseline"; and a
+/// baseline that cannot be written is a failed write (exit 1).
+#[test]
+fn damaged_diff_inputs_and_unwritable_baselines_say_what_is_wrong() {
+    let dir = workdir("damaged");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/examples/demo.toml");
+    let inv = dir.join("inv.json");
+    sensor(&[
+        "inventory",
+        s(&demo),
+        "--rules",
+        s(&rules),
+        "-f",
+        "json",
+        "-o",
+        s(&inv),
+    ]);
+    let whole = std::fs::read(&inv).unwrap();
+    let cut = dir.join("cut.json");
+    std::fs::write(&cut, &whole[..500]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args(["inventory", "--diff", s(&cut), s(&inv)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("EOF while parsing"), "{err}");
+    assert!(err.contains("line "), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_sensor"))
+        .args([
+            "baseline",
+            "learn",
+            s(&demo),
+            "--rules",
+            s(&rules),
+            "-o",
+            "/dev/full",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/dev/full"), "{err}");
+}

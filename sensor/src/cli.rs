@@ -191,7 +191,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 pub const MAX_WORKERS: usize = 256;
 
 /// A worker count, 1 to [`MAX_WORKERS`].
-fn parse_workers(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_workers(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_WORKERS).contains(&n) && s.trim().bytes().all(|b| b.is_ascii_digit()) => {
             Ok(n)

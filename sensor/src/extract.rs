@@ -120,6 +120,15 @@ pub struct ExtractOutcome {
 /// Extracts the packets of the selected connections into `cfg.output`.
 pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
     let mut timeline = Timeline::open(&cfg.files, None)?;
+    if let Some(stream) = timeline.files().iter().find(|f| !f.rereadable()) {
+        return Err(SensorError::Open {
+            path: stream.path().to_owned(),
+            message: "extract reads its inputs twice (to find the connections, then to \
+                      write their packets): give a capture file on disk, not standard input \
+                      or a FIFO"
+                .into(),
+        });
+    }
     let nanos = timeline.files().iter().any(|f| f.nanosecond());
     let progress = Progress::new("extract", 2 * timeline.size(), cfg.progress);
     progress.set_phase("selecting");

@@ -643,9 +643,13 @@ impl Output {
     fn finish_files(&mut self) -> Result<(), SensorError> {
         if let Some((learner, path)) = self.learner.take() {
             let baseline = learner.finish();
-            baseline
-                .save(&path)
-                .map_err(|e| SensorError::Baseline(e.to_string()))?;
+            baseline.save(&path).map_err(|e| match e {
+                // A write that failed is exit 1, as for every output.
+                rules::baseline::BaselineError::Io { source, .. } => {
+                    SensorError::write_file(&path, &source)
+                }
+                e => SensorError::Baseline(e.to_string()),
+            })?;
             eprintln!(
                 "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
                 baseline.connections,

@@ -295,6 +295,12 @@ impl CaptureFile {
         self.records
     }
 
+    /// Whether the file can be opened and read again (a file on disk, not
+    /// standard input or a pipe).
+    pub fn rereadable(&self) -> bool {
+        self.path.as_os_str() != STDIN && std::fs::metadata(&self.path).is_ok_and(|m| m.is_file())
+    }
+
     /// Records read so far that the BPF filter left out.
     pub fn left_out(&self) -> u64 {
         self.left_out

@@ -43,10 +43,7 @@ impl Timeline {
     /// Whether every file can be opened and read again (a file on disk,
     /// not standard input or a pipe).
     pub fn rereadable(&self) -> bool {
-        self.files.iter().all(|f| {
-            f.path().as_os_str() != crate::source::STDIN
-                && std::fs::metadata(f.path()).is_ok_and(|m| m.is_file())
-        })
+        self.files.iter().all(CaptureFile::rereadable)
     }
 
     /// Total size of the files in bytes.

@@ -68,8 +68,8 @@ pub struct InventoryArgs {
     /// shrank by at least this factor.
     #[arg(long, value_name = "FACTOR", default_value_t = DEFAULT_VOLUME_FACTOR)]
     pub volume_factor: f64,
-    /// Shard workers (default: one per core).
-    #[arg(short, long, value_name = "N")]
+    /// Shard workers, 1-256 (default: one per core).
+    #[arg(short, long, value_name = "N", value_parser = crate::cli::parse_workers)]
     pub workers: Option<usize>,
     /// Do not show a progress bar.
     #[arg(long)]
@@ -182,9 +182,20 @@ fn load_for_diff(path: &Path, rules: Option<&Rules>) -> Result<Inventory, Sensor
         message: e.to_string(),
     })?;
     let text = String::from_utf8_lossy(&bytes);
-    let format = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_owned));
+    let format = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) => value
+            .get("format")
+            .and_then(|f| f.as_str())
+            .map(str::to_owned),
+        // A JSON object cut short or damaged: say where.
+        Err(e) if text.trim_start().starts_with('{') => {
+            return Err(SensorError::Inventory(format!(
+                "{}: damaged JSON: {e}",
+                path.display()
+            )))
+        }
+        Err(_) => None,
+    };
     match format.as_deref() {
         Some(rules::inventory::FORMAT) => Inventory::from_json(&text)
             .map_err(|m| SensorError::Inventory(format!("{}: {m}", path.display()))),

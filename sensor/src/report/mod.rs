@@ -39,8 +39,8 @@ pub struct ReportArgs {
     /// Title of the report (default: the capture files' names).
     #[arg(long)]
     pub title: Option<String>,
-    /// Shard workers (default: one per core).
-    #[arg(short, long, value_name = "N")]
+    /// Shard workers, 1-256 (default: one per core).
+    #[arg(short, long, value_name = "N", value_parser = crate::cli::parse_workers)]
     pub workers: Option<usize>,
     /// Do not show a progress bar.
     #[arg(long)]
