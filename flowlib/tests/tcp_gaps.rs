@@ -40,6 +40,7 @@ impl Run {
                 'S' => b.syn(),
                 'A' => b.ack(ack),
                 'F' => b.fin(),
+                'R' => b.rst(),
                 _ => unreachable!(),
             };
         }
@@ -119,4 +120,17 @@ fn a_hole_never_filled_is_missed_once() {
     let c = r.close(next);
     assert_eq!(c.missed_bytes, 100, "{c:?}");
     assert!(c.history.contains('G'), "{}", c.history);
+}
+
+/// Zeek writes a letter again for a reset at another sequence number; two
+/// resets before the connection's first sequence number are at two places.
+#[test]
+fn resets_before_the_first_sequence_number_are_told_apart() {
+    let mut r = Run::new();
+    r.open();
+    r.seg(true, "R", C_ISN - 100, 0, 0);
+    r.seg(true, "R", C_ISN - 200, 0, 0);
+    r.meter.finish(&mut r.out);
+    assert_eq!(r.out.len(), 1, "{:?}", r.out);
+    assert_eq!(r.out[0].history, "ShARR");
 }

@@ -486,8 +486,11 @@ impl TcpConn {
         let rel = relative_seq(e.start_seq, seg.seq, e.last_seq, e.seq_wraps);
         let underflow = rel.is_none();
         let rel_seq = rel.map_or(-1, |v| v as i64);
+        // Before the start, Zeek's relative number is the (wrapped)
+        // distance back: two resets there are two places, not one.
+        let hist_seq = rel.map_or_else(|| i64::from(seq_delta(seg.seq, e.start_seq)), |v| v as i64);
 
-        self.history(hist, s, is_orig, syn, fin, rst, ack, rel_seq, len);
+        self.history(hist, s, is_orig, syn, fin, rst, ack, hist_seq, len);
 
         // Zero window (W/w), before the state machine.
         if seg.window == 0
