@@ -650,6 +650,7 @@ impl Conn {
         cfg: &TableConfig,
     ) {
         let s = side_of(src_is_lo);
+        let first_packet = self.pkts(0, slab) + self.pkts(1, slab) == 0;
         if let Some(t) = p.tunnel {
             add_tunnel(self.extra_mut(slab), tunnel_id(&t));
         }
@@ -669,7 +670,12 @@ impl Conn {
                 if touch {
                     self.set_last(ts);
                 }
-                packed.note_attempt(orig, || ts.plus(cfg.tcp_attempt_delay));
+                // As Zeek's attempt timer: armed by a connection's first
+                // packet, a SYN (or SYN-ACK) from an endpoint not yet seen;
+                // a SYN after a mid-stream start arms nothing.
+                if first_packet {
+                    packed.note_attempt(orig, || ts.plus(cfg.tcp_attempt_delay));
+                }
                 if out.close_complete {
                     packed.note_close(self.last().plus(cfg.tcp_close_delay));
                 }

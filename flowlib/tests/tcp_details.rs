@@ -1,6 +1,7 @@
-//! Gap accounting (`missed_bytes`, history `G`) when segments arrive out of
-//! order: only bytes that never came are missed, as Zeek's reassembler
-//! counts them, however many pieces wait above a hole.
+//! TCP details checked against what Zeek does: gap accounting
+//! (`missed_bytes`, history `G`) when segments arrive out of order (only
+//! bytes that never came are missed, however many pieces wait above a
+//! hole), history repeats, and the attempt timeout.
 
 use etherparse::PacketBuilder;
 use flowlib::{ConnRecord, FlowMeter, LinkType, TableConfig, Timestamp};
@@ -27,6 +28,20 @@ impl Run {
 
     /// One segment; `from_client` picks the direction.
     fn seg(&mut self, from_client: bool, flags: &str, seq: u32, ack: u32, len: usize) {
+        self.seg_after(0, from_client, flags, seq, ack, len);
+    }
+
+    /// One segment `wait_ms` after the previous one.
+    fn seg_after(
+        &mut self,
+        wait_ms: i64,
+        from_client: bool,
+        flags: &str,
+        seq: u32,
+        ack: u32,
+        len: usize,
+    ) {
+        self.t += wait_ms;
         let (src, dst, sp, dp) = if from_client {
             (CLIENT, SERVER, 40000, 80)
         } else {
@@ -133,4 +148,26 @@ fn resets_before_the_first_sequence_number_are_told_apart() {
     r.meter.finish(&mut r.out);
     assert_eq!(r.out.len(), 1, "{:?}", r.out);
     assert_eq!(r.out[0].history, "ShARR");
+}
+
+/// Zeek arms its attempt timer (5 s) only for a connection that starts
+/// with a SYN: a SYN after a mid-stream start does not end the connection
+/// 5 s later.
+#[test]
+fn a_syn_after_a_mid_stream_start_arms_no_attempt_timeout() {
+    let mut r = Run::new();
+    r.seg(true, "A", C_ISN + 1, S_ISN + 1, 100);
+    r.seg(true, "S", C_ISN, 0, 0);
+    r.seg_after(20_000, true, "A", C_ISN + 101, S_ISN + 1, 100);
+    r.meter.finish(&mut r.out);
+    assert_eq!(r.out.len(), 1, "{:?}", r.out);
+    assert_eq!(r.out[0].orig_pkts, 3);
+    // A connection that starts with an unanswered SYN still ends after 5 s:
+    // the next SYN 7 s later is another connection.
+    let mut r = Run::new();
+    r.seg(true, "S", C_ISN, 0, 0);
+    r.seg_after(7_000, true, "S", C_ISN, 0, 0);
+    r.meter.finish(&mut r.out);
+    assert_eq!(r.out.len(), 2, "{:?}", r.out);
+    assert!(r.out.iter().all(|c| c.conn_state.name() == "S0"));
 }
