@@ -18,9 +18,13 @@
 //! and by bytes ([`crate::TableConfig::max_fragment_bytes`]: fragment bytes
 //! kept plus bookkeeping, see [`FragmentTracker::memory_bytes`]). When
 //! either is reached the oldest trains are evicted and counted
-//! ([`FragmentStats`]); trains older than the fragment timeout expire.
-//! Fragments whose first fragment was never seen (or was evicted) are
-//! counted by the caller as [`Weird::UnattributedFragment`].
+//! ([`FragmentStats`]); trains older than the fragment timeout expire, and
+//! a train closes once every byte of its datagram has arrived (so an IP id
+//! used again later is a new datagram). Non-first fragments that come
+//! before their first fragment wait in their train ([`Attribution::Waiting`])
+//! and count in its flow when it comes; those whose first fragment never
+//! comes (or was evicted) are counted by the caller as
+//! [`Weird::UnattributedFragment`].
 
 use crate::decode::FlowPacket;
 use crate::key::FlowKey;
