@@ -307,6 +307,7 @@ impl<R: Read> PcapReader<R> {
 
     /// The next packet; `Ok(None)` at the end of the file. After an error,
     /// the reader stays where it was.
+    #[inline]
     pub fn next_packet(&mut self) -> Result<Option<PcapPacket<'_>>, PcapError> {
         let record = self.records + 1;
         let available = self.fill(RECORD_HEADER_LEN)?;

@@ -650,7 +650,6 @@ impl Conn {
         cfg: &TableConfig,
     ) {
         let s = side_of(src_is_lo);
-        let first_packet = self.pkts(0, slab) + self.pkts(1, slab) == 0;
         if let Some(t) = p.tunnel {
             add_tunnel(self.extra_mut(slab), tunnel_id(&t));
         }
@@ -659,6 +658,7 @@ impl Conn {
         let mut payload = 0;
         match (state, &p.transport) {
             (StateMut::Tcp(packed, ooo), Transport::Tcp(seg)) => {
+                let first_packet = packed.untouched();
                 let mut orig = self.orig();
                 let mut side = Side {
                     id: &mut self.side,

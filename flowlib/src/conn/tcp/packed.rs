@@ -249,6 +249,12 @@ impl PackedTcp {
         self.code(0) > LAST_HANDSHAKE || self.code(1) > LAST_HANDSHAKE
     }
 
+    /// Neither endpoint has sent anything yet (the connection's first
+    /// packet is about to be applied).
+    pub(crate) fn untouched(&self) -> bool {
+        self.code(0) == EpState::Inactive as u8 && self.code(1) == EpState::Inactive as u8
+    }
+
     /// [`TcpConn::is_attempt`] without unpacking.
     pub(crate) fn is_attempt(&self, orig: usize) -> bool {
         let o = self.code(orig);
