@@ -19,8 +19,9 @@
 //! kept plus bookkeeping, see [`FragmentTracker::memory_bytes`]). When
 //! either is reached the oldest trains are evicted and counted
 //! ([`FragmentStats`]); trains older than the fragment timeout expire, and
-//! a train closes once every byte of its datagram has arrived (so an IP id
-//! used again later is a new datagram). Non-first fragments that come
+//! a train closes once every byte of its datagram has arrived: a copy of
+//! one of its fragments (the same bytes) still counts in its flow, any other
+//! fragment with its IP id starts a new datagram. Non-first fragments that come
 //! before their first fragment wait in their train ([`Attribution::Waiting`])
 //! and count in its flow when it comes; those whose first fragment never
 //! comes (or was evicted) are counted by the caller as
@@ -131,7 +132,8 @@ const MAX_RANGES: usize = 16;
 /// once its last fragment has been seen. 16 bytes: every train has one.
 struct Coverage {
     /// [`Coverage::GAVE_UP`]: more than [`MAX_RANGES`] ranges came ahead,
-    /// completeness is no longer tracked.
+    /// completeness is no longer tracked; [`Coverage::CLOSED`]: the
+    /// datagram was complete.
     contiguous: u32,
     /// [`Coverage::UNKNOWN`] until the last fragment is seen.
     end: u32,
@@ -156,10 +158,14 @@ impl Coverage {
     /// below 2^16): these can be no datagram's real values.
     const UNKNOWN: u32 = u32::MAX;
     const GAVE_UP: u32 = u32::MAX;
+    const CLOSED: u32 = u32::MAX - 1;
 
     /// Notes the fragment carrying bytes `start..start + len`.
     fn add(&mut self, start: u32, len: u32, last: bool) {
-        let stop = start.saturating_add(len).min(Coverage::UNKNOWN - 1);
+        if self.closed() {
+            return;
+        }
+        let stop = start.saturating_add(len).min(Coverage::CLOSED - 1);
         if last {
             self.end = stop;
         }
@@ -186,11 +192,23 @@ impl Coverage {
         }
     }
 
-    /// Every byte from the first to the last fragment's end has arrived.
+    /// Every byte from the first to the last fragment's end has arrived
+    /// (and the train is not closed yet).
     fn complete(&self) -> bool {
         self.contiguous != Coverage::GAVE_UP
+            && !self.closed()
             && self.end != Coverage::UNKNOWN
             && self.contiguous >= self.end
+    }
+
+    /// The datagram is complete: nothing more to track.
+    fn close(&mut self) {
+        self.contiguous = Coverage::CLOSED;
+        self.ahead = None;
+    }
+
+    fn closed(&self) -> bool {
+        self.contiguous == Coverage::CLOSED
     }
 }
 
@@ -318,6 +336,17 @@ impl FragmentTracker {
             weird(Weird::ExcessivelyLargeFragment);
         }
         self.expire(ts);
+        let bytes = p.fragment_bytes;
+        if let Some(t) = self.trains.get(&key).filter(|t| t.coverage.closed()) {
+            // Its datagram was complete. The same bytes again are a
+            // duplicate of it (a span port's copy, a retransmission); any
+            // other fragment with this id starts a new datagram, as it does
+            // at the receiver, which is done with the first one.
+            let duplicate = overlaps(&t.blocks, frag.offset, bytes) == Some(true);
+            if !duplicate {
+                self.drop_train(&key);
+            }
+        }
         if !self.trains.contains_key(&key) {
             while self.trains.len() >= self.max_trains {
                 self.evict_oldest();
@@ -338,25 +367,18 @@ impl FragmentTracker {
             self.charged += TRAIN_COST;
             self.stats.trains += 1;
         }
-        let bytes = p.fragment_bytes;
         let cost = BLOCK_COST + bytes.len();
         let mut keep = false;
         if let Some(train) = self.trains.get(&key) {
             // One anomaly per fragment: inconsistent if any overlapped
             // bytes differ, else an overlap.
-            let found = train
-                .blocks
-                .iter()
-                .filter_map(|b| overlap(b, frag.offset, bytes))
-                .fold(None, |acc: Option<bool>, same| {
-                    Some(acc.unwrap_or(true) && same)
-                });
-            match found {
+            match overlaps(&train.blocks, frag.offset, bytes) {
                 Some(true) => weird(Weird::FragmentOverlap),
                 Some(false) => weird(Weird::FragmentInconsistency),
                 None => {}
             }
-            keep = train.blocks.len() < MAX_FRAGMENTS_CHECKED
+            keep = !train.coverage.closed()
+                && train.blocks.len() < MAX_FRAGMENTS_CHECKED
                 && TRAIN_COST + cost <= self.max_bytes
                 && !bytes.is_empty();
         }
@@ -405,24 +427,29 @@ impl FragmentTracker {
             }
             Owner::Waiting { .. } => Attribution::Unattributed,
         };
-        let done = train.owner.flow().is_some() && train.coverage.complete();
-        self.stats.peak_bytes = self.stats.peak_bytes.max(self.charged as u64);
-        if done {
-            // Its creation-order entry is left behind; it no longer names
-            // a live train (see `remove_if`).
-            if let Some(t) = self.trains.remove(&key) {
-                self.charged -= t.charged as usize;
-                self.stats.completed += 1;
-            }
-            if self.order.len() > 2 * self.trains.len().max(1024) {
-                // Entries of closed trains: dropped in one pass once they
-                // are half the queue, so it stays within twice the trains.
-                let trains = &self.trains;
-                self.order
-                    .retain(|(k, c)| trains.get(k).is_some_and(|t| t.created == *c));
-            }
+        if train.owner.flow().is_some() && train.coverage.complete() {
+            // Kept, with its bytes, until it expires: a duplicate of its
+            // fragments still counts in its flow.
+            train.coverage.close();
+            self.stats.completed += 1;
         }
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.charged as u64);
         attribution
+    }
+
+    /// Removes train `key` (a closed one, replaced by a new datagram with
+    /// its id). Its creation-order entry is left behind: it no longer
+    /// names a live train (see `remove_if`), and the queue is compacted
+    /// once such entries are half of it.
+    fn drop_train(&mut self, key: &TrainKey) {
+        if let Some(t) = self.trains.remove(key) {
+            self.charged -= t.charged as usize;
+        }
+        if self.order.len() > 2 * self.trains.len().max(1024) {
+            let trains = &self.trains;
+            self.order
+                .retain(|(k, c)| trains.get(k).is_some_and(|t| t.created == *c));
+        }
     }
 
     /// Takes the count of waiting fragments whose train ended (expired or
@@ -555,6 +582,15 @@ impl FragmentTracker {
     pub fn stats(&self) -> &FragmentStats {
         &self.stats
     }
+}
+
+/// Whether fragment bytes `data` at `start` overlap any of `blocks`, and if
+/// so whether every overlapping byte is the same.
+fn overlaps(blocks: &[Block], start: u32, data: &[u8]) -> Option<bool> {
+    blocks
+        .iter()
+        .filter_map(|b| overlap(b, start, data))
+        .fold(None, |acc, same| Some(acc.unwrap_or(true) && same))
 }
 
 /// Whether fragment bytes `data` at `start` overlap block `b`, and if so

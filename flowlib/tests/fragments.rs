@@ -126,11 +126,45 @@ fn a_complete_datagram_frees_its_ip_id_for_the_next_one() {
     }
     assert_eq!(r.meter.stats().anomalies.total(), 0);
     assert_eq!(r.meter.stats().fragments.completed, 2);
-    assert_eq!(r.meter.fragment_charged_bytes(), 0, "nothing held");
     r.meter.finish(&mut r.out);
     assert_eq!(r.out.len(), 1);
     assert_eq!(r.out[0].orig_pkts, 2);
     assert_eq!(r.out[0].orig_ip_bytes, 2 * (20 + 208));
+}
+
+#[test]
+fn a_duplicate_of_a_complete_datagrams_fragment_still_counts_in_its_flow() {
+    // A span port's copy of every fragment, each right after the original:
+    // the last copy comes after the datagram is complete.
+    let data = bytes(300, 1);
+    let frames = [
+        fragment(7, 0, true, 17, &udp(308, &data[..96])),
+        fragment(7, 104, true, 17, &data[96..200]),
+        fragment(7, 208, false, 17, &data[200..]),
+    ];
+    let mut r = Run::new(TableConfig::default());
+    for f in &frames {
+        r.feed(f);
+        r.feed(f);
+    }
+    let s = r.meter.stats();
+    assert_eq!((s.packets, s.decoded, s.weirds.total()), (6, 6, 0));
+    assert_eq!(
+        s.anomalies.get(Weird::FragmentOverlap),
+        3,
+        "each copy is an overlap"
+    );
+    assert_eq!(s.fragments.completed, 1);
+    // A fragment with other bytes after completion is a new datagram with
+    // this id (the receiver is done with the first), not an inconsistency;
+    // its first fragment never comes.
+    let mut other = data[96..200].to_vec();
+    other[0] ^= 0xff;
+    r.feed(&fragment(7, 104, true, 17, &other));
+    r.meter.finish(&mut r.out);
+    let s = r.meter.stats();
+    assert_eq!(s.anomalies.get(Weird::FragmentInconsistency), 0);
+    assert_eq!(s.weirds.get(Weird::UnattributedFragment), 1);
 }
 
 #[test]
