@@ -732,3 +732,48 @@ fn damaged_diff_inputs_and_unwritable_baselines_say_what_is_wrong() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("/dev/full"), "{err}");
 }
+
+/// An input without connections has no period: the inventory and its
+/// drift say so instead of showing 1970.
+#[test]
+fn an_input_without_connections_has_no_period() {
+    let dir = workdir("no-connections");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/examples/demo.toml");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
+    // A capture file with its header and no packets.
+    let empty = dir.join("empty.pcap");
+    let mut header = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    header.extend_from_slice(&[
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ]);
+    std::fs::write(&empty, header).unwrap();
+    let (old, new) = (dir.join("old.json"), dir.join("new.json"));
+    let (table, _) = sensor(&["inventory", s(&empty), "--rules", s(&rules)]);
+    assert!(table.contains("no connections"), "{table}");
+    assert!(!table.contains("1970"), "{table}");
+    sensor(&[
+        "inventory",
+        s(&empty),
+        "--rules",
+        s(&rules),
+        "-f",
+        "json",
+        "-o",
+        s(&old),
+    ]);
+    sensor(&[
+        "inventory",
+        s(&demo),
+        "--rules",
+        s(&rules),
+        "-f",
+        "json",
+        "-o",
+        s(&new),
+    ]);
+    let (drift, _) = sensor(&["inventory", "--diff", s(&old), s(&new)]);
+    assert!(
+        drift.starts_with("drift: old no connections (capture) -> new 2026-"),
+        "{drift}"
+    );
+}

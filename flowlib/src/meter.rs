@@ -295,10 +295,11 @@ impl FlowMeter {
         if view.truncated {
             self.stats.truncated += 1;
         }
-        if refused {
+        if waiting {
+            // Counted later, once (see above), even if a tunnel part
+            // around it was refused.
+        } else if refused {
             self.stats.weirds.add(Weird::FlowTableFull);
-        } else if waiting {
-            // Counted later (see above).
         } else if unattributed {
             self.stats.weirds.add(Weird::UnattributedFragment);
         } else if no_next && !updated {

@@ -17,7 +17,18 @@ pub enum TableFormat {
 /// The period an inventory covers, for a heading: "FROM to TO UTC", or
 /// "no connections".
 pub fn period(inv: &Inventory) -> String {
-    match inv.period() {
+    span(inv.period())
+}
+
+/// A drift side's period, as [`Inventory::period`] gives it: (0, 0) is an
+/// input without connections.
+fn known(from: f64, to: f64) -> Option<(f64, f64)> {
+    (from != 0.0 || to != 0.0).then_some((from, to))
+}
+
+/// "FROM to TO UTC", or "no connections".
+fn span(period: Option<(f64, f64)>) -> String {
+    match period {
         Some((from, to)) => format!("{} to {} UTC", utc(from), utc(to)),
         None => "no connections".to_owned(),
     }
@@ -236,12 +247,10 @@ pub fn drift(d: &Drift, format: TableFormat) -> String {
         TableFormat::Table => {
             let count = |k| d.of(k).count();
             let mut out = format!(
-                "drift: old {} to {} ({}) -> new {} to {} ({})\n{} appeared, {} vanished, {} changed, {} unchanged (volume per day changed by a factor of {} or more; hours: new hours of the week count)\n\n",
-                utc(d.old_period.0),
-                utc(d.old_period.1),
+                "drift: old {} ({}) -> new {} ({})\n{} appeared, {} vanished, {} changed, {} unchanged (volume per day changed by a factor of {} or more; hours: new hours of the week count)\n\n",
+                span(known(d.old_period.0, d.old_period.1)),
                 d.old_period.2,
-                utc(d.new_period.0),
-                utc(d.new_period.1),
+                span(known(d.new_period.0, d.new_period.1)),
                 d.new_period.2,
                 count(ChangeKind::Appeared),
                 count(ChangeKind::Vanished),
