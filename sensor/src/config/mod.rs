@@ -266,12 +266,40 @@ impl SensorConfig {
                     _ => argv.push("PLACEHOLDER".into()),
                 }
             }
-            let problem = match Cli::command().try_get_matches_from(argv) {
-                Err(e) => Some((e.kind(), clap_message(&e))),
-                Ok(m) => Cli::from_arg_matches(&m)
-                    .ok()
-                    .and_then(|cli| crate::cli::combination_error(&cli.command)),
-            };
+            // What clap finds missing (a flag another one requires) may come
+            // from the command line: placeholders for it, so that the
+            // conflicts checked after parsing are still found.
+            let mut problem = None;
+            for _ in 0..4 {
+                match Cli::command().try_get_matches_from(&argv) {
+                    Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+                        let missing = match e.get(clap::error::ContextKind::InvalidArg) {
+                            Some(clap::error::ContextValue::Strings(args)) => args.clone(),
+                            _ => Vec::new(),
+                        };
+                        if missing.is_empty() {
+                            break;
+                        }
+                        for arg in missing {
+                            let flag = arg.split_whitespace().next().unwrap_or_default();
+                            argv.push(match flag.strip_prefix("--") {
+                                Some(_) => format!("{flag}=PLACEHOLDER").into(),
+                                None => "PLACEHOLDER".into(),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        problem = Some((e.kind(), clap_message(&e)));
+                        break;
+                    }
+                    Ok(m) => {
+                        problem = Cli::from_arg_matches(&m)
+                            .ok()
+                            .and_then(|cli| crate::cli::combination_error(&cli.command));
+                        break;
+                    }
+                }
+            }
             match problem {
                 // Something the file leaves to the command line (`-o FILE`
                 // for `rotate_size`, `--rules` and `--alerts` for
@@ -446,6 +474,10 @@ mod tests {
         // rotation, `--rules` for alerts.
         assert!(load("rotate_size = \"10K\"\n").is_ok());
         assert!(load("alerts = \"a.json\"\nalerts_format = \"eve\"\n").is_ok());
+        // A conflict is found even when the file also leaves something to
+        // the command line (`--rules`, which `alerts` needs).
+        let e = load("alerts = \"same.log\"\noutput = \"same.log\"\n").unwrap_err();
+        assert!(e.contains("are the same file"), "{e}");
     }
 
     #[test]
