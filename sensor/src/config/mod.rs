@@ -261,9 +261,9 @@ impl SensorConfig {
                 }
                 match arg.get_long() {
                     Some(long) if !arg.is_positional() => {
-                        argv.push(format!("--{long}=PLACEHOLDER").into())
+                        argv.push(format!("--{long}={}", placeholder(long)).into())
                     }
-                    _ => argv.push("PLACEHOLDER".into()),
+                    _ => argv.push(placeholder(arg.get_id().as_str()).into()),
                 }
             }
             // What clap finds missing (a flag another one requires) may come
@@ -283,8 +283,8 @@ impl SensorConfig {
                         for arg in missing {
                             let flag = arg.split_whitespace().next().unwrap_or_default();
                             argv.push(match flag.strip_prefix("--") {
-                                Some(_) => format!("{flag}=PLACEHOLDER").into(),
-                                None => "PLACEHOLDER".into(),
+                                Some(long) => format!("{flag}={}", placeholder(long)).into(),
+                                None => placeholder(flag).into(),
                             });
                         }
                     }
@@ -313,6 +313,12 @@ impl SensorConfig {
         }
         errors
     }
+}
+
+/// A stand-in value for flag `name` that the command line will give: a
+/// path of its own (two stand-ins must not look like the same file).
+fn placeholder(name: &str) -> String {
+    format!("/nonexistent/flowmon-placeholder/{name}")
 }
 
 /// Validates one key against the commands it applies to.
