@@ -1105,14 +1105,34 @@ fn tcp_export_reconnects_after_the_collector_drops_it_and_resends_templates() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().unwrap().port();
     // A collector that drops the first connection at once, then reads the
-    // second to the end.
+    // second to the end. It waits in accept before the sensor starts: a
+    // first connection taken only after the sensor had written everything
+    // and left would leave nothing to reconnect. The second accept has a
+    // deadline, so that a sensor that never reconnects fails the test
+    // instead of hanging it.
+    let (ready_tx, ready) = std::sync::mpsc::channel();
     let collector = std::thread::spawn(move || {
+        ready_tx.send(()).unwrap();
         drop(listener.accept().expect("first connection"));
-        let (mut s, _) = listener.accept().expect("second connection");
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "no second connection");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("second connection: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
         let mut all = Vec::new();
         s.read_to_end(&mut all).expect("read stream");
         all
     });
+    ready.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let dir = tmp_dir("reconnect");
     let json = dir.join("r.json");
     let out = sensor()
