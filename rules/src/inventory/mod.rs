@@ -244,6 +244,12 @@ pub struct Inventory {
     pub rows: Vec<Row>,
 }
 
+/// A period stored as first and last capture times (seconds), as
+/// inventories and drifts keep it: (0, 0) is an input without connections.
+pub fn period(first: f64, last: f64) -> Option<(f64, f64)> {
+    (first != 0.0 || last != 0.0).then_some((first, last))
+}
+
 impl Inventory {
     /// Loads and checks an inventory file (JSON).
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
@@ -312,7 +318,7 @@ impl Inventory {
     /// The period the input covered (first connection to last packet,
     /// capture time in seconds); `None` for an input without connections.
     pub fn period(&self) -> Option<(f64, f64)> {
-        (self.first_ts != 0.0 || self.last_ts != 0.0).then_some((self.first_ts, self.last_ts))
+        period(self.first_ts, self.last_ts)
     }
 
     /// Length of the period in days (at least one hour), for volumes per day.

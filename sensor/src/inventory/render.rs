@@ -1,7 +1,7 @@
 //! Inventories and drift as a terminal table, CSV or JSON.
 
 use rules::inventory::drift::{hours_text, human_bytes, ChangeKind, Drift};
-use rules::inventory::{Inventory, Row};
+use rules::inventory::{period as period_of, Inventory, Row};
 
 /// Output formats of `sensor inventory`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,12 +18,6 @@ pub enum TableFormat {
 /// "no connections".
 pub fn period(inv: &Inventory) -> String {
     span(inv.period())
-}
-
-/// A drift side's period, as [`Inventory::period`] gives it: (0, 0) is an
-/// input without connections.
-fn known(from: f64, to: f64) -> Option<(f64, f64)> {
-    (from != 0.0 || to != 0.0).then_some((from, to))
 }
 
 /// "FROM to TO UTC", or "no connections".
@@ -248,9 +242,9 @@ pub fn drift(d: &Drift, format: TableFormat) -> String {
             let count = |k| d.of(k).count();
             let mut out = format!(
                 "drift: old {} ({}) -> new {} ({})\n{} appeared, {} vanished, {} changed, {} unchanged (volume per day changed by a factor of {} or more; hours: new hours of the week count)\n\n",
-                span(known(d.old_period.0, d.old_period.1)),
+                span(period_of(d.old_period.0, d.old_period.1)),
                 d.old_period.2,
-                span(known(d.new_period.0, d.new_period.1)),
+                span(period_of(d.new_period.0, d.new_period.1)),
                 d.new_period.2,
                 count(ChangeKind::Appeared),
                 count(ChangeKind::Vanished),
