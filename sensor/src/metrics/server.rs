@@ -251,7 +251,7 @@ fn respond(head: &str, metrics: &Metrics) -> Response {
     let line = head.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
+    let path = origin_path(target);
     match (method, path) {
         ("GET" | "HEAD", "/metrics") => Response {
             head_only: method == "HEAD",
@@ -264,6 +264,19 @@ fn respond(head: &str, metrics: &Metrics) -> Response {
         },
         _ => Response::text(404, "Not Found", "not found; metrics are at /metrics\n"),
     }
+}
+
+/// The path of a request target without its query, in origin form (`/metrics`) or in the
+/// absolute form a proxy sends (`http://host:9100/metrics`, which RFC 9112 section 3.2.2 says a
+/// server must accept).
+fn origin_path(target: &str) -> &str {
+    let target = match target.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            rest.find('/').map_or("/", |slash| &rest[slash..])
+        }
+        _ => target,
+    };
+    target.split('?').next().unwrap_or("")
 }
 
 /// An HTTP/1.1 answer, always with `Connection: close`.
@@ -325,5 +338,19 @@ mod tests {
         assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("\r\nAllow: GET, HEAD\r\n"));
         assert_eq!(respond("GET /other HTTP/1.1", &m).status, 404);
         assert_eq!(respond("", &m).status, 404);
+    }
+
+    #[test]
+    fn absolute_form_targets_are_routed_by_their_path() {
+        let m = Metrics::new(1);
+        let proxied = respond("GET http://sensor:9100/metrics?x=1 HTTP/1.1", &m);
+        assert_eq!(proxied.status, 200);
+        assert_eq!(
+            respond("GET HTTP://sensor/metrics HTTP/1.1", &m).status,
+            200
+        );
+        assert_eq!(respond("GET http://sensor HTTP/1.1", &m).status, 404);
+        assert_eq!(respond("GET http://sensor/other HTTP/1.1", &m).status, 404);
+        assert_eq!(respond("GET ftp://sensor/metrics HTTP/1.1", &m).status, 404);
     }
 }
