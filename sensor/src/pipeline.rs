@@ -82,6 +82,28 @@ pub struct PipelineConfig {
     pub metrics: Option<Arc<Metrics>>,
 }
 
+impl PipelineConfig {
+    /// The flow table settings of each of `n` shards: the totals split
+    /// between them, start records kept compact for [`ShardMsg`].
+    ///
+    /// # Panics
+    /// If the metrics were made for fewer than `n` shards.
+    pub(crate) fn shard_table(&self, n: usize) -> TableConfig {
+        if let Some(m) = &self.metrics {
+            assert!(
+                m.shard_count() >= n,
+                "metrics made for {} shards, pipeline runs {n}",
+                m.shard_count()
+            );
+        }
+        let mut table = self.table.clone();
+        table.compact_starts = table.report_starts;
+        table.max_flows = table.max_flows.div_ceil(n).max(1);
+        table.max_memory = table.max_memory.map(|m| m / n);
+        table
+    }
+}
+
 /// One packet handed to the dispatcher.
 #[derive(Copy, Clone, Debug)]
 pub struct Packet<'a> {
@@ -683,18 +705,7 @@ where
     T: Send,
 {
     let n = cfg.workers.max(1);
-    if let Some(m) = &cfg.metrics {
-        assert!(
-            m.shard_count() >= n,
-            "metrics made for {} shards, pipeline runs {n}",
-            m.shard_count()
-        );
-    }
-    let mut table = cfg.table.clone();
-    // Start records go to the output compact ([`ShardMsg`]).
-    table.compact_starts = table.report_starts;
-    table.max_flows = table.max_flows.div_ceil(n).max(1);
-    table.max_memory = table.max_memory.map(|m| m / n);
+    let table = cfg.shard_table(n);
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         let (out_tx, out_rx) = bounded::<ShardMsg>(n * QUEUE_DEPTH);

@@ -231,18 +231,7 @@ where
     T: Send,
 {
     let n = cfg.workers.max(1);
-    if let Some(m) = &cfg.metrics {
-        assert!(
-            m.shard_count() >= n,
-            "metrics made for {} shards, replay runs {n}",
-            m.shard_count()
-        );
-    }
-    let mut table = cfg.table.clone();
-    // Start records go to the output compact ([`ShardMsg`]).
-    table.compact_starts = table.report_starts;
-    table.max_flows = table.max_flows.div_ceil(n).max(1);
-    table.max_memory = table.max_memory.map(|m| m / n);
+    let table = cfg.shard_table(n);
     let stop = AtomicBool::new(false);
     let lockstep = Lockstep::new(n);
     thread::scope(|s| {
