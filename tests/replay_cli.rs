@@ -572,6 +572,39 @@ fn detector_stays_quiet_on_allowed_look_alikes() {
 }
 
 #[test]
+fn baseline_learn_takes_no_progress_and_quiet_like_replay() {
+    let rules = repo().join("rules/examples/demo.toml");
+    let learn = |flag: &str, name: &str| {
+        let out = tmp(name);
+        let o = run(&[
+            "baseline",
+            "learn",
+            flag,
+            "--rules",
+            rules.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            demo().to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stderr(&o), std::fs::read(out).unwrap())
+    };
+    let (plain, plain_baseline) = learn("-w2", "learn-plain.json");
+    assert!(plain.contains("bytes read (100%)"), "{plain}");
+    let (no_progress, baseline) = learn("--no-progress", "learn-no-progress.json");
+    assert!(!no_progress.contains("bytes read"), "{no_progress}");
+    assert!(no_progress.contains("packets: 3900 "), "{no_progress}");
+    assert!(
+        no_progress.contains("baseline: 633 connections across boundaries"),
+        "{no_progress}"
+    );
+    assert_eq!(baseline, plain_baseline);
+    let (quiet, baseline) = learn("-q", "learn-quiet.json");
+    assert_eq!(quiet, "");
+    assert_eq!(baseline, plain_baseline);
+}
+
+#[test]
 fn baseline_learned_on_clean_traffic_recognises_periodic_services_and_flags_new_pairs() {
     // The learning period: the demo day without the attackers' traffic (the
     // scanner, the beaconing host, and the hop from 10.20.10.5 into customer B).

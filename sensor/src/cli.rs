@@ -112,6 +112,12 @@ pub struct LearnArgs {
     /// Shard workers, 1-256 (default: one per core).
     #[arg(short, long, value_name = "N", value_parser = parse_workers)]
     pub workers: Option<usize>,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Do not print the summary (nor progress) on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Flow table settings.
     #[command(flatten)]
     pub table: TableArgs,
@@ -400,12 +406,17 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
                 bpf: None,
                 table: args.table.to_config(),
                 workers: args.workers.unwrap_or_else(default_workers).max(1),
-                progress: true,
+                progress: !args.no_progress && !args.quiet,
                 metrics: None,
             };
             let mut out = Output::discard().with_learner(rules, &args.output);
             let outcome = replay(&cfg, &mut out)?;
-            eprintln!("{}", outcome.summary);
+            if !args.quiet {
+                eprintln!("{}", outcome.summary);
+                if let Some(learned) = out.learned() {
+                    eprintln!("{learned}");
+                }
+            }
             match outcome.input_error {
                 Some(e) => {
                     eprintln!("sensor: {}", error_chain(&e));

@@ -212,6 +212,8 @@ pub struct Output {
     rules: Option<rules::Rules>,
     alerts: Option<AlertSink>,
     learner: Option<(BaselineBuilder, PathBuf)>,
+    /// What the learner wrote, once it has: a line for the summary.
+    learned: Option<String>,
     inventory: Option<InventoryBuilder>,
     evidence: Option<crate::report::Evidence>,
     /// Uids of connections with an alert whose final record is not written
@@ -298,6 +300,7 @@ impl Output {
             rules: None,
             alerts: None,
             learner: None,
+            learned: None,
             inventory: None,
             evidence: None,
             alerted: HashSet::new(),
@@ -333,6 +336,12 @@ impl Output {
     pub fn with_learner(mut self, rules: rules::Rules, path: &Path) -> Output {
         self.learner = Some((BaselineBuilder::new(rules), path.to_owned()));
         self
+    }
+
+    /// A line saying what the learner wrote, once the output is finished
+    /// (`baseline: N connections across boundaries, ... -> FILE`).
+    pub fn learned(&self) -> Option<&str> {
+        self.learned.as_deref()
     }
 
     /// Runs the detector over every record, writing alerts in `format` to
@@ -650,7 +659,7 @@ impl Output {
                 }
                 e => SensorError::Baseline(e.to_string()),
             })?;
-            eprintln!(
+            self.learned = Some(format!(
                 "baseline: {} connections across boundaries, {} host pairs ({} periodic) -> {}",
                 baseline.connections,
                 baseline.pairs.len(),
@@ -660,7 +669,7 @@ impl Output {
                     .filter(|p| !p.periodic_services.is_empty())
                     .count(),
                 path.display()
-            );
+            ));
         }
         if let Some(sink) = &mut self.alerts {
             sink.detector.finish(&mut sink.pending);
