@@ -427,9 +427,17 @@ fn demo_records_and_alerts(name: &str) -> (Vec<Value>, Vec<Value>) {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("alerts: "), "{}", stderr(&o));
-    // Start records feed the detector only; the connection log is unchanged.
+    // Start records feed the detector only; the connection log and the
+    // summary's end reasons are unchanged.
     let records = json_records(&o);
     assert_eq!(records.len(), 633);
+    assert!(
+        stderr(&o).contains(
+            "flows: 633 created, 633 records written (fin 190, rst 56, idle 383, eof 4)\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
     let alerts = std::fs::read_to_string(&alerts)
         .unwrap()
         .lines()

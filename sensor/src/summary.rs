@@ -74,9 +74,10 @@ impl fmt::Display for Summary {
             "flows: {} created, {} records written",
             self.table.created, self.records
         )?;
+        // Start records are not ends (they feed the detector only).
         let ended: Vec<String> = EndReason::ALL
             .iter()
-            .filter(|r| self.table.ended(**r) > 0)
+            .filter(|r| **r != EndReason::Start && self.table.ended(**r) > 0)
             .map(|r| format!("{} {}", r, self.table.ended(*r)))
             .collect();
         if !ended.is_empty() {
