@@ -912,3 +912,64 @@ fn ipfix_template_refresh_of_zero_is_refused_not_taken_as_one() {
         );
     }
 }
+
+/// The README's example output is what the demo prints today: its JSON
+/// record and alert lines, its Zeek line and its summary lines are lines of
+/// the real output (packets/s, which varies, is not compared).
+#[test]
+fn readme_examples_are_what_the_demo_prints() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let example = |prefix: &str| -> Vec<&str> {
+        let lines: Vec<&str> = readme.lines().filter(|l| l.starts_with(prefix)).collect();
+        assert!(!lines.is_empty(), "the README has a line starting {prefix}");
+        lines
+    };
+    let rules = repo().join("rules/examples/demo.toml");
+    let alerts = tmp("readme-alerts.json");
+    let plain = run(&["replay", "--no-progress", demo().to_str().unwrap()]);
+    let zeek = run(&[
+        "replay",
+        "--no-progress",
+        "-f",
+        "zeek",
+        "--rules",
+        rules.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    let detected = run(&[
+        "replay",
+        "--no-progress",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        demo().to_str().unwrap(),
+    ]);
+    for o in [&plain, &zeek, &detected] {
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    let stdout = |o: &Output| String::from_utf8(o.stdout.clone()).unwrap();
+    let has_line = |text: &str, line: &str| text.lines().any(|l| l == line);
+    for line in example("{\"ts\":") {
+        assert!(
+            has_line(&stdout(&plain), line),
+            "README JSON record: {line}"
+        );
+    }
+    for line in example("1772") {
+        assert!(has_line(&stdout(&zeek), line), "README Zeek record: {line}");
+    }
+    for line in example("flows: ") {
+        assert!(has_line(&stderr(&zeek), line), "README summary: {line}");
+    }
+    let alert_text = std::fs::read_to_string(&alerts).unwrap();
+    for line in example("{\"event\":\"alert\"") {
+        assert!(has_line(&alert_text, line), "README alert: {line}");
+    }
+    for line in example("alerts: ") {
+        assert!(
+            has_line(&stderr(&detected), line),
+            "README alert summary: {line}"
+        );
+    }
+}
