@@ -1,7 +1,8 @@
 //! A canonical output order for records coming from several shards.
 //!
 //! Records are released by the capture time they became due
-//! ([`ConnRecord::emitted`]), then uid, then end reason, once every shard's
+//! ([`ConnRecord::emitted`]), then uid, then end reason (a start before the
+//! records of the same connection: [`reason_rank`]), once every shard's
 //! clock has passed them. Every record a shard can still produce is due no
 //! earlier than the start of the second its clock is in (the flow table's
 //! timers fire per second), so that is each shard's watermark. The result
@@ -37,8 +38,19 @@ struct Key {
     uid_high: u64,
     uid_mid: u64,
     uid_tail: u16,
-    reason: EndReason,
+    reason: u8,
     slot: u32,
+}
+
+/// Where records of one connection due at the same instant go: its start
+/// first (a connection that ends the instant it begins is scored from its
+/// start before its end, as the detector and EVE's `flow.alerted` expect),
+/// then end reasons in their declaration order.
+pub(crate) fn reason_rank(reason: EndReason) -> u8 {
+    match reason {
+        EndReason::Start => 0,
+        other => other as u8 + 1,
+    }
 }
 
 /// The first [`UID_BYTES`] bytes of a uid (zero-padded) as big-endian
@@ -125,7 +137,7 @@ impl RecordOrder {
         self.slab.reserve(arriving.saturating_sub(self.free.len()));
         for r in records {
             let (uid_high, uid_mid, uid_tail) = uid_key(&r.uid);
-            let (emitted, reason) = (r.emitted, r.end_reason);
+            let (emitted, reason) = (r.emitted, reason_rank(r.end_reason));
             let slot = place(&mut self.slab, &mut self.free, r);
             incoming.push(Key {
                 emitted,
@@ -145,7 +157,7 @@ impl RecordOrder {
                 uid_high,
                 uid_mid,
                 uid_tail,
-                reason: EndReason::Start,
+                reason: reason_rank(EndReason::Start),
                 slot: slot | START_SLOT,
             });
         }
@@ -382,6 +394,32 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_ends_the_instant_it_starts_is_released_start_first() {
+        let s = 1_000_000_000;
+        let mut o = RecordOrder::new(1);
+        let start = rec("Ca", 3 * s, EndReason::Start);
+        let compact = ConnStart::compact(start.clone()).ok().unwrap();
+        o.push(
+            0,
+            Timestamp(3 * s),
+            [
+                rec("Ca", 3 * s, EndReason::Evicted),
+                rec("Ca", 3 * s, EndReason::Active),
+            ],
+            [compact],
+        );
+        o.push(0, Timestamp(3 * s), [], []);
+        o.finish(0);
+        let mut out = Vec::new();
+        o.release(&mut out);
+        let reasons: Vec<EndReason> = out.iter().map(|r| r.end_reason).collect();
+        assert_eq!(
+            reasons,
+            [EndReason::Start, EndReason::Active, EndReason::Evicted]
+        );
+    }
+
+    #[test]
     fn releases_in_batches_give_what_one_release_gives() {
         let s = 1_000_000_000;
         let fill = |o: &mut RecordOrder| {
@@ -508,7 +546,7 @@ mod tests {
             .iter()
             .map(|r| (r.emitted, r.uid.clone(), r.end_reason))
             .collect();
-        sent.sort();
+        sent.sort_by_key(|(emitted, uid, reason)| (*emitted, uid.clone(), reason_rank(*reason)));
         assert_eq!(got, sent, "every record, once, by due time, uid, reason");
     }
 }
