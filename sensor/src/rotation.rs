@@ -67,14 +67,16 @@ pub struct LogFile {
     /// Stamp (whole seconds) and number of the file this run closed last:
     /// the next closed name sorts after it.
     last: Option<(i64, u32)>,
-    closed: Vec<PathBuf>,
+    /// Files closed so far (their names are not kept: a run may rotate
+    /// millions of times).
+    closed: u64,
 }
 
 impl LogFile {
     /// Creates (truncates) `path`. With rotation, a non-empty file already
     /// there (left by a crash) is first moved aside under a closed name.
     pub fn create(path: &Path, rotation: Rotation) -> io::Result<LogFile> {
-        let mut closed = Vec::new();
+        let mut closed = 0;
         if rotation.enabled() {
             if let Ok(meta) = fs::metadata(path) {
                 if !meta.is_file() {
@@ -94,7 +96,8 @@ impl LogFile {
                         .map_or(Timestamp(0), |d| {
                             Timestamp::from_nanos(d.as_secs() as i64, d.subsec_nanos())
                         });
-                    closed.push(move_aside(path, mtime, 1)?.0);
+                    move_aside(path, mtime, 1)?;
+                    closed += 1;
                 }
             }
         }
@@ -176,9 +179,10 @@ impl LogFile {
         }
     }
 
-    /// Names of the files closed so far, oldest first.
-    pub fn closed(&self) -> &[PathBuf] {
-        &self.closed
+    /// How many files were closed so far (a file left by a crash and
+    /// moved aside included).
+    pub fn closed(&self) -> u64 {
+        self.closed
     }
 
     /// Bytes in the current file.
@@ -215,9 +219,9 @@ impl LogFile {
                 first = n.saturating_add(1);
             }
         }
-        let (name, n) = move_aside(&self.path, stamp, first)?;
+        let (_, n) = move_aside(&self.path, stamp, first)?;
         self.last = Some((stamp.secs(), n));
-        self.closed.push(name);
+        self.closed += 1;
         Ok(())
     }
 
@@ -280,6 +284,23 @@ fn move_aside(path: &Path, t: Timestamp, first: u32) -> io::Result<(PathBuf, u32
 mod tests {
     use super::*;
 
+    /// The closed files of `path`, sorted by name (which is write order).
+    fn closed_files(path: &Path) -> Vec<PathBuf> {
+        let prefix = format!("{}.", path.file_name().unwrap().to_string_lossy());
+        let mut files: Vec<PathBuf> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
     fn dir(name: &str) -> PathBuf {
         let d =
             std::env::temp_dir().join(format!("flowmon-rotation-{}-{name}", std::process::id()));
@@ -326,8 +347,8 @@ mod tests {
             f.write_all(line.as_bytes()).unwrap();
         }
         f.finish().unwrap();
-        let names: Vec<String> = f
-            .closed()
+        assert_eq!(f.closed(), 5);
+        let names: Vec<String> = closed_files(&path)
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
@@ -356,12 +377,20 @@ mod tests {
             interval: None,
         };
         let mut f = LogFile::create(&path, rotation).unwrap();
-        assert_eq!(f.closed().len(), 1);
-        assert_eq!(fs::read_to_string(&f.closed()[0]).unwrap(), "left over\n");
+        assert_eq!(f.closed(), 1);
+        let aside = closed_files(&path);
+        assert_eq!(aside.len(), 1);
+        assert_eq!(fs::read_to_string(&aside[0]).unwrap(), "left over\n");
         f.before_entry(Timestamp(0)).unwrap();
         f.write_all(b"new\n").unwrap();
         f.finish().unwrap();
-        assert_eq!(fs::read_to_string(&f.closed()[1]).unwrap(), "new\n");
+        assert_eq!(f.closed(), 2);
+        let contents: Vec<String> = closed_files(&path)
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect();
+        assert!(contents.contains(&"new\n".to_owned()), "{contents:?}");
+        assert_eq!(contents.len(), 2);
     }
 
     #[test]
@@ -384,8 +413,8 @@ mod tests {
             f.write_all(line.as_bytes()).unwrap();
         }
         f.finish().unwrap();
-        let names: Vec<String> = f
-            .closed()
+        let closed = closed_files(&path);
+        let names: Vec<String> = closed
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
@@ -397,7 +426,7 @@ mod tests {
                 "a.log.20260302T100000Z.1"
             ]
         );
-        assert_eq!(fs::read_to_string(&f.closed()[0]).unwrap(), "a\nb\n");
+        assert_eq!(fs::read_to_string(&closed[0]).unwrap(), "a\nb\n");
         assert!(!path.exists());
     }
 }
