@@ -709,6 +709,77 @@ fn baseline_learned_on_clean_traffic_recognises_periodic_services_and_flags_new_
 }
 
 #[test]
+fn one_packet_stamped_in_2100_does_not_stop_the_flow_clocks() {
+    // A bad timestamp in the middle of the demo: a copy of a real frame
+    // stamped in the year 2100. Taken as the clock, it froze every timeout:
+    // every connection after it ended at `eof`, stamped 2100.
+    let (_, mut packets) = read_packets(&demo());
+    let last = packets.last().unwrap().0;
+    let mut wrong = packets[1000].clone();
+    wrong.0 = Timestamp::from_micros(4_102_444_800, 0);
+    packets.insert(1001, wrong);
+    let path = tmp("year-2100.pcap");
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
+    for (ts, data, len) in &packets {
+        w.write_packet(*ts, data, *len).unwrap();
+    }
+    let bytes = w.into_inner().unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let sorted = |o: &Output| {
+        let mut lines: Vec<String> = String::from_utf8(o.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let mut outputs = Vec::new();
+    for workers in ["1", "2", "3"] {
+        let o = run(&[
+            "replay",
+            "--no-progress",
+            "-w",
+            workers,
+            path.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let says = stderr(&o);
+        assert!(
+            says.contains(
+                "flows: 633 created, 633 records written (fin 190, rst 56, idle 383, eof 4)"
+            ),
+            "{workers} workers: {says}"
+        );
+        assert!(
+            says.contains("clock: 1 packets stamped far ahead of the packets after them"),
+            "{says}"
+        );
+        assert!(!says.contains("earlier than the clock"), "{says}");
+        outputs.push(sorted(&o));
+    }
+    for record in json_records(&run(&["replay", "-w", "1", path.to_str().unwrap()])) {
+        let end = record["ts"].as_f64().unwrap() + record["duration"].as_f64().unwrap_or(0.0);
+        assert!(end <= last.0 as f64 / 1e9 + 1.0, "{record}");
+    }
+    // Standard input goes through the dispatcher's clock.
+    let mut child = sensor()
+        .args(["replay", "--no-progress", "-w", "2", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&bytes));
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(stderr(&o).contains("clock: 1 packets"), "{}", stderr(&o));
+    outputs.push(sorted(&o));
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
 fn packets_earlier_than_the_clock_are_counted_once_for_any_worker_count() {
     let (_, mut packets) = read_packets(&demo());
     // Three packets stamped a second before the packet ten places earlier.

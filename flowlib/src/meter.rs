@@ -58,6 +58,10 @@ pub struct MeterStats {
     /// Packets stamped earlier than one already seen: processed at the
     /// latest time seen, so capture time never runs backwards.
     pub clock_backwards: u64,
+    /// Packets stamped far ahead of the capture clock whose next packet
+    /// said the stamp was wrong: processed at the clock, which stays (a
+    /// capture pipeline's guard; a [`FlowMeter`] alone does not set it).
+    pub clock_leaps: u64,
     /// Anomalies of packets that were still decoded (overlapping, tiny or
     /// oversized fragments): not part of `packets = decoded + weirds`.
     pub anomalies: WeirdCounts,
@@ -74,6 +78,7 @@ impl MeterStats {
         self.truncated += other.truncated;
         self.weirds.merge(&other.weirds);
         self.clock_backwards += other.clock_backwards;
+        self.clock_leaps += other.clock_leaps;
         self.anomalies.merge(&other.anomalies);
         self.fragments.merge(&other.fragments);
     }

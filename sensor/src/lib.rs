@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod enclaves;
 pub mod error;

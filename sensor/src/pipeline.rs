@@ -33,6 +33,7 @@
 //!   any number of workers (except evictions: the flow cap is split between
 //!   shards).
 
+use crate::clock::{CaptureClock, Offer};
 use crate::error::SensorError;
 use crate::metrics::Metrics;
 use crate::order::RecordOrder;
@@ -274,9 +275,8 @@ pub struct Dispatcher<'s> {
     free: Receiver<Batch>,
     pending: Vec<Batch>,
     since_tick: usize,
-    now: Timestamp,
-    /// The latest packet time (`now` may be ahead, moved by [`Dispatcher::tick`]).
-    latest_packet: Timestamp,
+    /// Capture time, moved on by packets and by [`Dispatcher::tick`].
+    clock: CaptureClock,
     stats: MeterStats,
     stop: &'s AtomicBool,
     shutdown: &'s AtomicBool,
@@ -310,25 +310,14 @@ impl Dispatcher<'_> {
     }
 
     fn feed(&mut self, p: Packet<'_>) -> Result<(), Stopped> {
-        if p.ts < self.latest_packet {
-            // Counted here, once, for the input's order: the shards only
-            // see times already moved up to the latest. Against packets
-            // only: a live capture's idle ticks move the clock on from the
-            // wall clock, and a packet stamped before a tick did not go
-            // back in the capture's order (it is still applied at `now`).
-            self.stats.clock_backwards += 1;
-        }
-        self.latest_packet = self.latest_packet.max(p.ts);
-        let ts = p.ts.max(self.now);
-        self.now = ts;
-        let n = self.shards;
-        if n == 1 {
-            // One shard: it decodes and counts everything itself.
-            self.deliver(0, &p, ts)?;
-        } else if let Some(shard) = quick_shard(p.data, p.link, n) {
-            self.deliver(shard, &p, ts)?;
-        } else {
-            self.dispatch_parsed(&p, ts)?;
+        // The clock counts, here, once, for the input's order: the shards
+        // only see times already moved up to the clock.
+        match self.clock.offer(&p) {
+            Offer::Now(ts) => self.route(&p, ts)?,
+            Offer::Held => {}
+            Offer::Released { held_at, then } => {
+                self.route_released(held_at, then.map(|ts| (p, ts)))?
+            }
         }
         self.since_tick += 1;
         if self.since_tick >= TICK_PACKETS {
@@ -336,6 +325,35 @@ impl Dispatcher<'_> {
             self.send_all()?;
         }
         Ok(())
+    }
+
+    /// Sends `p` to the shard(s) owning its flows, at capture time `ts`.
+    fn route(&mut self, p: &Packet<'_>, ts: Timestamp) -> Result<(), Stopped> {
+        let n = self.shards;
+        if n == 1 {
+            // One shard: it decodes and counts everything itself.
+            self.deliver(0, p, ts)
+        } else if let Some(shard) = quick_shard(p.data, p.link, n) {
+            self.deliver(shard, p, ts)
+        } else {
+            self.dispatch_parsed(p, ts)
+        }
+    }
+
+    /// Routes the packet the clock released at `held_at`, then `next`.
+    fn route_released(
+        &mut self,
+        held_at: Timestamp,
+        next: Option<(Packet<'_>, Timestamp)>,
+    ) -> Result<(), Stopped> {
+        let held = self.clock.take_released();
+        let routed = self.route(&held.packet(), held_at);
+        self.clock.recycle(held);
+        routed?;
+        match next {
+            Some((p, ts)) => self.route(&p, ts),
+            None => Ok(()),
+        }
     }
 
     /// A whole packet (every flow part, counted) for one shard.
@@ -386,7 +404,7 @@ impl Dispatcher<'_> {
             m.publish_dispatcher(&self.stats, self.queue_drops);
         }
         if let Some(local) = &mut self.local {
-            local.publish(self.now)?;
+            local.publish(self.clock.now())?;
         }
         for shard in 0..self.senders.len() {
             self.send(shard)?;
@@ -426,7 +444,7 @@ impl Dispatcher<'_> {
         let mut fresh = self.free.try_recv().unwrap_or_default();
         fresh.clear();
         let mut batch = std::mem::replace(&mut self.pending[queue], fresh);
-        batch.now = self.now;
+        batch.now = self.clock.now();
         if !self.lossy {
             return self.senders[queue].send(batch).map_err(|_| Stopped);
         }
@@ -462,18 +480,25 @@ impl Dispatcher<'_> {
 
     /// Moves the clock forward without a packet (an idle live capture).
     pub fn tick(&mut self, now: Timestamp) -> Result<(), Stopped> {
-        self.now = self.now.max(now);
+        if let Some(held_at) = self.clock.tick(now) {
+            self.route_released(held_at, None)?;
+        }
         self.send_all()
     }
 
     fn finish(mut self) -> (MeterStats, u64) {
         self.lossy = false; // the last batches must arrive
+        if let Some(held_at) = self.clock.finish() {
+            let _ = self.route_released(held_at, None);
+        }
+        self.stats.clock_backwards += self.clock.backwards();
+        self.stats.clock_leaps += self.clock.leaps();
         for queue in 0..self.senders.len() {
             let _ = self.send(queue);
         }
         self.senders.clear();
         if let Some(local) = self.local.take() {
-            local.finish(self.now, self.shutdown.load(Ordering::Relaxed));
+            local.finish(self.clock.now(), self.shutdown.load(Ordering::Relaxed));
         }
         if let Some(m) = &self.metrics {
             m.publish_dispatcher(&self.stats, self.queue_drops);
@@ -754,8 +779,7 @@ where
                     senders,
                     free: free_rx,
                     since_tick: 0,
-                    now: Timestamp(i64::MIN),
-                    latest_packet: Timestamp(i64::MIN),
+                    clock: CaptureClock::new(),
                     stats: MeterStats::default(),
                     stop: stop_ref,
                     shutdown: shutdown_ref,

@@ -28,6 +28,7 @@
 //! ([`Lockstep`]): the output can release records only up to the slowest
 //! shard's clock, so a shard running ahead would make it hold more and more.
 
+use crate::clock::{CaptureClock, Offer};
 use crate::error::SensorError;
 use crate::metrics::Metrics;
 use crate::output::Output;
@@ -112,11 +113,12 @@ pub struct ScanShard<'s> {
     shard: usize,
     shards: usize,
     local: LocalShard,
-    now: Timestamp,
+    /// Capture time over every packet of the input.
+    clock: CaptureClock,
     since_tick: usize,
     ticks: u64,
-    /// What only shard 0 counts: packets no shard can decode, and packets
-    /// whose time went backwards.
+    /// What only shard 0 counts: packets no shard can decode, and the
+    /// clock's counts (packets whose time went backwards or leapt ahead).
     undecodable: MeterStats,
     stop: &'s AtomicBool,
     shutdown: &'s AtomicBool,
@@ -137,21 +139,19 @@ impl ScanShard<'_> {
         if self.stopped() {
             return Err(Stopped);
         }
-        if p.ts < self.now && self.shard == 0 {
-            // Every shard sees every packet: shard 0 counts, once, for the
-            // input's order (the meters only see times moved up).
-            self.undecodable.clock_backwards += 1;
-        }
-        let ts = p.ts.max(self.now);
-        self.now = ts;
-        if self.shards == 1 {
-            self.local.process(&p, ts);
-        } else if let Some(shard) = quick_shard(p.data, p.link, self.shards) {
-            if shard == self.shard {
-                self.local.process(&p, ts);
+        // Every shard sees every packet, so every shard's clock makes the
+        // same decisions; shard 0 counts them, once ([`ScanShard::finish`]).
+        match self.clock.offer(&p) {
+            Offer::Now(ts) => self.meter_packet(&p, ts),
+            Offer::Held => {}
+            Offer::Released { held_at, then } => {
+                let held = self.clock.take_released();
+                self.meter_packet(&held.packet(), held_at);
+                self.clock.recycle(held);
+                if let Some(ts) = then {
+                    self.meter_packet(&p, ts);
+                }
             }
-        } else {
-            self.offer_parsed(&p, ts);
         }
         self.since_tick += 1;
         if self.since_tick >= TICK_PACKETS {
@@ -159,6 +159,19 @@ impl ScanShard<'_> {
             self.tick()?;
         }
         Ok(())
+    }
+
+    /// Meters the flow parts of `p` this shard owns, at capture time `ts`.
+    fn meter_packet(&mut self, p: &Packet<'_>, ts: Timestamp) {
+        if self.shards == 1 {
+            self.local.process(p, ts);
+        } else if let Some(shard) = quick_shard(p.data, p.link, self.shards) {
+            if shard == self.shard {
+                self.local.process(p, ts);
+            }
+        } else {
+            self.offer_parsed(p, ts);
+        }
     }
 
     /// The general case: decode fully, meter the flow parts this shard owns.
@@ -190,7 +203,7 @@ impl ScanShard<'_> {
         if let (0, Some(m)) = (self.shard, &self.metrics) {
             m.publish_dispatcher(&self.undecodable, 0);
         }
-        self.local.publish(self.now)?;
+        self.local.publish(self.clock.now())?;
         self.ticks += 1;
         let (stop, shutdown) = (self.stop, self.shutdown);
         self.lockstep.arrive(self.shard, self.ticks, || {
@@ -204,13 +217,21 @@ impl ScanShard<'_> {
     }
 
     /// Flushes the shard and returns what only it counted.
-    fn finish(self) -> MeterStats {
+    fn finish(mut self) -> MeterStats {
+        if let Some(at) = self.clock.finish() {
+            let held = self.clock.take_released();
+            self.meter_packet(&held.packet(), at);
+        }
+        if self.shard == 0 {
+            self.undecodable.clock_backwards += self.clock.backwards();
+            self.undecodable.clock_leaps += self.clock.leaps();
+        }
         self.lockstep.leave(self.shard);
         if let (0, Some(m)) = (self.shard, &self.metrics) {
             m.publish_dispatcher(&self.undecodable, 0);
         }
         self.local
-            .finish(self.now, self.shutdown.load(Ordering::Relaxed));
+            .finish(self.clock.now(), self.shutdown.load(Ordering::Relaxed));
         self.undecodable
     }
 }
@@ -249,7 +270,7 @@ where
                     final_reason: cfg.final_reason,
                     metrics: cfg.metrics.clone(),
                 },
-                now: Timestamp(i64::MIN),
+                clock: CaptureClock::new(),
                 since_tick: 0,
                 ticks: 0,
                 undecodable: MeterStats::default(),

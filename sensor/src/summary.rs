@@ -100,6 +100,13 @@ impl fmt::Display for Summary {
                 t.peak_memory_bytes
             )?;
         }
+        if self.meter.clock_leaps > 0 {
+            writeln!(
+                f,
+                "clock: {} packets stamped far ahead of the packets after them, applied at the clock",
+                self.meter.clock_leaps
+            )?;
+        }
         write!(f, "weirds: {}", self.meter.weirds.total())?;
         let weirds: Vec<String> = self
             .meter
