@@ -344,6 +344,31 @@ fn check_rules_prints_a_summary_for_a_valid_file() {
 }
 
 #[test]
+fn summaries_to_a_reader_that_went_away_exit_0_without_a_panic() {
+    // `sensor check-rules F | head -1` once panicked ("failed printing to
+    // stdout"): the reader here is gone before the sensor writes.
+    let bin = env!("CARGO_BIN_EXE_sensor");
+    let rules = repo().join("rules/examples/msp.toml");
+    let config = tmp("closed-pipe.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    for args in [
+        format!("check-rules {}", rules.display()),
+        format!("config check {}", config.display()),
+    ] {
+        let o = std::process::Command::new("bash")
+            .args([
+                "-c",
+                &format!("set -o pipefail; (sleep 0.3; exec \"$0\" {args}) | true"),
+                bin,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn bad_rule_file_is_rejected_with_file_line_and_field_before_anything_runs() {
     let bad = repo().join("rules/tests/bad/bad_networks.toml");
     let o = run(&["check-rules", bad.to_str().unwrap()]);

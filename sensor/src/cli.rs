@@ -8,7 +8,7 @@ use crate::eve::AlertFormat;
 use crate::extract_cmd::{self, ExtractArgs};
 use crate::live::{self, list_interfaces, LiveConfig};
 use crate::metrics::Telemetry;
-use crate::output::{Format, Output};
+use crate::output::{write_text, Format, Output};
 use crate::replay::{replay, replay_opened, ReplayConfig, ReplayInputs};
 use crate::rotation::Rotation;
 use crate::summary::Summary;
@@ -394,7 +394,7 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     match cli.command {
         Command::Interfaces => {
-            print!("{}", list_interfaces()?);
+            write_text(None, &list_interfaces()?)?;
             Ok(EXIT_OK)
         }
         Command::Baseline(BaselineCommand::Learn(args)) => {
@@ -442,13 +442,17 @@ pub fn run(cli: Cli) -> Result<u8, SensorError> {
         },
         Command::Config(ConfigCommand::Check { file }) => {
             let cfg = SensorConfig::load(&file)?;
-            println!("# {}: valid; effective settings:", file.display());
-            print!("{}", cfg.describe());
+            let text = format!(
+                "# {}: valid; effective settings:\n{}",
+                file.display(),
+                cfg.describe()
+            );
+            write_text(None, &text)?;
             Ok(EXIT_OK)
         }
         Command::CheckRules { file } => {
             let rules = enclaves::load(&file)?;
-            println!("{}", rules.summary());
+            write_text(None, &format!("{}\n", rules.summary()))?;
             Ok(EXIT_OK)
         }
         Command::Live(args) => {

@@ -8,7 +8,7 @@ pub mod render;
 use crate::cli::TableArgs;
 use crate::enclaves;
 use crate::error::{SensorError, EXIT_INPUT_ENDED_EARLY, EXIT_OK};
-use crate::output::Output;
+use crate::output::{write_text, Output};
 use crate::record_json;
 use crate::replay::{replay, ReplayConfig};
 use clap::Args;
@@ -99,12 +99,12 @@ pub fn run(args: InventoryArgs, shutdown: Arc<AtomicBool>) -> Result<u8, SensorE
                 volume_factor: args.volume_factor,
             },
         );
-        write(args.output.as_deref(), &render::drift(&d, args.format))?;
+        write_text(args.output.as_deref(), &render::drift(&d, args.format))?;
         return Ok(EXIT_OK);
     }
     let (inventory, code) = build(&args, rules, shutdown)?;
     let inventory = inventory.at_level(args.level.into());
-    write(
+    write_text(
         args.output.as_deref(),
         &render::inventory(&inventory, args.format),
     )?;
@@ -213,20 +213,5 @@ fn load_for_diff(path: &Path, rules: Option<&Rules>) -> Result<Inventory, Sensor
             "{} is neither an inventory (sensor inventory --format json) nor a baseline (sensor baseline learn)",
             path.display()
         ))),
-    }
-}
-
-/// Writes `text` to `path` or standard output.
-pub(crate) fn write(path: Option<&Path>, text: &str) -> Result<(), SensorError> {
-    use std::io::Write;
-    match path {
-        Some(p) => std::fs::write(p, text).map_err(|e| SensorError::write_file(p, &e)),
-        None => {
-            let mut o = std::io::stdout().lock();
-            match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other.map_err(SensorError::Output),
-            }
-        }
     }
 }
