@@ -884,6 +884,22 @@ impl AlertSink {
     }
 }
 
+/// Writes `text` to `path` or standard output. A reader that closed
+/// standard output early (`| head`) is not an error.
+pub fn write_text(path: Option<&Path>, text: &str) -> Result<(), SensorError> {
+    use std::io::Write;
+    match path {
+        Some(p) => std::fs::write(p, text).map_err(|e| SensorError::write_file(p, &e)),
+        None => {
+            let mut o = std::io::stdout().lock();
+            match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(SensorError::Output),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1036,21 +1052,5 @@ mod tests {
         let again = out.write_all(&mut Vec::new());
         assert!(again.is_err());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
-/// Writes `text` to `path` or standard output. A reader that closed
-/// standard output early (`| head`) is not an error.
-pub fn write_text(path: Option<&Path>, text: &str) -> Result<(), SensorError> {
-    use std::io::Write;
-    match path {
-        Some(p) => std::fs::write(p, text).map_err(|e| SensorError::write_file(p, &e)),
-        None => {
-            let mut o = std::io::stdout().lock();
-            match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other.map_err(SensorError::Output),
-            }
-        }
     }
 }
