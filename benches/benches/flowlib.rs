@@ -95,7 +95,7 @@ fn memory_per_flow() {
             firsts.push(ts, &buf);
         }
     }
-    let mut meter = FlowMeter::new(table_config());
+    let mut meter = FlowMeter::new(table_config()).unwrap();
     let mut out = Vec::new();
     let before = rss_bytes();
     for i in 0..firsts.len() {
@@ -125,7 +125,7 @@ fn memory_per_flow() {
 /// Prints the table's memory breakdown after `frames` of whole
 /// conversations, at the instant the most flows are live.
 fn memory_in_lifecycle(frames: &Frames) {
-    let mut meter = FlowMeter::new(table_config());
+    let mut meter = FlowMeter::new(table_config()).unwrap();
     let mut out = Vec::new();
     let mut peak = None;
     for i in 0..frames.len() {
@@ -216,7 +216,7 @@ impl LiveTable {
         let mut t = LiveTable {
             flows,
             seed: 0,
-            meter: FlowMeter::new(table_config()),
+            meter: FlowMeter::new(table_config()).unwrap(),
             source: Interleave::new(RealisticFlows::new(MixConfig::new(0, 0))),
             chunk: Frames::default(),
             pos: 0,
@@ -241,7 +241,7 @@ impl LiveTable {
             spacing_percent: 10_000,
             ..MixConfig::new(self.seed, self.flows)
         };
-        self.meter = FlowMeter::new(table_config());
+        self.meter = FlowMeter::new(table_config()).unwrap();
         self.source = Interleave::new(RealisticFlows::new(cfg));
         while (self.source.conversations_started() as usize) < self.flows {
             let Some(ts) = self.source.next_into(&mut self.buf) else {

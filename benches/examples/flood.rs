@@ -33,6 +33,13 @@ fn main() {
             violations += 1;
         }
     });
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flood: {e}");
+            std::process::exit(2);
+        }
+    };
     let mib = |b: f64| b / f64::from(1u32 << 20);
     println!(
         "syns: {} packets: {} cap: {cap_mib} MiB flow limit: {}",

@@ -22,7 +22,7 @@ use std::time::Duration;
 use cpu_time::ThreadTime;
 
 use etherparse::PacketBuilder;
-use flowlib::{ConnRecord, EndReason, FlowMeter, LinkType, TableConfig, Timestamp};
+use flowlib::{ConfigError, ConnRecord, EndReason, FlowMeter, LinkType, TableConfig, Timestamp};
 
 /// Settings of one flood run.
 #[derive(Clone, Debug)]
@@ -189,8 +189,13 @@ fn syn_frame(n: u64) -> Vec<u8> {
 }
 
 /// Runs one flood; `check` is called after every batch with the meter,
-/// so a test can assert on the table's state at every step.
-pub fn run(cfg: &FloodConfig, mut check: impl FnMut(&FlowMeter)) -> FloodReport {
+/// so a test can assert on the table's state at every step. A memory cap
+/// the flow table refuses (below [`flowlib::config::MIN_MAX_MEMORY`]) is
+/// an error.
+pub fn run(
+    cfg: &FloodConfig,
+    mut check: impl FnMut(&FlowMeter),
+) -> Result<FloodReport, ConfigError> {
     let rss_before = rss_bytes();
     let table = TableConfig {
         max_memory: Some(cfg.max_memory),
@@ -198,13 +203,14 @@ pub fn run(cfg: &FloodConfig, mut check: impl FnMut(&FlowMeter)) -> FloodReport 
         max_flows: usize::MAX,
         ..TableConfig::default()
     };
-    let mut meter = FlowMeter::new(table);
-    let mut reference = cfg.reference.then(|| {
-        FlowMeter::new(TableConfig {
+    let mut meter = FlowMeter::new(table)?;
+    let mut reference = match cfg.reference {
+        true => Some(FlowMeter::new(TableConfig {
             max_flows: usize::MAX,
             ..TableConfig::default()
-        })
-    });
+        })?),
+        false => None,
+    };
     let mut ref_out = Vec::new();
     let (mut steady_capped, mut steady_ref, mut steady_packets) = (0f64, 0f64, 0u64);
     let mut report = FloodReport {
@@ -348,7 +354,7 @@ pub fn run(cfg: &FloodConfig, mut check: impl FnMut(&FlowMeter)) -> FloodReport 
     report.below_cap_pps = median(&mut below_cap);
     report.steady_capped_pps = steady_packets as f64 / steady_capped;
     report.steady_reference_pps = steady_packets as f64 / steady_ref;
-    report
+    Ok(report)
 }
 
 /// Seconds `meter` takes to process `frames`.

@@ -37,7 +37,8 @@ fn syn_flood_stays_within_the_memory_cap_and_spares_established_flows() {
             m.table_memory_bytes()
         );
         checks += 1;
-    });
+    })
+    .unwrap();
     eprintln!("{r:#?}");
     assert_eq!(checks, r.conservation_checks);
     assert_eq!(r.syns, SYNS);
@@ -76,7 +77,7 @@ fn syn_flood_throughput_with_the_cap_is_at_least_70_percent_of_without() {
         refuse_syns_when_full: false,
         ..FloodConfig::new(300_000, CAP)
     };
-    let r = run(&cfg, |_| {});
+    let r = run(&cfg, |_| {}).unwrap();
     eprintln!("{r:#?}");
     assert!(r.evicted_half_open > 100_000, "{r:?}");
     assert!(r.steady_capped_pps.is_finite() && r.steady_reference_pps.is_finite());
@@ -98,7 +99,8 @@ fn by_default_a_syn_flood_keeps_at_least_70_percent_of_the_established_throughpu
         assert_eq!(s.created, m.live_flows() as u64 + s.finished());
         assert!(m.table_memory_bytes() <= CAP);
         checks += 1;
-    });
+    })
+    .unwrap();
     eprintln!("{r:#?}");
     assert_eq!(checks, r.conservation_checks);
     assert!(r.survival() >= 0.99, "{r:?}");

@@ -216,7 +216,7 @@ fn records_of_generated_conversations_match_zeek_ground_truth() {
     let convs = conversations();
     assert!(convs.len() >= 300, "{} conversations", convs.len());
     let mut mix: TrafficMix = convs.iter().cloned().collect();
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut records = Vec::new();
     let mut frames = 0u64;
     for (ts, f) in mix.frames() {

@@ -160,7 +160,7 @@ proptest! {
         wire_extra in prop_oneof![Just(0u32), any::<u32>()],
     ) {
         let wire_len = (data.len() as u32).saturating_add(wire_extra);
-        let mut meter = FlowMeter::new(TableConfig::default());
+        let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         for link in LINK_TYPES {
             if let Ok(view) = PacketView::parse(&data, link, ts0(), wire_len) {
@@ -189,7 +189,7 @@ proptest! {
     ) {
         let conv = RealisticFlows::new(MixConfig::new(seed, 1)).next().unwrap();
         let link = LINK_TYPES[link_index];
-        let mut meter = FlowMeter::new(TableConfig::default());
+        let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         for (ts, frame) in conv.frames().take(6) {
             let mut data = reframe(&frame, link);
@@ -322,7 +322,7 @@ fn every_generated_packet_lands_in_exactly_one_record() {
             (ts, f, len)
         })
         .collect();
-    let mut meter = FlowMeter::new(no_interim());
+    let mut meter = FlowMeter::new(no_interim()).unwrap();
     let mut out = Vec::new();
     let tally = feed(&mut meter, &frames, &mut out);
     meter.finish(&mut out);
@@ -379,7 +379,7 @@ proptest! {
     #[test]
     fn corrupted_traffic_counts_every_packet_exactly_once(seed in any::<u64>()) {
         let frames = corrupted_traffic(seed, 200);
-        let mut meter = FlowMeter::new(no_interim());
+        let mut meter = FlowMeter::new(no_interim()).unwrap();
         let mut out = Vec::new();
         let tally = feed(&mut meter, &frames, &mut out);
         meter.finish(&mut out);
@@ -406,7 +406,7 @@ fn run(
     advance_every: usize,
     seed: u64,
 ) -> Vec<String> {
-    let mut meter = FlowMeter::new(cfg.clone());
+    let mut meter = FlowMeter::new(cfg.clone()).unwrap();
     let mut rng = SplitMix64::new(seed);
     let mut out = Vec::new();
     for (i, (ts, f)) in frames.iter().enumerate() {

@@ -46,7 +46,7 @@
 //!     tcp(true, 107, 902, "A", b""),
 //! ];
 //!
-//! let mut meter = FlowMeter::new(TableConfig::default());
+//! let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
 //! let mut records = Vec::new();
 //! for (i, f) in frames.iter().enumerate() {
 //!     let ts = Timestamp::from_micros(1_772_438_400, i as u32 * 1000);
@@ -85,7 +85,7 @@ pub mod table_memory;
 pub mod time;
 pub mod weird;
 
-pub use config::TableConfig;
+pub use config::{ConfigError, TableConfig};
 pub use decode::PacketView;
 pub use key::FlowKey;
 pub use link::LinkType;

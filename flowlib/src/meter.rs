@@ -2,7 +2,7 @@
 //! the flow table, count everything. This is flowlib's embedded mode: no
 //! threads, no libpcap; feed it packets, collect records.
 
-use crate::config::TableConfig;
+use crate::config::{ConfigError, TableConfig};
 use crate::decode::{PacketView, Transport};
 use crate::fragment::{Attribution, FragmentStats, FragmentTracker};
 use crate::key::FlowKey;
@@ -89,7 +89,7 @@ impl MeterStats {
 /// ```
 /// use flowlib::{FlowMeter, LinkType, Timestamp, TableConfig};
 ///
-/// let mut meter = FlowMeter::new(TableConfig::default());
+/// let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
 /// let mut records = Vec::new();
 /// // An Ethernet frame carrying an ARP request: counted, but not a flow.
 /// let arp = [0xffu8; 14].iter().copied().chain([0x08, 0x06]).collect::<Vec<u8>>();
@@ -108,18 +108,20 @@ pub struct FlowMeter {
 }
 
 impl FlowMeter {
-    /// A meter with an empty table.
-    pub fn new(cfg: TableConfig) -> FlowMeter {
-        FlowMeter {
+    /// A meter with an empty table; a configuration
+    /// [`TableConfig::validate`] refuses is refused, with its
+    /// [`ConfigError`].
+    pub fn new(cfg: TableConfig) -> Result<FlowMeter, ConfigError> {
+        Ok(FlowMeter {
             fragments: FragmentTracker::new(
                 cfg.max_fragment_trains,
                 cfg.max_fragment_bytes,
                 cfg.fragment_timeout,
             ),
-            table: FlowTable::new(cfg),
+            table: FlowTable::new(cfg)?,
             stats: MeterStats::default(),
             last_ts: Timestamp(i64::MIN),
-        }
+        })
     }
 
     /// Processes one captured packet. Records of connections that end are
@@ -436,7 +438,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/msp-demo.pcap");
         let mut reader = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
         let link = reader.header().link;
-        let mut meter = FlowMeter::new(TableConfig::default());
+        let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
         let (mut records, mut conns) = (Vec::new(), Vec::new());
         let mut per_uid: BTreeMap<String, u64> = BTreeMap::new();
         let mut packets = 0;

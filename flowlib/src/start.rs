@@ -33,7 +33,7 @@
 //!     report_starts: true,
 //!     compact_starts: true,
 //!     ..TableConfig::default()
-//! });
+//! }).unwrap();
 //! let (mut records, mut starts) = (Vec::new(), Vec::new());
 //! meter.process(&syn(), LinkType::ETHERNET, Timestamp::from_nanos(1_772_438_400, 0), 54, &mut records);
 //! meter.take_starts(&mut starts);

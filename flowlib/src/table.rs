@@ -25,7 +25,7 @@
 //! how often timers are run. One table per shard: no global state.
 
 use crate::chunked::ChunkedVec;
-use crate::config::TableConfig;
+use crate::config::{ConfigError, TableConfig};
 use crate::conn::{
     packet_endpoints, Conn, NewState, OooSlab, PackedTcp, SideSlab, StateMut, StateRef, TcpCold,
 };
@@ -668,7 +668,11 @@ impl FlowTable {
     /// [`TableConfig::max_flows`] needs), and the live connections
     /// are kept at most at half its capacity so it never grows; the slabs
     /// then grow in exact steps as long as they fit in the rest.
-    pub fn new(cfg: TableConfig) -> FlowTable {
+    ///
+    /// A configuration [`TableConfig::validate`] refuses is refused here,
+    /// with its [`ConfigError`].
+    pub fn new(cfg: TableConfig) -> Result<FlowTable, ConfigError> {
+        cfg.validate()?;
         let (index, index_buckets, flow_limit) = match cfg.max_memory {
             Some(limit) => {
                 // Up to an eighth of the cap, and no larger than the flow
@@ -710,7 +714,7 @@ impl FlowTable {
             same_instant: SameInstant::default(),
         };
         t.note_memory();
-        t
+        Ok(t)
     }
 
     /// Most connections the table keeps live (the flow cap, or less where
@@ -1326,6 +1330,10 @@ impl FlowTable {
             self.flows.get_mut(r).0.interim_emitted();
             let (conn, state) = self.flows.get(r);
             let next = conn.deadline(state, &self.cfg).0.secs();
+            // An active timeout of at least a second (checked at
+            // construction) puts the next interim record in a later
+            // second: this connection is not fired again in this slot.
+            debug_assert!(next > slot || conn.deadline(state, &self.cfg).1 != EndReason::Active);
             self.flows.set_timer_slot(r, next);
             self.file(next, r);
         } else {
@@ -1573,7 +1581,7 @@ mod tests {
 
     #[test]
     fn counters_past_32_bits_stay_exact() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
         let frame = udp(a, b, 20);
@@ -1602,7 +1610,7 @@ mod tests {
             active_timeout: None,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         feed(
             &mut t,
@@ -1622,7 +1630,7 @@ mod tests {
 
     #[test]
     fn memory_breakdown_adds_up_to_memory_bytes() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..300u32 {
             let c = client(i);
@@ -1645,7 +1653,7 @@ mod tests {
             active_timeout: Some(Duration::from_secs(60)),
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
         feed(&mut t, &tcp(S, C, 500, Some(101), "SA", 0), 0.1, &mut out);
@@ -1678,9 +1686,81 @@ mod tests {
         assert_eq!(t.stats().ended(EndReason::Active), 2);
     }
 
+    /// Regression: an active timeout of zero (or 1 ns) made `fire` file
+    /// the connection again under the second it was firing, forever, with
+    /// an interim record each time; 1 ms gave a thousand a second. Such
+    /// settings are refused; a whole second gives one record a second.
+    #[test]
+    fn active_timeouts_under_a_second_are_refused_and_one_second_gives_one_record_a_second() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(1),
+        ] {
+            let cfg = TableConfig {
+                active_timeout: Some(d),
+                ..TableConfig::default()
+            };
+            let want = Err(ConfigError::ActiveTimeoutTooShort {
+                value: d,
+                min: Duration::from_secs(1),
+            });
+            assert_eq!(FlowTable::new(cfg.clone()).map(|_| ()), want);
+            assert_eq!(crate::FlowMeter::new(cfg).map(|_| ()), want);
+        }
+        let cfg = TableConfig {
+            active_timeout: Some(crate::config::MIN_ACTIVE_TIMEOUT),
+            ..TableConfig::default()
+        };
+        let mut t = FlowTable::new(cfg).unwrap();
+        let mut out = Vec::new();
+        let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
+        // One UDP flow, a packet every 10 ms for 2.5 s.
+        for i in 0..250 {
+            feed(&mut t, &udp(a, b, 20), 0.3 + f64::from(i) * 0.01, &mut out);
+        }
+        t.flush(EndReason::Eof, &mut out);
+        let interim: Vec<_> = out
+            .iter()
+            .filter(|r| r.end_reason == EndReason::Active)
+            .map(|r| r.orig_pkts)
+            .collect();
+        // Due at 1.3 s and 2.3 s, each with the packets before it.
+        assert_eq!(interim, [100, 200]);
+        assert_eq!(out.len(), 3);
+    }
+
+    /// Between two packets a connection reports at most its idle timeout
+    /// / the active timeout interim records, however far the clock jumps.
+    #[test]
+    fn a_clock_jump_gives_at_most_idle_over_active_interim_records() {
+        for budget in [0, 300] {
+            let cfg = TableConfig {
+                active_timeout: Some(Duration::from_secs(1)),
+                udp_idle: Duration::from_secs(60),
+                max_timer_expires: budget,
+                ..TableConfig::default()
+            };
+            let mut t = FlowTable::new(cfg).unwrap();
+            let mut out = Vec::new();
+            let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
+            feed(&mut t, &udp(a, b, 20), 0.0, &mut out);
+            feed(&mut t, &udp(b, a, 20), 0.5, &mut out);
+            // Ten years later, another flow.
+            feed(&mut t, &udp(a, S, 20), 315_360_000.0, &mut out);
+            t.flush(EndReason::Eof, &mut out);
+            let interim = out
+                .iter()
+                .filter(|r| r.end_reason == EndReason::Active)
+                .count();
+            assert_eq!(interim, 60, "budget {budget}: at 1 s, 2 s, .. 60 s");
+            assert_eq!(t.stats().ended(EndReason::Idle), 1, "at 60.5 s");
+        }
+    }
+
     #[test]
     fn idle_udp_flow_ends_and_a_later_packet_starts_a_new_one() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         let (a, b) = (([10, 0, 0, 1], 5000), ([10, 0, 0, 2], 9000));
         feed(&mut t, &udp(a, b, 20), 0.0, &mut out);
@@ -1703,7 +1783,7 @@ mod tests {
 
     #[test]
     fn timers_alone_end_idle_flows() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         feed(
             &mut t,
@@ -1720,7 +1800,7 @@ mod tests {
 
     #[test]
     fn closed_connection_lingers_to_absorb_late_packets() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
         feed(&mut t, &tcp(S, C, 500, Some(101), "SA", 0), 0.1, &mut out);
@@ -1745,7 +1825,7 @@ mod tests {
 
     #[test]
     fn new_syn_on_an_active_tuple_starts_a_new_connection() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 1.0, &mut out);
@@ -1764,7 +1844,7 @@ mod tests {
                 compact_starts,
                 ..TableConfig::default()
             };
-            let mut t = FlowTable::new(cfg);
+            let mut t = FlowTable::new(cfg).unwrap();
             let mut out = Vec::new();
             // Three SYNs with new sequence numbers, all at one instant.
             for isn in [100, 9000, 70000] {
@@ -1820,7 +1900,7 @@ mod tests {
             refuse_syns_when_full: false,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         let other = ([10, 0, 0, 9], 40009);
         // K, then L (evicting K), then K again: all at one instant.
@@ -1858,7 +1938,7 @@ mod tests {
             max_flows: 2,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         // An unanswered SYN expires after 5 s; UDP after 60 s.
         feed(
@@ -1882,7 +1962,7 @@ mod tests {
 
     #[test]
     fn unanswered_syn_is_an_attempt_that_ends_after_the_attempt_delay() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 1, None, "S", 0), 0.0, &mut out);
         feed(&mut t, &tcp(C, S, 1, None, "S", 0), 3.0, &mut out);
@@ -1901,7 +1981,7 @@ mod tests {
             report_starts: true,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 0.0, &mut out);
         assert_eq!(out.len(), 1);
@@ -1946,7 +2026,8 @@ mod tests {
                 report_starts: true,
                 compact_starts: compact,
                 ..TableConfig::default()
-            });
+            })
+            .unwrap();
             let (mut out, mut starts) = (Vec::new(), Vec::new());
             for (i, f) in frames.iter().enumerate() {
                 feed(&mut t, f, i as f64 * 0.25, &mut out);
@@ -2003,7 +2084,7 @@ mod tests {
             refuse_syns_when_full: false,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         for i in 0..50 {
             let c = client(i);
@@ -2048,7 +2129,7 @@ mod tests {
                     max_memory: Some(cap),
                     ..TableConfig::default()
                 };
-                let mut t = FlowTable::new(cfg);
+                let mut t = FlowTable::new(cfg).unwrap();
                 let mut out = Vec::new();
                 for i in 0..udp_flows {
                     feed(&mut t, &udp(client(i), S, 10), 0.0, &mut out);
@@ -2080,7 +2161,7 @@ mod tests {
             max_memory: Some(128 << 10),
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         for i in 0..5_000u32 {
             feed(
@@ -2102,7 +2183,7 @@ mod tests {
 
     #[test]
     fn backward_clock_is_counted_and_durations_never_go_negative() {
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         feed(&mut t, &tcp(C, S, 100, None, "S", 0), 1000.0, &mut out);
         feed(
@@ -2154,7 +2235,7 @@ mod tests {
             refuse_syns_when_full: true,
             ..TableConfig::default()
         };
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         let syn = |i: u32| {
             tcp(
@@ -2202,7 +2283,7 @@ mod tests {
             ..TableConfig::default()
         };
         assert!(cfg.refuse_syns_when_full);
-        let mut t = FlowTable::new(cfg);
+        let mut t = FlowTable::new(cfg).unwrap();
         let mut out = Vec::new();
         let syn = |i: u32| {
             tcp(

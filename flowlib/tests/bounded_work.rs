@@ -18,7 +18,7 @@ use shapes::*;
 fn stops(frame: &[u8]) -> (Weird, usize) {
     let e = PacketView::parse(frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32)
         .expect_err("decoding must stop at a limit");
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     meter.process(
         frame,

@@ -35,7 +35,8 @@ fn loaded_meter(budget: usize) -> (FlowMeter, Timestamp) {
         udp_idle: Duration::from_secs(3600),
         max_timer_expires: budget,
         ..TableConfig::default()
-    });
+    })
+    .unwrap();
     let mut out = Vec::new();
     let mut ts = Timestamp::from_micros(START, 0);
     for i in 0..FLOWS {
@@ -181,7 +182,7 @@ fn a_ten_year_jump_expires_everything_with_bounded_work_per_packet() {
 
 #[test]
 fn backward_jumps_are_counted_and_durations_stay_non_negative() {
-    let mut m = FlowMeter::new(TableConfig::default());
+    let mut m = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     let a = udp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 9000, 10);
     let b = udp([10, 0, 0, 2], 9000, [10, 0, 0, 1], 5000, 10);
@@ -263,7 +264,7 @@ fn timestamps_at_zero_at_2106_and_in_nanoseconds_work_without_overflow() {
             back, packets,
             "{resolution:?} keeps every timestamp exactly"
         );
-        let mut m = FlowMeter::new(TableConfig::default());
+        let mut m = FlowMeter::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         for (ts, f) in &back {
             feed(&mut m, f, *ts, &mut out);

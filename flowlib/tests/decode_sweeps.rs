@@ -77,7 +77,7 @@ impl Tally {
 /// Feeds `variants` through a fresh meter and checks that it counts every
 /// packet exactly once and agrees with the decoder on each weird.
 fn meter_agrees(shape: &shapes::Shape, variants: &[(Vec<u8>, u32)], tally: &Tally) {
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     for (i, (bytes, wire)) in variants.iter().enumerate() {
         let ts = Timestamp::from_micros(1_700_000_000 + i as i64, 0);

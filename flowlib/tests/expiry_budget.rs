@@ -49,7 +49,8 @@ fn run(cfg: &TableConfig, budget: usize, link: LinkType, packets: &[(Timestamp, 
     let mut m = FlowMeter::new(TableConfig {
         max_timer_expires: budget,
         ..cfg.clone()
-    });
+    })
+    .unwrap();
     let mut out: Vec<ConnRecord> = Vec::new();
     let mut backlog_seen = false;
     for (i, (ts, f)) in packets.iter().enumerate() {
@@ -342,7 +343,8 @@ fn a_full_table_drains_its_backlog_before_evicting() {
     let mut m = FlowMeter::new(TableConfig {
         max_timer_expires: 1,
         ..cfg
-    });
+    })
+    .unwrap();
     let mut out = Vec::new();
     for (ts, f) in &pkts {
         m.process(f, LinkType::ETHERNET, *ts, f.len() as u32, &mut out);

@@ -39,7 +39,7 @@ fn a_million_never_completed_datagrams_stay_within_the_caps() {
         max_fragment_bytes: BYTES,
         ..TableConfig::default()
     };
-    let mut meter = FlowMeter::new(cfg);
+    let mut meter = FlowMeter::new(cfg).unwrap();
     let mut out: Vec<ConnRecord> = Vec::new();
     // Small fragments first (the train cap binds), then large ones (the
     // byte cap binds).

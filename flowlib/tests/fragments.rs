@@ -55,7 +55,7 @@ struct Run {
 impl Run {
     fn new(cfg: TableConfig) -> Run {
         Run {
-            meter: FlowMeter::new(cfg),
+            meter: FlowMeter::new(cfg).unwrap(),
             out: Vec::new(),
             t: 1_772_438_400_000_000,
         }

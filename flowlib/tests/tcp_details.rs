@@ -20,7 +20,7 @@ struct Run {
 impl Run {
     fn new() -> Run {
         Run {
-            meter: FlowMeter::new(TableConfig::default()),
+            meter: FlowMeter::new(TableConfig::default()).unwrap(),
             out: Vec::new(),
             t: 1_772_438_400_000,
         }

@@ -63,7 +63,7 @@ pub fn decode(data: &[u8]) {
             );
         }
     }
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     meter.process(packet, link, ts, wire, &mut out);
     meter.finish(&mut out);
@@ -87,7 +87,7 @@ pub fn capture_file(data: &[u8]) {
     let [which, file @ ..] = data else {
         return;
     };
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     let mut packets = 0u64;
     if which % 2 == 0 {
@@ -276,7 +276,7 @@ pub fn table_ops(data: &[u8]) {
         refuse_syns_when_full: (c1 ^ c2) & 0x20 == 0,
         ..TableConfig::default()
     };
-    let mut table = FlowTable::new(cfg);
+    let mut table = FlowTable::new(cfg).unwrap();
     let start = Timestamp::from_micros(1_700_000_000, 0);
     let mut now = start;
     let mut out = Vec::new();

@@ -163,6 +163,9 @@ pub enum SensorError {
     /// part way (every record before was used), the exit status is 3.
     #[error("{} inputs could not be read to the end:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
     InputsEndedEarly(Vec<SensorError>),
+    /// Flow table settings the flow table refuses.
+    #[error("flow table settings: {0}")]
+    TableConfig(#[from] flowlib::ConfigError),
     /// Writing output failed (the io error follows in the chain).
     #[error("cannot write output")]
     Output(#[source] io::Error),
@@ -232,7 +235,8 @@ impl SensorError {
             | SensorError::Inventory(_)
             | SensorError::MixedLinkTypes { .. }
             | SensorError::Metrics { .. }
-            | SensorError::Config { .. } => EXIT_USAGE,
+            | SensorError::Config { .. }
+            | SensorError::TableConfig(_) => EXIT_USAGE,
             SensorError::Truncated { .. } => EXIT_INPUT_ENDED_EARLY,
             // An input that stopped on a usage error (a filter that cannot
             // apply to a link type met mid-stream) is that usage error.

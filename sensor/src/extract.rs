@@ -119,6 +119,7 @@ pub struct ExtractOutcome {
 
 /// Extracts the packets of the selected connections into `cfg.output`.
 pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
+    let meter = FlowMeter::new(cfg.table.clone())?;
     let mut timeline = Timeline::open(&cfg.files, None)?;
     if let Some(stream) = timeline.files().iter().find(|f| !f.rereadable()) {
         return Err(SensorError::Open {
@@ -132,7 +133,7 @@ pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
     let nanos = timeline.files().iter().any(|f| f.nanosecond());
     let progress = Progress::new("extract", 2 * timeline.size(), cfg.progress);
     progress.set_phase("selecting");
-    let (connections, input_error) = select(&mut timeline, cfg, &progress);
+    let (connections, input_error) = select(meter, &mut timeline, cfg, &progress);
     if connections.is_empty() {
         progress.finish();
         return Err(SensorError::NothingSelected {
@@ -161,11 +162,11 @@ pub fn extract(cfg: &ExtractConfig) -> Result<ExtractOutcome, SensorError> {
 
 /// Pass 1: the final record of every selected connection.
 fn select(
+    mut meter: FlowMeter,
     timeline: &mut Timeline,
     cfg: &ExtractConfig,
     progress: &Progress,
 ) -> (BTreeMap<String, ConnRecord>, Option<SensorError>) {
-    let mut meter = FlowMeter::new(cfg.table.clone());
     let mut records = Vec::new();
     let mut selected = BTreeMap::new();
     let mut keep = |records: &mut Vec<ConnRecord>| {
@@ -197,7 +198,7 @@ fn write(
     progress: &Progress,
 ) -> Result<(PcapOut, u64), SensorError> {
     let uids: HashSet<&str> = connections.keys().map(String::as_str).collect();
-    let mut meter = FlowMeter::new(cfg.table.clone());
+    let mut meter = FlowMeter::new(cfg.table.clone())?;
     let (mut records, mut conns) = (Vec::new(), Vec::new());
     // The connection of the previous packet and whether it is selected:
     // consecutive packets of one connection are the common case.

@@ -665,7 +665,7 @@ pub(crate) fn publish_shard(metrics: Option<&Metrics>, shard: usize, meter: &Flo
 /// What a shard worker thread needs besides its queues.
 struct WorkerSetup<'a> {
     shard: usize,
-    table: TableConfig,
+    meter: FlowMeter,
     final_reason: EndReason,
     shutdown: &'a AtomicBool,
     metrics: Option<Arc<Metrics>>,
@@ -674,12 +674,11 @@ struct WorkerSetup<'a> {
 fn worker(setup: WorkerSetup<'_>, rx: Receiver<Batch>, out: Sender<ShardMsg>, free: Sender<Batch>) {
     let WorkerSetup {
         shard,
-        table,
+        mut meter,
         final_reason,
         shutdown,
         metrics,
     } = setup;
-    let mut meter = FlowMeter::new(table);
     let mut records = Vec::new();
     let mut clock = Timestamp(i64::MIN);
     for mut batch in rx {
@@ -731,15 +730,21 @@ where
 {
     let n = cfg.workers.max(1);
     let table = cfg.shard_table(n);
+    // Made before any thread starts: settings the flow table refuses are
+    // an error here.
+    let mut meters = (0..n)
+        .map(|_| FlowMeter::new(table.clone()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         let (out_tx, out_rx) = bounded::<ShardMsg>(n * QUEUE_DEPTH);
         let (free_tx, free_rx) = bounded::<Batch>(n * (QUEUE_DEPTH + 2));
         // Replay meters shard 0 on the capture thread; live capture keeps
         // that thread free for capturing.
-        let local = (!cfg.lossy).then(|| LocalShard {
+        let local = if cfg.lossy { None } else { meters.next() }.map(|meter| LocalShard {
             shard: 0,
-            meter: FlowMeter::new(table.clone()),
+            meter,
             records: Vec::new(),
             out: out_tx.clone(),
             final_reason: cfg.final_reason,
@@ -747,13 +752,13 @@ where
         });
         let first_thread = usize::from(local.is_some());
         let mut senders = Vec::with_capacity(n);
-        for shard in first_thread..n {
+        for (shard, meter) in (first_thread..n).zip(meters.by_ref()) {
             let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
             senders.push(tx);
             let (out, free) = (out_tx.clone(), free_tx.clone());
             let setup = WorkerSetup {
                 shard,
-                table: table.clone(),
+                meter,
                 final_reason: cfg.final_reason,
                 shutdown: &cfg.shutdown,
                 metrics: cfg.metrics.clone(),

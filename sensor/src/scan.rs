@@ -253,18 +253,23 @@ where
 {
     let n = cfg.workers.max(1);
     let table = cfg.shard_table(n);
+    // Made before any thread starts: settings the flow table refuses are
+    // an error here.
+    let meters = (0..n)
+        .map(|_| FlowMeter::new(table.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let stop = AtomicBool::new(false);
     let lockstep = Lockstep::new(n);
     thread::scope(|s| {
         let (out_tx, out_rx) = bounded::<ShardMsg>(n * OUTPUT_DEPTH);
         let mut threads = Vec::with_capacity(n);
-        for shard in 0..n {
+        for (shard, meter) in meters.into_iter().enumerate() {
             let mut scanner = ScanShard {
                 shard,
                 shards: n,
                 local: LocalShard {
                     shard,
-                    meter: FlowMeter::new(table.clone()),
+                    meter,
                     records: Vec::new(),
                     out: out_tx.clone(),
                     final_reason: cfg.final_reason,

@@ -34,7 +34,8 @@ mod tests {
             report_starts: true,
             compact_starts: compact,
             ..TableConfig::default()
-        });
+        })
+        .unwrap();
         while let Ok(Some(p)) = r.next_packet() {
             let (ts, wire) = (p.ts, p.wire_len);
             meter.process(p.data, link, ts, wire, &mut out);

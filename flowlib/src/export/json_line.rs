@@ -285,7 +285,8 @@ mod tests {
         let mut meter = crate::FlowMeter::new(crate::TableConfig {
             report_starts: true,
             ..crate::TableConfig::default()
-        });
+        })
+        .unwrap();
         let link = reader.header().link;
         let mut records = Vec::new();
         while let Some(p) = reader.next_packet().unwrap() {

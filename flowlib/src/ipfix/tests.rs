@@ -198,7 +198,7 @@ fn records() -> Vec<ConnRecord> {
         frame_ping(false),
         frame_ping(true),
     ];
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         let ts = Timestamp::from_micros(1_772_438_400, i as u32 * 1500);

@@ -175,7 +175,7 @@ mod tests {
         ];
         let ts = Timestamp::from_micros(1_700_000_000, 0);
         let v = PacketView::parse(&ip, LinkType::RAW, ts, ip.len() as u32).unwrap();
-        let mut t = FlowTable::new(TableConfig::default());
+        let mut t = FlowTable::new(TableConfig::default()).unwrap();
         let mut out = Vec::new();
         t.update(&v.inner, ts, true, &mut out);
         assert!(out.is_empty());
