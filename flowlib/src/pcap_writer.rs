@@ -10,7 +10,10 @@
 //!
 //! Packets longer than the snapshot length are truncated to it, while the
 //! record keeps the original length, exactly as a capture with `-s SNAPLEN`
-//! would have stored them.
+//! would have stored them. The snapshot length is at most
+//! [`MAX_CAPLEN`] (262144, where tcpdump caps `-s` too): a larger one is
+//! stored as [`MAX_CAPLEN`], so every file written here is one
+//! [`PcapReader`](crate::pcap_reader::PcapReader) reads.
 //!
 //! # Example
 //!
@@ -31,6 +34,7 @@
 
 use std::io::{self, Write};
 
+use crate::pcap_reader::MAX_CAPLEN;
 use crate::{LinkType, Timestamp};
 
 /// Magic number of a pcap file with microsecond timestamps.
@@ -79,14 +83,19 @@ pub struct PcapWriter<W: Write> {
 impl<W: Write> PcapWriter<W> {
     /// Writes the global header to `out` and returns a writer ready for packets.
     ///
-    /// A `snaplen` of 0 is stored as 65535 (and packets are truncated to that).
+    /// A `snaplen` of 0 is stored as 65535, one above [`MAX_CAPLEN`] as
+    /// [`MAX_CAPLEN`] (and packets are truncated to that).
     pub fn new(
         mut out: W,
         resolution: Resolution,
         snaplen: u32,
         link_type: LinkType,
     ) -> io::Result<Self> {
-        let snaplen = if snaplen == 0 { 65_535 } else { snaplen };
+        let snaplen = if snaplen == 0 {
+            65_535
+        } else {
+            snaplen.min(MAX_CAPLEN)
+        };
         let mut header = [0u8; FILE_HEADER_LEN];
         header[0..4].copy_from_slice(&resolution.magic().to_le_bytes());
         header[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -173,6 +182,7 @@ impl<W: Write> PcapWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pcap_reader::PcapReader;
 
     fn u32_at(b: &[u8], off: usize) -> u32 {
         u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
@@ -259,6 +269,66 @@ mod tests {
         assert_eq!(u32_at(&b, r2 + 8), 40);
         assert_eq!(u32_at(&b, r2 + 12), 40);
         assert_eq!(b.len(), r2 + RECORD_HEADER_LEN + 40);
+    }
+
+    /// Regression: a snaplen of 1 MiB was stored as given and a
+    /// 300000-byte packet written whole, which our own reader then refused
+    /// ("captured length 300000 exceeds the limit of 262144").
+    #[test]
+    fn a_snaplen_over_max_caplen_is_capped_and_the_file_reads_back() {
+        let mut w =
+            PcapWriter::new(Vec::new(), Resolution::Micros, 1 << 20, LinkType::ETHERNET).unwrap();
+        assert_eq!(w.snaplen(), MAX_CAPLEN);
+        let data: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let ts = Timestamp::from_micros(1_772_438_400, 5);
+        w.write_packet(ts, &data, 300_000).unwrap();
+        let b = w.into_inner().unwrap();
+        assert_eq!(u32_at(&b, 16), MAX_CAPLEN);
+        let mut r = PcapReader::new(&b[..]).unwrap();
+        assert_eq!(r.header().snaplen, MAX_CAPLEN);
+        let p = r.next_packet().unwrap().unwrap();
+        assert_eq!(p.data, &data[..MAX_CAPLEN as usize]);
+        assert_eq!((p.wire_len, p.clipped), (300_000, false));
+        assert!(r.next_packet().unwrap().is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the writer is given, the reader reads back what it
+        /// stored: the first snaplen bytes, the wire length (never below
+        /// them), the time at the file's resolution.
+        #[test]
+        fn what_the_writer_writes_the_reader_reads(
+            snaplen in proptest::prop_oneof![0u32..2000, 0u32..=u32::MAX, 250_000u32..300_000],
+            nanos in proptest::prelude::any::<bool>(),
+            packets in proptest::collection::vec(
+                (0usize..300_000, 0u32..400_000, 0u32..u32::MAX, 0u32..1_000_000_000),
+                0..4,
+            ),
+        ) {
+            let resolution = if nanos { Resolution::Nanos } else { Resolution::Micros };
+            let mut w = PcapWriter::new(Vec::new(), resolution, snaplen, LinkType::RAW).unwrap();
+            let stored = w.snaplen();
+            let mut want = Vec::new();
+            for (i, &(len, orig_len, secs, ns)) in packets.iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+                let ts = Timestamp::from_nanos(i64::from(secs), ns);
+                w.write_packet(ts, &data, orig_len).unwrap();
+                let kept = len.min(stored as usize);
+                let ns = if nanos { ns } else { ns / 1000 * 1000 };
+                let wire = orig_len.max(kept as u32);
+                want.push((Timestamp::from_nanos(i64::from(secs), ns), data[..kept].to_vec(), wire));
+            }
+            let bytes = w.into_inner().unwrap();
+            let mut r = PcapReader::new(&bytes[..]).unwrap();
+            proptest::prop_assert_eq!(r.header().snaplen, stored);
+            proptest::prop_assert!(stored <= MAX_CAPLEN);
+            for (ts, data, wire) in want {
+                let p = r.next_packet().unwrap().unwrap();
+                proptest::prop_assert_eq!((p.ts, p.data, p.wire_len, p.clipped), (ts, &data[..], wire, false));
+            }
+            proptest::prop_assert!(r.next_packet().unwrap().is_none());
+        }
     }
 
     #[test]
