@@ -201,12 +201,19 @@ impl<R: Read> PcapNgReader<R> {
                 // The byte-order magic follows the length; peek it first.
                 let head = [self.buf[4], self.buf[5], self.buf[6], self.buf[7]];
                 let mut bom = [0u8; 4];
-                self.input
-                    .read_exact(&mut bom)
-                    .map_err(|_| PcapNgError::Truncated {
-                        block: self.blocks + 1,
-                        offset: self.offset,
-                    })?;
+                self.input.read_exact(&mut bom).map_err(|source| {
+                    if source.kind() == io::ErrorKind::UnexpectedEof {
+                        PcapNgError::Truncated {
+                            block: self.blocks + 1,
+                            offset: self.offset,
+                        }
+                    } else {
+                        PcapNgError::Io {
+                            offset: self.offset,
+                            source,
+                        }
+                    }
+                })?;
                 self.big_endian = match u32::from_le_bytes(bom) {
                     BYTE_ORDER_MAGIC => false,
                     m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
@@ -467,6 +474,60 @@ mod tests {
             }
             other => panic!("expected truncation, got {other:?}"),
         }
+    }
+
+    /// Hands out `data`, then fails with a non-EOF error from byte `fail_at`.
+    struct FailingAt<'a> {
+        data: &'a [u8],
+        at: usize,
+        fail_at: usize,
+    }
+
+    impl Read for FailingAt<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at >= self.fail_at {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, "disk gone"));
+            }
+            let end = self.data.len().min(self.fail_at).min(self.at + buf.len());
+            let n = end - self.at;
+            buf[..n].copy_from_slice(&self.data[self.at..end]);
+            self.at = end;
+            Ok(n)
+        }
+    }
+
+    /// Regression: a read error while peeking a section header's byte-order
+    /// magic was reported as "file ends inside block 1", whatever it was.
+    #[test]
+    fn a_read_error_in_a_section_header_is_an_io_error_and_its_end_is_truncation() {
+        let mut f = file(1, 6);
+        let second_section = f.len();
+        f.extend(file(1, 6));
+        // In the first section header, and in a later one (no packet
+        // before it: the error comes from the first call).
+        for at in [0, second_section] {
+            let mut r = PcapNgReader::new(FailingAt {
+                data: &f,
+                at: 0,
+                fail_at: at + 8,
+            });
+            match r.next_packet() {
+                Err(PcapNgError::Io { offset, source }) => {
+                    assert_eq!(offset, at as u64);
+                    assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
+                }
+                other => panic!("at {at}: expected an I/O error, got {other:?}"),
+            }
+        }
+        // The file itself ending there is truncation.
+        let mut r = PcapNgReader::new(&f[..8]);
+        assert!(matches!(
+            r.next_packet(),
+            Err(PcapNgError::Truncated {
+                block: 1,
+                offset: 0
+            })
+        ));
     }
 
     #[test]
