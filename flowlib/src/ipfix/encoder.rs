@@ -124,17 +124,19 @@ impl Encoder {
     /// message is finished into `out` and the record starts the next one.
     /// When the templates are due but do not fit beside the record, they go
     /// first in a message of their own. Only a record too large for a
-    /// message of its own (header, set header, record) is refused, with an
-    /// error, and it leaves the encoder as it was.
+    /// message of its own (header, set header, record), or one whose
+    /// addresses are of different families (no template holds it), is
+    /// refused, with an error, and it leaves the encoder as it was.
     pub fn push(
         &mut self,
         r: &ConnRecord,
         export_time: u32,
         out: &mut Vec<Message>,
     ) -> Result<(), IpfixError> {
-        let (template, fields) = match r.orig_h {
-            IpAddr::V4(_) => (TEMPLATE_IPV4, &IPV4_FIELDS[..]),
-            IpAddr::V6(_) => (TEMPLATE_IPV6, &IPV6_FIELDS[..]),
+        let (template, fields) = match (r.orig_h, r.resp_h) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => (TEMPLATE_IPV4, &IPV4_FIELDS[..]),
+            (IpAddr::V6(_), IpAddr::V6(_)) => (TEMPLATE_IPV6, &IPV6_FIELDS[..]),
+            _ => return Err(IpfixError::MixedFamilies { uid: r.uid.clone() }),
         };
         self.scratch.clear();
         encode_record(r, fields, &mut self.scratch)?;

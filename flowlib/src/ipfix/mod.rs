@@ -135,6 +135,13 @@ pub enum IpfixError {
         /// The message size limit.
         limit: usize,
     },
+    /// The record's originator and responder addresses are of different
+    /// families (IPv4 and IPv6): neither template holds both.
+    #[error("record {uid}: originator and responder addresses are of different families (IPv4 and IPv6)")]
+    MixedFamilies {
+        /// The record's uid.
+        uid: String,
+    },
     /// A string field is longer than a variable-length field can hold.
     #[error("record {uid}: a string field of {len} octets exceeds IPFIX's 65532")]
     FieldTooLong {
@@ -151,6 +158,7 @@ impl IpfixError {
         match self {
             IpfixError::MessageLimit { .. } => "message_limit",
             IpfixError::RecordTooLarge { .. } => "record_too_large",
+            IpfixError::MixedFamilies { .. } => "mixed_families",
             IpfixError::FieldTooLong { .. } => "field_too_long",
         }
     }

@@ -395,6 +395,48 @@ fn a_record_too_large_for_any_message_is_refused_and_the_encoder_goes_on() {
     assert_eq!(err.reason(), "field_too_long");
 }
 
+/// Regression: a record whose addresses were of different families was
+/// encoded under the template of its originator's: an IPv4 source and a
+/// 16-octet destination under the IPv4 template, a corrupt record.
+#[test]
+fn a_record_with_addresses_of_different_families_is_refused_and_the_encoder_goes_on() {
+    // A flow table given a hand-built packet makes such a record.
+    let frame = frame_ping(false);
+    let ts = Timestamp::from_micros(1_772_438_400, 0);
+    let view =
+        crate::PacketView::parse(&frame, LinkType::ETHERNET, ts, frame.len() as u32).unwrap();
+    let mut p = view.inner;
+    p.ip.dst = "2001:db8::2".parse().unwrap();
+    let mut table = crate::FlowTable::new(TableConfig::default()).unwrap();
+    let mut mixed = Vec::new();
+    table.update(&p, ts, true, &mut mixed).unwrap();
+    table.flush(EndReason::Eof, &mut mixed);
+    assert_eq!(mixed.len(), 1);
+    let mut backwards = records()[2].clone();
+    backwards.resp_h = "192.0.2.9".parse().unwrap();
+    assert!(backwards.orig_h.is_ipv6(), "the DNS record over IPv6");
+    mixed.push(backwards);
+
+    let recs = records();
+    let mut enc = Encoder::new(ExportConfig::default()).unwrap();
+    let mut out = Vec::new();
+    enc.push(&recs[0], 0, &mut out).unwrap();
+    for r in &mixed {
+        let err = enc.push(r, 0, &mut out).unwrap_err();
+        assert_eq!(err, IpfixError::MixedFamilies { uid: r.uid.clone() });
+        assert_eq!(err.reason(), "mixed_families");
+    }
+    enc.push(&recs[2], 0, &mut out).unwrap();
+    enc.flush(0, &mut out);
+    let mut known = HashMap::new();
+    let sent: usize = out
+        .iter()
+        .map(|m| parse(&m.bytes, &mut known).records.len())
+        .sum();
+    assert_eq!(sent, 2);
+    assert_eq!(enc.sequence(), 2, "the refused records are not counted");
+}
+
 /// Regression: at a 512-octet limit, records with long enclave names (64
 /// characters are valid) were refused as `record_too_large` because room
 /// for the template set was always reserved, though they fit in a message
