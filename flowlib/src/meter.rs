@@ -430,6 +430,41 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
 
+    /// What `Weird::FlowTableFull` counts: a bare SYN refused at the flow
+    /// cap (not only at the memory cap) in the SYN flood emergency mode,
+    /// while a UDP packet at the same cap evicts and is decoded.
+    #[test]
+    fn syns_refused_at_the_flow_cap_are_counted_as_flow_table_full() {
+        let mut meter = FlowMeter::new(TableConfig {
+            max_flows: 10,
+            ..TableConfig::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        for i in 0..15u8 {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ipv4([10, 0, 0, i], [10, 0, 1, 1], 64)
+                .tcp(40000, 443, 1, 1000)
+                .syn()
+                .write(&mut f, &[])
+                .unwrap();
+            let ts = Timestamp::from_micros(100, u32::from(i));
+            meter.process(&f, LinkType::RAW, ts, f.len() as u32, &mut out);
+        }
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 0, 0, 99], [10, 0, 1, 1], 64)
+            .udp(5000, 53)
+            .write(&mut f, &[0; 12])
+            .unwrap();
+        let ts = Timestamp::from_micros(100, 99);
+        meter.process(&f, LinkType::RAW, ts, f.len() as u32, &mut out);
+        let (s, t) = (meter.stats(), meter.table_stats());
+        assert_eq!(s.weirds.get(Weird::FlowTableFull), 5);
+        assert_eq!((t.refused_syn_when_full, t.refused_no_memory), (5, 0));
+        assert_eq!((s.decoded, t.evicted_half_open), (11, 1));
+        assert_eq!(out.len(), 1, "the evicted half-open connection");
+    }
+
     /// Every packet of the demo capture is attributed to connections whose
     /// uids are those of the records, and each record's packet count is the
     /// number of packets attributed to its uid.

@@ -59,9 +59,14 @@ pub struct TableStats {
     /// half-open connection was left to evict.
     pub evicted_oldest: u64,
     /// Packets that would have created a connection but were refused: the
-    /// memory cap left no room and nothing could be evicted to make some.
+    /// memory cap left no room and nothing could be evicted to make some
+    /// (no connection of the packet's slab, TCP or other, to evict). At
+    /// the flow cap ([`TableConfig::max_flows`]) a connection is always
+    /// evicted instead; bare SYNs refused while the table is full are
+    /// counted in [`TableStats::refused_syn_when_full`], not here.
     pub refused_no_memory: u64,
-    /// Bare SYNs refused because the table was full, with
+    /// Bare SYNs refused because the table was full (flow cap or memory
+    /// cap) and at least half its live connections were half-open, with
     /// [`TableConfig::refuse_syns_when_full`].
     pub refused_syn_when_full: u64,
     /// Packets stamped earlier than the table's latest capture time: they
@@ -893,8 +898,11 @@ impl FlowTable {
     /// sender side.
     ///
     /// Returns `None` if the packet would have started a connection but
-    /// the memory cap left no room and nothing could be evicted (counted in
-    /// [`TableStats::refused_no_memory`]). A packet stamped earlier than
+    /// was refused: the memory cap left no room and nothing could be
+    /// evicted (counted in [`TableStats::refused_no_memory`]), or it is a
+    /// bare SYN and the table is full (flow cap or memory cap) and mostly
+    /// half-open, with [`TableConfig::refuse_syns_when_full`] (counted in
+    /// [`TableStats::refused_syn_when_full`]). A packet stamped earlier than
     /// the latest one is applied at the latest time (counted in
     /// [`TableStats::clock_backwards`]).
     pub fn update(

@@ -99,8 +99,12 @@ weirds! {
     NoNextHeader => "no_next_header", false;
     /// A non-first IP fragment whose first fragment was never seen (or was evicted).
     UnattributedFragment => "unattributed_fragment", false;
-    /// A packet that would have started a connection, refused because the
-    /// flow table's memory cap left no room and nothing could be evicted.
+    /// A packet that would have started a connection, refused by the flow
+    /// table: the memory cap left no room and nothing could be evicted
+    /// ([`crate::table::TableStats::refused_no_memory`]), or a bare SYN
+    /// while the table was full (flow cap or memory cap) and mostly
+    /// half-open, with [`crate::TableConfig::refuse_syns_when_full`]
+    /// ([`crate::table::TableStats::refused_syn_when_full`]).
     FlowTableFull => "flow_table_full", false;
     /// A first IP fragment too small to hold its TCP or UDP header (RFC
     /// 1858's tiny fragment attack): not decoded.
