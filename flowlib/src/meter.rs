@@ -91,14 +91,25 @@ impl MeterStats {
 ///
 /// let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
 /// let mut records = Vec::new();
-/// // An Ethernet frame carrying an ARP request: counted, but not a flow.
-/// let arp = [0xffu8; 14].iter().copied().chain([0x08, 0x06]).collect::<Vec<u8>>();
-/// let mut frame = arp[..12].to_vec();
-/// frame.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
-/// meter.process(&frame, LinkType::ETHERNET, Timestamp::from_micros(1, 0), frame.len() as u32, &mut records);
+/// // An ARP request ("who has 192.168.1.1? tell 192.168.1.10"): counted,
+/// // but not a flow.
+/// let frame: [u8; 42] = [
+///     // Ethernet: broadcast destination, source, EtherType ARP.
+///     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06,
+///     // ARP: Ethernet / IPv4, address lengths 6 and 4, operation 1 (request).
+///     0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+///     // Sender MAC and IPv4 address (192.168.1.10).
+///     0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 192, 168, 1, 10,
+///     // Target MAC (unknown) and IPv4 address (192.168.1.1).
+///     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 192, 168, 1, 1,
+/// ];
+/// let ts = Timestamp::from_micros(1_772_438_400, 0);
+/// meter.process(&frame, LinkType::ETHERNET, ts, frame.len() as u32, &mut records);
 /// meter.finish(&mut records);
 /// assert!(records.is_empty());
-/// assert_eq!(meter.stats().weirds.get(flowlib::Weird::NonIpFrame), 1);
+/// let stats = meter.stats();
+/// assert_eq!((stats.packets, stats.wire_bytes, stats.decoded), (1, 42, 0));
+/// assert_eq!(stats.weirds.get(flowlib::Weird::NonIpFrame), 1);
 /// ```
 pub struct FlowMeter {
     table: FlowTable,
