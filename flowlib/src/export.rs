@@ -4,6 +4,7 @@
 
 use crate::record::ConnRecord;
 use crate::time::Timestamp;
+use std::fmt;
 use std::io::{self, Write};
 
 mod json_line;
@@ -27,6 +28,13 @@ pub trait RecordWriter {
 pub struct JsonLinesWriter<W: Write> {
     out: W,
     line: Vec<u8>,
+}
+
+/// The writer's type, not its output.
+impl<W: Write> fmt::Debug for JsonLinesWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesWriter").finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> JsonLinesWriter<W> {
@@ -105,6 +113,17 @@ pub struct ZeekTsvWriter<W: Write> {
     header_written: bool,
     last_ts: Option<Timestamp>,
     line: String,
+}
+
+/// The log's path and progress, not its output.
+impl<W: Write> fmt::Debug for ZeekTsvWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZeekTsvWriter")
+            .field("path", &self.path)
+            .field("header_written", &self.header_written)
+            .field("last_ts", &self.last_ts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> ZeekTsvWriter<W> {
@@ -312,6 +331,19 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writers print their state, not their output (a `Vec` here,
+    /// which is `Debug`; a socket or a file need not be).
+    #[test]
+    fn writers_debug_without_their_output() {
+        let json = JsonLinesWriter::new(vec![b'x'; 4096]);
+        assert_eq!(format!("{json:?}"), "JsonLinesWriter { .. }");
+        let tsv = ZeekTsvWriter::with_path(vec![b'x'; 4096], "conn_long");
+        assert_eq!(
+            format!("{tsv:?}"),
+            "ZeekTsvWriter { path: \"conn_long\", header_written: false, last_ts: None, .. }"
+        );
+    }
 
     #[test]
     fn civil_dates() {

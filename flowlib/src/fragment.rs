@@ -33,6 +33,7 @@ use crate::time::Timestamp;
 use crate::weird::Weird;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -295,6 +296,20 @@ pub struct FragmentTracker {
     /// not yet taken by [`FragmentTracker::take_abandoned`].
     abandoned: u64,
     stats: FragmentStats,
+}
+
+/// Its size and limits, not its trains.
+impl fmt::Debug for FragmentTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FragmentTracker")
+            .field("trains", &self.trains.len())
+            .field("max_trains", &self.max_trains)
+            .field("charged", &self.charged)
+            .field("max_bytes", &self.max_bytes)
+            .field("timeout", &self.timeout)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FragmentTracker {

@@ -111,6 +111,7 @@ impl MeterStats {
 /// assert_eq!((stats.packets, stats.wire_bytes, stats.decoded), (1, 42, 0));
 /// assert_eq!(stats.weirds.get(flowlib::Weird::NonIpFrame), 1);
 /// ```
+#[derive(Debug)]
 pub struct FlowMeter {
     table: FlowTable,
     fragments: FragmentTracker,
@@ -440,6 +441,33 @@ mod tests {
     use crate::pcap_reader::PcapReader;
     use std::collections::BTreeMap;
     use std::path::Path;
+
+    /// A meter's debug form summarises its table and fragment tracker
+    /// (sizes, limits, counters), not their connections and trains.
+    #[test]
+    fn debug_summarises_the_table_and_the_fragment_tracker() {
+        let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
+        let mut out = Vec::new();
+        for i in 0..200u8 {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ipv4([10, 0, 0, i], [10, 0, 1, 1], 64)
+                .udp(5000, 53)
+                .write(&mut f, &[0; 12])
+                .unwrap();
+            let ts = Timestamp::from_micros(100, u32::from(i));
+            meter.process(&f, LinkType::RAW, ts, f.len() as u32, &mut out);
+        }
+        let debug = format!("{meter:?}");
+        assert!(
+            debug.starts_with("FlowMeter { table: FlowTable { live: 200, flow_limit: 1000000,"),
+            "{debug}"
+        );
+        assert!(
+            debug.contains("fragments: FragmentTracker { trains: 0, max_trains: 65536,"),
+            "{debug}"
+        );
+        assert!(debug.len() < 3000, "{} bytes: {debug}", debug.len());
+    }
 
     /// What `Weird::FlowTableFull` counts: a bare SYN refused at the flow
     /// cap (not only at the memory cap) in the SYN flood emergency mode,

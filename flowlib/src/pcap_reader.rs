@@ -37,6 +37,7 @@
 
 use crate::time::Timestamp;
 use crate::LinkType;
+use std::fmt;
 use std::io::{self, Read};
 use thiserror::Error;
 
@@ -49,6 +50,9 @@ pub const RECORD_HEADER_LEN: usize = 16;
 pub const MAX_CAPLEN: u32 = 256 * 1024;
 /// Default buffer size: many records per `read()`.
 pub const DEFAULT_BUFFER: usize = 1 << 20;
+/// Largest buffer [`PcapReader::with_capacity`] allocates (64 MiB): a
+/// larger one makes no read faster.
+pub const MAX_BUFFER: usize = 64 << 20;
 /// Smallest usable buffer: one record of the largest size.
 const MIN_BUFFER: usize = RECORD_HEADER_LEN + MAX_CAPLEN as usize;
 
@@ -172,6 +176,21 @@ pub struct PcapReader<R: Read> {
     clipped: u64,
 }
 
+/// Where the reader is, not its input or buffer.
+impl<R: Read> fmt::Debug for PcapReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PcapReader")
+            .field("header", &self.header)
+            .field("offset", &self.offset)
+            .field("records", &self.records)
+            .field("clipped", &self.clipped)
+            .field("buffered", &(self.end - self.start))
+            .field("buffer_len", &self.buf.len())
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> PcapReader<R> {
     /// Reads and checks the file header; the reader then stands before the
     /// first record.
@@ -179,8 +198,10 @@ impl<R: Read> PcapReader<R> {
         Self::with_capacity(DEFAULT_BUFFER, input)
     }
 
-    /// Like [`PcapReader::new`] with a buffer of `capacity` bytes (raised to
-    /// hold at least one record of [`MAX_CAPLEN`] bytes).
+    /// Like [`PcapReader::new`] with a buffer of `capacity` bytes, raised to
+    /// hold at least one record of [`MAX_CAPLEN`] bytes and capped at
+    /// [`MAX_BUFFER`] (so any `capacity`, `usize::MAX` included, is
+    /// usable).
     pub fn with_capacity(capacity: usize, input: R) -> Result<PcapReader<R>, PcapError> {
         let mut r = PcapReader {
             input,
@@ -192,7 +213,7 @@ impl<R: Read> PcapReader<R> {
                 version: (0, 0),
             },
             snaplen: MAX_CAPLEN,
-            buf: vec![0; capacity.max(MIN_BUFFER)],
+            buf: vec![0; capacity.clamp(MIN_BUFFER, MAX_BUFFER)],
             start: 0,
             end: 0,
             eof: false,
@@ -668,6 +689,26 @@ mod tests {
             PcapReader::new(&b"\x0a\x0d\x0d\x0a and some more bytes here"[..]),
             Err(PcapError::BadFileHeader { .. })
         ));
+    }
+
+    /// Regression: `with_capacity(usize::MAX, ..)` panicked (capacity
+    /// overflow); the buffer is capped at [`MAX_BUFFER`].
+    #[test]
+    fn any_capacity_is_usable_and_debug_shows_the_position_not_the_buffer() {
+        let bytes = file(Resolution::Micros, 65535);
+        for capacity in [0, DEFAULT_BUFFER, MAX_BUFFER + 1, usize::MAX] {
+            let mut r = PcapReader::with_capacity(capacity, &bytes[..]).unwrap();
+            assert_eq!(r.buf.len(), capacity.clamp(MIN_BUFFER, MAX_BUFFER));
+            while r.next_packet().unwrap().is_some() {}
+            assert_eq!(r.records(), 5);
+            let debug = format!("{r:?}");
+            assert!(
+                debug.starts_with("PcapReader { header: PcapHeader {"),
+                "{debug}"
+            );
+            assert!(debug.contains("records: 5"), "{debug}");
+            assert!(debug.len() < 400, "{debug}");
+        }
     }
 
     #[test]

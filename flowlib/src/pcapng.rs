@@ -17,6 +17,7 @@
 
 use crate::time::Timestamp;
 use crate::LinkType;
+use std::fmt;
 use std::io::{self, Read};
 use thiserror::Error;
 
@@ -93,6 +94,20 @@ pub struct PcapNgReader<R: Read> {
     packets: u64,
     skipped: u64,
     last_ts: Timestamp,
+}
+
+/// Where the reader is, not its input or buffer.
+impl<R: Read> fmt::Debug for PcapNgReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PcapNgReader")
+            .field("offset", &self.offset)
+            .field("blocks", &self.blocks)
+            .field("packets", &self.packets)
+            .field("skipped", &self.skipped)
+            .field("interfaces", &self.interfaces.len())
+            .field("big_endian", &self.big_endian)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> PcapNgReader<R> {
@@ -458,6 +473,23 @@ mod tests {
         assert_eq!(p.data, &[1, 2, 3]);
         assert_eq!(p.ts, Timestamp(1_500_000_000_123_456_789));
         assert!(r.next_packet().unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_shows_the_position_not_the_buffer() {
+        let mut f = file(1, 6);
+        f.extend(epb(0, 1, &[0; 1500]));
+        let mut r = PcapNgReader::new(&f[..]);
+        r.next_packet().unwrap().unwrap();
+        let debug = format!("{r:?}");
+        assert_eq!(
+            debug,
+            format!(
+                "PcapNgReader {{ offset: {}, blocks: 3, packets: 1, skipped: 0, \
+                 interfaces: 1, big_endian: false, .. }}",
+                f.len()
+            )
+        );
     }
 
     #[test]

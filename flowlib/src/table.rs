@@ -660,6 +660,23 @@ impl SameInstant {
     }
 }
 
+/// Its settings, size and counters, not its connections.
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("live", &self.live)
+            .field("flow_limit", &self.flow_limit)
+            .field("half_open", &self.half_open_live)
+            .field("timer_entries", &self.timer_entries)
+            .field("backlog", &self.backlog)
+            .field("now", &self.now)
+            .field("memory_bytes", &self.memory_bytes())
+            .field("stats", &self.stats)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether timer entry `t` filed under `slot` still stands for its connection.
 fn is_current(flows: &Flows, slot: i64, t: Timer) -> bool {
     flows.filed(t.flow(), t.gen, slot)
