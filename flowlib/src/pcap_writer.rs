@@ -1,12 +1,13 @@
 //! A writer for classic pcap files (the libpcap "tcpdump" format), with no
 //! dependency on libpcap.
 //!
-//! The file starts with a 24-byte global header written in native little-endian
-//! byte order: magic number (`0xa1b2c3d4` for microsecond timestamps,
-//! `0xa1b23c4d` for nanosecond timestamps), version 2.4, a zero time zone
-//! offset and zero accuracy, the snapshot length and the link type. Each packet
-//! follows as a 16-byte record header (seconds, sub-second part, captured
-//! length, original length) and the captured bytes.
+//! The file starts with a 24-byte global header: magic number (`0xa1b2c3d4`
+//! for microsecond timestamps, `0xa1b23c4d` for nanosecond timestamps),
+//! version 2.4, a zero time zone offset and zero accuracy, the snapshot length
+//! and the link type. Each packet follows as a 16-byte record header
+//! (seconds, sub-second part, captured length, original length) and the
+//! captured bytes. Every header field is written in little-endian byte order,
+//! whatever the host's byte order.
 //!
 //! Packets longer than the snapshot length are truncated to it, while the
 //! record keeps the original length, exactly as a capture with `-s SNAPLEN`

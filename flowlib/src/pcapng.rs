@@ -12,8 +12,11 @@
 //! most 16 MiB, and its trailing length repeats its leading one; a packet
 //! names an interface its section described (each section starts with no
 //! interfaces). Blocks of unknown types are skipped and counted
-//! ([`PcapNgReader::skipped_blocks`]). Unlike libpcap, a packet longer than
-//! its interface's snapshot length is kept whole (the block holds it).
+//! ([`PcapNgReader::skipped_blocks`]). Unlike libpcap, an enhanced (or
+//! obsolete) packet block holding more than its interface's snapshot length
+//! is kept whole (its captured length says what it holds); a simple packet
+//! block, which has no captured length, is cut to the snapshot length, as
+//! the pcapng specification says.
 
 use crate::time::Timestamp;
 use crate::LinkType;
@@ -490,6 +493,34 @@ mod tests {
                 f.len()
             )
         );
+    }
+
+    /// What the module docs say: an enhanced packet block longer than its
+    /// interface's snapshot length is kept whole, a simple packet block is
+    /// cut to it (its wire length kept).
+    #[test]
+    fn enhanced_packets_over_the_snaplen_are_kept_whole_simple_ones_cut() {
+        let mut f = file(1, 6);
+        // A second section whose interface has a snapshot length of 64.
+        let mut shb = BYTE_ORDER_MAGIC.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        f.extend(block(SHB, &shb));
+        let mut idb = 1u16.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&64u32.to_le_bytes());
+        f.extend(block(IDB, &idb));
+        let data: Vec<u8> = (0..100u8).collect();
+        f.extend(epb(0, 1, &data));
+        let mut spb = 100u32.to_le_bytes().to_vec();
+        spb.extend_from_slice(&data);
+        f.extend(block(SPB, &spb));
+        let mut r = PcapNgReader::new(&f[..]);
+        let p = r.next_packet().unwrap().unwrap();
+        assert_eq!((p.data, p.wire_len), (&data[..], 100));
+        let p = r.next_packet().unwrap().unwrap();
+        assert_eq!((p.data, p.wire_len), (&data[..64], 100));
+        assert!(r.next_packet().unwrap().is_none());
     }
 
     #[test]
