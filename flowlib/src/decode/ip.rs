@@ -304,6 +304,14 @@ impl<'a> Decoder<'a> {
     /// Records that decoding descends into a tunnel whose outer packet is
     /// `outer` (with these ports) and whose header starts at `at`, and
     /// limits the view to the outer packet's bytes, which end at `end`.
+    ///
+    /// The inner packet starts with no VLAN: like Zeek, which builds a
+    /// fresh packet for a tunnel's payload (`IPTunnel.cc`
+    /// `build_inner_packet`, with `Packet::Init` clearing `vlan` and
+    /// `inner_vlan`), flows inside a tunnel carry only the tags of the
+    /// inner frame itself (VXLAN, Geneve, ERSPAN, GRE with Ethernet
+    /// inside), none for IP carried directly. The outer frame's tags stay
+    /// with the outer packet (a UDP tunnel's flow of its own).
     pub(super) fn enter_tunnel(
         &mut self,
         kind: TunnelKind,
@@ -324,6 +332,9 @@ impl<'a> Decoder<'a> {
             dst_port,
             proto: outer.proto,
         });
+        self.vlan = None;
+        self.inner_vlan = None;
+        self.vlan_tags = 0;
         self.data = &self.data[..end];
         Ok(())
     }

@@ -343,9 +343,12 @@ impl Transport<'_> {
 /// a UDP-based tunnel's outer packet (which is a flow of its own, as in Zeek).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct FlowPacket<'a> {
-    /// Outer 802.1Q / 802.1ad VLAN id of the frame carrying this packet.
+    /// Outer 802.1Q / 802.1ad VLAN id of the frame carrying this packet
+    /// (for a packet inside a tunnel: of the tunnel's inner frame, so none
+    /// when the tunnel carries IP directly; the outer frame's tags are not
+    /// the inner packet's, as in Zeek).
     pub vlan: Option<u16>,
-    /// Inner (second) VLAN id.
+    /// Inner (second) VLAN id, of the same frame.
     pub inner_vlan: Option<u16>,
     /// IP layer.
     pub ip: IpInfo,
@@ -454,7 +457,8 @@ pub(crate) struct Decoder<'a> {
     pub(crate) inner_vlan: Option<u16>,
     pub(crate) tunnel: Option<Tunnel>,
     pub(crate) depth: usize,
-    /// 802.1Q / 802.1ad tags seen so far.
+    /// 802.1Q / 802.1ad tags seen so far in the current frame (a tunnel's
+    /// inner frame starts again at 0).
     pub(crate) vlan_tags: usize,
     pub(crate) encaps: [Option<FlowPacket<'a>>; MAX_ENCAPS],
     pub(crate) n_encaps: usize,
@@ -728,7 +732,12 @@ mod tests {
     /// `inner_frame()` with 802.1Q tags of these ids (priority 3) after
     /// the MAC addresses, outermost first.
     fn tagged(ids: &[u16]) -> Vec<u8> {
-        let plain = inner_frame();
+        tag(&inner_frame(), ids)
+    }
+
+    /// The Ethernet frame `plain` with 802.1Q tags of these ids (priority
+    /// 3) after the MAC addresses, outermost first.
+    fn tag(plain: &[u8], ids: &[u16]) -> Vec<u8> {
         let mut v = plain[..12].to_vec();
         for id in ids {
             v.extend_from_slice(&[0x81, 0x00]);
@@ -736,6 +745,71 @@ mod tests {
         }
         v.extend_from_slice(&plain[12..]);
         v
+    }
+
+    fn parse(frame: &[u8]) -> PacketView<'_> {
+        PacketView::parse(frame, LinkType::ETHERNET, Timestamp(0), frame.len() as u32).unwrap()
+    }
+
+    #[test]
+    fn a_tunnelled_packet_carries_its_inner_frames_vlans_not_the_outer_ones() {
+        // ERSPAN type II on outer QinQ 300/301, mirroring a frame of VLAN 20.
+        let hdr = [0x10, 0, 0x88, 0xbe, 0, 0, 0, 1];
+        let mut erspan = vec![0x10, 0x14, 0, 1, 0, 0, 0, 0];
+        erspan.extend(tag(&inner_frame(), &[20]));
+        let frame = tag(&gre(&hdr, &erspan), &[300, 301]);
+        let v = parse(&frame);
+        assert_eq!(v.inner.tunnel.unwrap().kind, TunnelKind::Erspan);
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(20), None));
+        // The same frame mirrored untagged: no VLAN at all.
+        let mut erspan = vec![0x10, 0x14, 0, 1, 0, 0, 0, 0];
+        erspan.extend(inner_frame());
+        let frame = tag(&gre(&hdr, &erspan), &[300, 301]);
+        let v = parse(&frame);
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (None, None));
+
+        // GRE carrying IPv4 directly, on VLAN 100: no inner frame, no VLAN.
+        let ip_only = &inner_frame()[14..];
+        let frame = tag(&gre(&[0, 0, 0x08, 0], ip_only), &[100]);
+        let v = parse(&frame);
+        assert_eq!(v.inner.tunnel.unwrap().kind, TunnelKind::Gre);
+        assert_eq!(v.inner.transport.ports(), (5353, 53));
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (None, None));
+
+        // VXLAN on VLAN 30: the outer UDP flow keeps 30, the inner frame's
+        // own tag (7) is the inner packet's only one.
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+        vx.extend(tag(&inner_frame(), &[7]));
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(40000, 4789)
+            .write(&mut frame, &vx)
+            .unwrap();
+        let frame = tag(&frame, &[30]);
+        let v = parse(&frame);
+        let outer: Vec<_> = v.encapsulations().collect();
+        assert_eq!((outer[0].vlan, outer[0].inner_vlan), (Some(30), None));
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(7), None));
+    }
+
+    #[test]
+    fn vlan_tags_are_limited_per_frame_not_per_packet() {
+        // Six tags outside a VXLAN tunnel and six inside: each frame is
+        // under MAX_VLAN_TAGS, so the packet decodes.
+        let ids = [11, 12, 13, 14, 15, 16];
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+        vx.extend(tag(&inner_frame(), &ids));
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(40000, 4789)
+            .write(&mut frame, &vx)
+            .unwrap();
+        let frame = tag(&frame, &ids);
+        let v = parse(&frame);
+        assert_eq!(v.inner.transport.ports(), (5353, 53));
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(11), Some(12)));
     }
 
     #[test]
