@@ -60,8 +60,11 @@ pub struct TableConfig {
     /// Idle timeout of UDP flows, and of TCP before its handshake completes
     /// (Zeek `udp_inactivity_timeout`, 1 min).
     pub udp_idle: Duration,
-    /// Idle timeout of UDP flows on DNS ports (53, 137, 5353, 5355): Zeek's
-    /// DNS analyzer ends them after `dns_session_timeout`, 10 s.
+    /// Zeek's `dns_session_timeout` (10 s), for UDP flows whose responder
+    /// port is a DNS port (53, 137, 5353, 5355): Zeek's DNS analyzer checks
+    /// them this long after their start and every this long after that, and
+    /// ends them at the first check that finds them silent for this long
+    /// minus one second (the UDP idle timeout applies too).
     pub dns_idle: Duration,
     /// Idle timeout of ICMP flows (Zeek `icmp_inactivity_timeout`, 1 min).
     pub icmp_idle: Duration,

@@ -21,7 +21,9 @@ pub(crate) use tcp::{OooSlab, PackedTcp, TcpCold};
 pub use ports::is_likely_server_port;
 
 /// UDP ports Zeek's DNS analyzer is attached to (DNS, NetBIOS name
-/// service, mDNS, LLMNR).
+/// service, mDNS, LLMNR: `DNS::ports` in `base/protocols/dns/main.zeek`),
+/// by the responder's port only, as Zeek attaches analyzers
+/// (`analyzer::Manager::BuildInitialAnalyzerTree` looks up `RespPort()`).
 const DNS_PORTS: [u16; 4] = [53, 137, 5353, 5355];
 
 /// Most tunnel parents remembered per connection.
@@ -31,8 +33,8 @@ const MAX_TUNNEL_PARENTS: usize = 4;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum SmallKind {
     Udp,
-    /// UDP on a port Zeek's DNS analyzer claims, which ends the connection
-    /// after `dns_session_timeout` of silence.
+    /// UDP to a responder port Zeek's DNS analyzer claims, whose expiry
+    /// timer ends the connection (see [`Conn::dns_expiry`]).
     UdpDns,
     Icmp,
     /// An ICMP message without a reply type (errors, redirects, ...).
@@ -372,8 +374,8 @@ impl Conn {
                 flip = is_likely_server_port(17, src.port)
                     && !is_likely_server_port(17, dst.port)
                     && dst.addr != IpAddr::V4(Ipv4Addr::BROADCAST);
-                let dns = [src.port, dst.port].iter().any(|p| DNS_PORTS.contains(p));
-                small(if dns {
+                let resp_port = if flip { src.port } else { dst.port };
+                small(if DNS_PORTS.contains(&resp_port) {
                     SmallKind::UdpDns
                 } else {
                     SmallKind::Udp
@@ -732,18 +734,43 @@ impl Conn {
     }
 
     /// Idle timeout in force: TCP uses UDP's until the handshake completes,
-    /// as Zeek does.
+    /// as Zeek does. A DNS connection also has [`Conn::dns_expiry`].
     fn idle_timeout(&self, state: StateRef<'_>, cfg: &TableConfig) -> Duration {
         match state {
             StateRef::Tcp(t) if t.past_handshake() => cfg.tcp_idle,
             StateRef::Tcp(..) => cfg.udp_idle,
             StateRef::Small(s) => match s.kind {
-                SmallKind::UdpDns => cfg.udp_idle.min(cfg.dns_idle),
-                SmallKind::Udp => cfg.udp_idle,
+                SmallKind::Udp | SmallKind::UdpDns => cfg.udp_idle,
                 SmallKind::Icmp | SmallKind::IcmpOneWay => cfg.icmp_idle,
                 SmallKind::Other => cfg.other_idle,
             },
         }
+    }
+
+    /// When Zeek's DNS analyzer removes this UDP connection if no further
+    /// packet arrives (`DNS_Analyzer::ExpireTimer`, DNS.cc): its timer
+    /// first fires `dns_session_timeout` (`period`) after the start and
+    /// again `period` after each firing that finds the connection active,
+    /// and removes it once the silence has lasted `period` minus one
+    /// second. That is the first firing time at least `period - 1 s` after
+    /// the last packet. Zeek fires a timer when the next packet of any
+    /// connection moves its clock; like all of the table's timers, this one
+    /// fires on time (as it does in Zeek on busy links). No state is kept:
+    /// the firing times follow from the start.
+    fn dns_expiry(&self, period: Duration) -> Timestamp {
+        let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+        let grace = period.saturating_sub(1_000_000_000);
+        let start = self.start().0;
+        let since_start = self.last().0.saturating_sub(start).max(0) as u64;
+        let wait = since_start.saturating_add(grace);
+        // The first firing at or after `wait` (the first one at the
+        // earliest), as a multiple of `period`.
+        let firings = match period {
+            0 => 1,
+            p => wait.div_ceil(p).max(1),
+        };
+        let at = i128::from(start) + i128::from(firings) * i128::from(period);
+        Timestamp(i64::try_from(at).unwrap_or(i64::MAX))
     }
 
     /// When the connection is due to end (or to report an interim record)
@@ -757,6 +784,13 @@ impl Conn {
             self.last().plus(self.idle_timeout(state, cfg)),
             EndReason::Idle,
         );
+        if let StateRef::Small(Small {
+            kind: SmallKind::UdpDns,
+            ..
+        }) = state
+        {
+            best.0 = best.0.min(self.dns_expiry(cfg.dns_idle));
+        }
         if let StateRef::Tcp(t) = state {
             if let Some((at, r)) = t.due(self.orig()) {
                 if at < best.0 {
