@@ -144,9 +144,12 @@ impl<'a> Decoder<'a> {
             len: b.l4_len.saturating_sub(chain.unfragmentable as u32),
             ..f
         });
+        // A type 0 routing header's final destination is the packet's, as
+        // Zeek's IPv6_Hdr_Chain::DstAddr() reports it.
+        let dst = chain.final_dst.unwrap_or(h.destination());
         let info = IpInfo {
             src: IpAddr::from(h.source_addr()),
-            dst: IpAddr::from(h.destination_addr()),
+            dst: IpAddr::from(dst),
             proto: next,
             ip_len: ip_len as u32,
             header_len: (40 + ext_len) as u32,

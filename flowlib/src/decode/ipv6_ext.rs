@@ -23,6 +23,9 @@ pub(super) struct ExtChain {
     /// Bytes of extension headers up to and including the fragment header
     /// (where the fragmentable part starts); 0 without one.
     pub(super) unfragmentable: usize,
+    /// The final destination a type 0 routing header names (see
+    /// [`final_destination`]), which replaces the IPv6 header's.
+    pub(super) final_dst: Option<[u8; 16]>,
 }
 
 /// Walks the extension headers that start at `off` in `data` (which ends
@@ -39,6 +42,7 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
     let mut at = off;
     let mut fragment = None;
     let mut unfragmentable = 0;
+    let mut final_dst = None;
     let mut count = 0;
     loop {
         let len = match next {
@@ -59,6 +63,7 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
                     next,
                     fragment,
                     unfragmentable,
+                    final_dst,
                 })
             }
         };
@@ -69,6 +74,13 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
         let Some(h) = data.get(at..at + len) else {
             return err(Weird::BadIpv6ExtensionHeader, at);
         };
+        // Not behind the fragment header of a fragment, which only the
+        // first fragment carries: every fragment of a datagram has the same
+        // destination (Zeek would read it after reassembly). The first
+        // routing header that names one wins, as in Zeek.
+        if next == ext::ROUTING && fragment.is_none() && final_dst.is_none() {
+            final_dst = final_destination(h);
+        }
         if next == ext::FRAGMENT {
             let offset = u32::from(u16::from_be_bytes([h[2], h[3]]) & 0xfff8);
             let more = h[3] & 0x01 != 0;
@@ -88,12 +100,28 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
                     next: h[0],
                     fragment,
                     unfragmentable,
+                    final_dst,
                 });
             }
         }
         next = h[0];
         at += len;
     }
+}
+
+/// The final destination of a routing header `h` (all of its bytes), as
+/// Zeek takes it (`IPv6_Hdr_Chain::ProcessRoutingHeader`, IP.cc): for a
+/// type 0 header (RFC 2460, deprecated by RFC 5095) with segments left and
+/// an even length of at least 2 (whole addresses), its last address, which
+/// Zeek's `DstAddr()` then reports as the packet's destination. Other
+/// types name none: type 2 (Mobile IPv6) only with Zeek built with
+/// `--enable-mobile-ipv6`, which is not the default.
+fn final_destination(h: &[u8]) -> Option<[u8; 16]> {
+    let (len, routing_type, segments_left) = (*h.get(1)?, *h.get(2)?, *h.get(3)?);
+    if routing_type != 0 || segments_left == 0 || len < 2 || len % 2 != 0 {
+        return None;
+    }
+    h.get(h.len().checked_sub(16)?..)?.try_into().ok()
 }
 
 /// The length byte of the extension header at `at`; a header cut before it

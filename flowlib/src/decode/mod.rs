@@ -830,6 +830,73 @@ mod tests {
         assert_eq!(vlans(&[100, 200]), (Some(100), Some(200)));
     }
 
+    /// Ethernet / IPv6 (2001:db8::1 -> 2001:db8::2) with these extension
+    /// header bytes (the first one's type `first`) before UDP 5353 -> 53.
+    fn ipv6_with(first: u8, ext: &[u8]) -> Vec<u8> {
+        let mut udp = vec![0x14, 0xe9, 0, 53, 0, 13, 0, 0];
+        udp.extend_from_slice(b"query");
+        let mut v = vec![1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x86, 0xdd];
+        v.extend_from_slice(&[0x60, 0, 0, 0]);
+        v.extend_from_slice(&((ext.len() + udp.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[first, 64]);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v.extend_from_slice(ext);
+        v.extend_from_slice(&udp);
+        v
+    }
+
+    /// A routing header of `routing_type` with `segments_left`, listing
+    /// 2001:db8::a and 2001:db8::b (length 4), followed by `next`.
+    fn routing(next: u8, routing_type: u8, segments_left: u8) -> Vec<u8> {
+        let mut h = vec![next, 4, routing_type, segments_left, 0, 0, 0, 0];
+        for last in [0x0a, 0x0b] {
+            h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            h.push(last);
+        }
+        h
+    }
+
+    #[test]
+    fn a_type_0_routing_header_with_segments_left_names_the_destination() {
+        let dst = |first: u8, ext: &[u8]| {
+            let f = ipv6_with(first, ext);
+            let v = parse(&f);
+            assert_eq!(v.inner.transport.ports(), (5353, 53));
+            v.inner.ip.dst.to_string()
+        };
+        assert_eq!(dst(43, &routing(17, 0, 2)), "2001:db8::b");
+        assert_eq!(dst(43, &routing(17, 0, 1)), "2001:db8::b");
+        // No segments left: the header's destination is the last one.
+        assert_eq!(dst(43, &routing(17, 0, 0)), "2001:db8::2");
+        // Type 2 (Mobile IPv6, off in Zeek's default build) and others.
+        assert_eq!(dst(43, &routing(17, 2, 1)), "2001:db8::2");
+        assert_eq!(dst(43, &routing(17, 4, 1)), "2001:db8::2");
+        // An odd length is not a list of addresses (Zeek: odd_routing0_len).
+        let mut odd = routing(17, 0, 1);
+        odd[1] = 3;
+        odd.truncate(32);
+        assert_eq!(dst(43, &odd), "2001:db8::2");
+        // After hop-by-hop options; and the first routing header wins.
+        let mut chain = vec![43, 0, 1, 4, 0, 0, 0, 0];
+        chain.extend(routing(43, 0, 2));
+        let mut second = routing(17, 0, 2);
+        second[24..40]
+            .copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc]);
+        chain.extend(second);
+        assert_eq!(dst(0, &chain), "2001:db8::b");
+        // Behind the fragment header of a whole datagram (an atomic
+        // fragment): followed. Behind a first fragment's, which the later
+        // fragments do not repeat: not followed, so all fragments of the
+        // datagram have one destination.
+        let mut atomic = vec![43, 0, 0, 0, 0, 0, 0, 7];
+        atomic.extend(routing(17, 0, 2));
+        assert_eq!(dst(44, &atomic), "2001:db8::b");
+        let mut first = atomic.clone();
+        first[3] = 1; // more fragments
+        assert_eq!(dst(44, &first), "2001:db8::2");
+    }
+
     #[test]
     fn a_stated_ip_length_past_the_wire_frame_is_refused_even_when_cut_by_snaplen() {
         let mut frame = Vec::new();
