@@ -97,6 +97,12 @@ weirds! {
     /// An IPv6 packet whose next header is "no next header" (59): nothing to
     /// key a flow on (Teredo bubbles, probes).
     NoNextHeader => "no_next_header", false;
+    /// An IPv6 packet whose extension header chain ends at ESP (50): what
+    /// follows is encrypted, so there is nothing to key a flow on. Zeek
+    /// makes no connection of it either (its IPv6 header chain stops at ESP
+    /// and `IPAnalyzer::AnalyzePacket` returns before any session); IPv4
+    /// ESP is an `unknown_transport` connection in both.
+    Ipv6Esp => "ipv6_esp", false;
     /// A non-first IP fragment whose first fragment was never seen (or was evicted).
     UnattributedFragment => "unattributed_fragment", false;
     /// A packet that would have started a connection, refused by the flow

@@ -1,9 +1,15 @@
 //! IPv6 extension headers that change what Zeek makes of a packet: a type 0
 //! routing header names the connection's responder (its final
-//! destination), checked against Zeek's own output on the corpus capture.
+//! destination), checked against Zeek's own output on the corpus capture;
+//! a chain ending at ESP makes no connection.
+
+mod shapes;
 
 use flowlib::pcap_reader::PcapReader;
-use flowlib::{ConnRecord, FlowMeter, TableConfig};
+use flowlib::pcap_writer::{PcapWriter, Resolution};
+use flowlib::{ConnRecord, FlowMeter, LinkType, MeterStats, Proto, TableConfig, Timestamp, Weird};
+use shapes::ipproto::*;
+use shapes::*;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -14,8 +20,8 @@ fn corpus() -> PathBuf {
 }
 
 /// Every record of a pcap file's bytes, through a meter with Zeek's
-/// default timeouts.
-fn records(pcap: &[u8]) -> Vec<ConnRecord> {
+/// default timeouts, and the meter's counters.
+fn run(pcap: &[u8]) -> (Vec<ConnRecord>, MeterStats) {
     let mut reader = PcapReader::new(pcap).unwrap();
     let link = reader.header().link;
     let mut meter = FlowMeter::new(TableConfig::default());
@@ -24,7 +30,28 @@ fn records(pcap: &[u8]) -> Vec<ConnRecord> {
         meter.process(p.data, link, p.ts, p.wire_len, &mut out);
     }
     meter.finish(&mut out);
-    out
+    (out, meter.stats().clone())
+}
+
+fn records(pcap: &[u8]) -> Vec<ConnRecord> {
+    run(pcap).0
+}
+
+/// These Ethernet frames as a pcap file, one a second.
+fn capture(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 0, LinkType::ETHERNET).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Timestamp::from_micros(1_772_438_400 + i as i64, 0);
+        w.write_packet(ts, f, f.len() as u32).unwrap();
+    }
+    w.into_inner().unwrap()
+}
+
+/// An ESP header (SPI, sequence number) and 24 bytes of ciphertext.
+fn esp() -> Vec<u8> {
+    let mut e = vec![0, 0, 0x10, 0x01, 0, 0, 0, 1];
+    e.extend([0xc3; 24]);
+    e
 }
 
 /// The value of `name=` in a line of Zeek's record printing
@@ -63,4 +90,45 @@ fn a_type_0_routing_header_makes_its_last_address_the_responder_as_in_zeek() {
     // [2001:78:1:32::2]:53, computed independently (SHA-1 over seed 0,
     // the ordered addresses, protocol 17, padding and the ports).
     assert_eq!(r.community_id, "1:gLLH7aWRiORXp5P9gyGGf4BNqwU=");
+}
+
+#[test]
+fn ipv6_esp_makes_no_connection_and_is_counted_as_ipv6_esp() {
+    let v6 = |next: u8, payload: &[u8]| eth(0x86dd, &ipv6(a6(), b6(), next, payload));
+    let mut after_ah = auth_ext(50);
+    after_ah.extend(esp());
+    let mut after_dst_opts = ext(50, 0);
+    after_dst_opts.extend(esp());
+    let mut later_fragment = frag_ext(50, 64, false, 9);
+    later_fragment.extend([0xc3; 16]);
+    let frames = [
+        v6(50, &esp()),
+        v6(AUTH, &after_ah),
+        v6(DEST_OPTS, &after_dst_opts),
+        v6(FRAGMENT, &later_fragment),
+    ];
+    let (out, stats) = run(&capture(&frames));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(stats.packets, 4);
+    assert_eq!(stats.weirds.get(Weird::Ipv6Esp), 4);
+    assert_eq!(stats.packets, stats.decoded + stats.weirds.total());
+}
+
+#[test]
+fn ipv4_esp_is_still_an_unknown_transport_connection_as_in_zeek() {
+    let frame = eth(0x0800, &ipv4(A4, B4, 50, &esp()));
+    let (out, stats) = run(&capture(&[frame]));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].proto, out[0].ip_proto), (Proto::Unknown, 50));
+    assert_eq!(stats.decoded, 1);
+}
+
+#[test]
+fn ipv6_esp_in_teredo_leaves_only_the_outer_udp_connection() {
+    let inner = ipv6(teredo6(), b6(), 50, &esp());
+    let frame = outer_udp(40000, 3544, &inner);
+    let (out, stats) = run(&capture(&[frame]));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].proto, out[0].resp_p), (Proto::Udp, 3544));
+    assert_eq!(stats.decoded, 1);
 }

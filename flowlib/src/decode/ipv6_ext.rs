@@ -10,6 +10,8 @@ mod ext {
     pub const FRAGMENT: u8 = 44;
     pub const AUTH: u8 = 51;
     pub const DEST_OPTIONS: u8 = 60;
+    /// Encapsulating Security Payload: ends the chain, as in Zeek.
+    pub const ESP: u8 = 50;
 }
 
 /// What an IPv6 extension header chain held.
@@ -36,7 +38,8 @@ pub(super) struct ExtChain {
 /// [`Weird::TooManyIpv6ExtensionHeaders`]. The walk ends at the fragment
 /// header of a non-first fragment: what follows it is the middle of the
 /// datagram's fragmentable part, not a header (RFC 8200 4.5); `next` is
-/// then the fragment header's next header.
+/// then the fragment header's next header. A chain that reaches ESP (in
+/// any fragment) is a [`Weird::Ipv6Esp`]: no flow, as in Zeek.
 pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, DecodeError> {
     let mut next = first;
     let mut at = off;
@@ -51,6 +54,7 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
                 (usize::from(len_byte(data, at)?) + 1) * 8
             }
             ext::FRAGMENT => 8,
+            ext::ESP => return err(Weird::Ipv6Esp, at),
             // RFC 4302: length in 4-byte words minus 2; at least the 12
             // fixed bytes.
             ext::AUTH => match len_byte(data, at)? {
@@ -95,6 +99,9 @@ pub(super) fn walk(data: &[u8], off: usize, first: u8) -> Result<ExtChain, Decod
                 });
             }
             if offset > 0 {
+                if h[0] == ext::ESP {
+                    return err(Weird::Ipv6Esp, at + len);
+                }
                 return Ok(ExtChain {
                     len: unfragmentable,
                     next: h[0],
