@@ -39,7 +39,7 @@ fn records(mut packets: Vec<(f64, Vec<u8>)>) -> Vec<ConnRecord> {
     }
     let bytes = w.into_inner().unwrap();
     let mut reader = PcapReader::new(&bytes[..]).unwrap();
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     while let Some(p) = reader.next_packet().unwrap() {
         meter.process(p.data, LinkType::ETHERNET, p.ts, p.wire_len, &mut out);

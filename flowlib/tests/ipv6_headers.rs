@@ -24,7 +24,7 @@ fn corpus() -> PathBuf {
 fn run(pcap: &[u8]) -> (Vec<ConnRecord>, MeterStats) {
     let mut reader = PcapReader::new(pcap).unwrap();
     let link = reader.header().link;
-    let mut meter = FlowMeter::new(TableConfig::default());
+    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
     let mut out = Vec::new();
     while let Some(p) = reader.next_packet().unwrap() {
         meter.process(p.data, link, p.ts, p.wire_len, &mut out);
