@@ -530,13 +530,13 @@ pub(crate) fn quick_shard(data: &[u8], link: LinkType, n: usize) -> Option<usize
             if !matches!(ethertype, 0x8100 | 0x88a8 | 0x9100 | 0x9200) {
                 break;
             }
-            // As the full decode: VLAN id 0 (a priority tag) is no VLAN.
-            let id = be16(data, off)? & 0x0fff;
-            if id == 0 {
-            } else if vlan.is_none() {
-                vlan = Some(id);
-            } else if inner.is_none() {
-                inner = Some(id);
+            // As the full decode (and Zeek): the first tag is the VLAN, a
+            // later one the inner VLAN; id 0 (a priority tag) is no VLAN.
+            let id = Some(be16(data, off)? & 0x0fff).filter(|id| *id != 0);
+            if vlan.is_none() {
+                vlan = id;
+            } else {
+                inner = id;
             }
             ethertype = be16(data, off + 2)?;
             off += 4;

@@ -85,15 +85,16 @@ impl<'a> Decoder<'a> {
                 }
                 let tci = be16(data, off, Weird::TruncatedVlanTag)?;
                 let next = be16(data, off + 2, Weird::TruncatedVlanTag)?;
-                // VLAN id 0 is a priority tag (802.1p): the frame belongs
-                // to no VLAN, and the next tag, if any, is the outer one
-                // (as Zeek fills its vlan fields).
-                let id = tci & 0x0fff;
-                if id == 0 {
-                } else if self.vlan.is_none() {
-                    self.vlan = Some(id);
-                } else if self.inner_vlan.is_none() {
-                    self.inner_vlan = Some(id);
+                // As Zeek's VLAN analyzer fills its fields: the first tag
+                // is the VLAN, every later one overwrites the inner VLAN (a
+                // third tag's id is the one kept). Id 0 (an 802.1p priority
+                // tag) is no VLAN: it leaves the VLAN for the next tag, and
+                // as a later tag it clears the inner VLAN.
+                let id = Some(tci & 0x0fff).filter(|id| *id != 0);
+                if self.vlan.is_none() {
+                    self.vlan = id;
+                } else {
+                    self.inner_vlan = id;
                 }
                 Ok((off + 4, Next::EtherType(next)))
             }

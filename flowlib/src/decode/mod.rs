@@ -809,7 +809,8 @@ mod tests {
         let frame = tag(&frame, &ids);
         let v = parse(&frame);
         assert_eq!(v.inner.transport.ports(), (5353, 53));
-        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(11), Some(12)));
+        // Zeek's fields: the first tag, and the last one as the inner VLAN.
+        assert_eq!((v.inner.vlan, v.inner.inner_vlan), (Some(11), Some(16)));
     }
 
     #[test]
@@ -828,6 +829,10 @@ mod tests {
         assert_eq!(vlans(&[0, 100]), (Some(100), None));
         assert_eq!(vlans(&[100, 0]), (Some(100), None));
         assert_eq!(vlans(&[100, 200]), (Some(100), Some(200)));
+        // Zeek's VLAN analyzer: a third tag overwrites the inner VLAN.
+        assert_eq!(vlans(&[100, 200, 300]), (Some(100), Some(300)));
+        assert_eq!(vlans(&[100, 200, 0]), (Some(100), None));
+        assert_eq!(vlans(&[0, 0, 100, 200]), (Some(100), Some(200)));
     }
 
     /// Ethernet / IPv6 (2001:db8::1 -> 2001:db8::2) with these extension
