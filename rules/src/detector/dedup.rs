@@ -10,6 +10,15 @@
 //! hash, no second copy of the alert. Alerts raised once whose window is
 //! over can never give an update line, and are dropped while running, so
 //! the map holds the alerts of one window and the repeated ones.
+//!
+//! Beside the map, a queue of the alerts in the order they were raised
+//! finds the alerts whose window is over at a cost of the alerts it finds
+//! (entries whose alert has gone are skipped when they reach its front),
+//! never a pass over the map. The map holds at most [`MAX_HELD`] alerts:
+//! when full, the repeated alerts whose window is over are written out,
+//! then, while it is still full, the oldest alert is written out and
+//! forgotten before its window is over (counted: a repeat of it raises a
+//! new alert).
 
 use super::alert::{self, Alert, ReasonHit};
 use crate::config::detector::Reason;
@@ -17,20 +26,21 @@ use crate::enclave::Location;
 use crate::Rules;
 use flowlib::{Proto, Timestamp};
 use hashbrown::HashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
 
 /// What alerts are deduplicated by.
 pub(crate) type Key = (IpAddr, IpAddr, Option<u16>, Reason);
 
-/// Entries above which alerts whose window is over are written out and
-/// forgotten, repeated or not (a bound on memory for floods of alerts
-/// repeated in every window).
+/// Most alerts held. A full map writes out and forgets the alerts whose
+/// window is over, repeated or not (a bound on memory for floods of alerts
+/// repeated in every window), then, if still full, its oldest alerts.
 const MAX_HELD: usize = 100_000;
 
-/// Entries held before the first sweep for alerts raised once whose
-/// window is over.
-const FIRST_SWEEP: usize = 1024;
+/// Queue entries (alerts gone included) beyond twice the alerts held
+/// before a queue is compacted.
+const QUEUE_SLACK: usize = 1024;
 
 /// A raised alert as the dedup map keeps it: its count and last time, and
 /// the fields of its update line that the key and the rules do not give,
@@ -229,30 +239,63 @@ pub(crate) fn id_text(id: u64) -> String {
     format!("{id:016x}")
 }
 
+/// A held alert in a queue: its id (an entry whose key holds an alert of
+/// another id, or none, is of an alert gone) and key.
+type Queued = (u64, Key);
+
 /// Raised alerts, by key, until their window is over.
 pub(crate) struct AlertDedup {
     held: HashMap<Key, Held>,
-    /// Size at which alerts raised once whose window is over are dropped.
-    next_sweep: usize,
+    /// Every alert held, in the order raised (so by the time its window
+    /// ends).
+    raised: VecDeque<Queued>,
+    /// The repeated alerts whose window is over, in the order raised:
+    /// their update lines wait for a repeat, the end of input or a full
+    /// map.
+    over: VecDeque<Queued>,
+    /// Most alerts held ([`MAX_HELD`]; less in tests).
+    cap: usize,
+    /// Alerts forgotten before their window was over, the map being full.
+    evicted: u64,
+    /// Queue entries looked at (the cost of expiry).
+    #[cfg(test)]
+    visited: u64,
     /// What was held when the input last ended ([`AlertDedup::finish`]).
     finished: HashMap<Key, Held>,
 }
 
 impl Default for AlertDedup {
     fn default() -> Self {
-        AlertDedup {
-            held: HashMap::new(),
-            next_sweep: FIRST_SWEEP,
-            finished: HashMap::new(),
-        }
+        AlertDedup::with_cap(MAX_HELD)
     }
 }
 
 impl AlertDedup {
+    /// A map holding at most `cap` alerts.
+    pub(crate) fn with_cap(cap: usize) -> AlertDedup {
+        AlertDedup {
+            held: HashMap::new(),
+            raised: VecDeque::new(),
+            over: VecDeque::new(),
+            cap: cap.max(1),
+            evicted: 0,
+            #[cfg(test)]
+            visited: 0,
+            finished: HashMap::new(),
+        }
+    }
+
+    /// Alerts written out and forgotten before their window was over, to
+    /// keep the map within its cap.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
     /// Folds an alert raised at `ts` with `score` into the alert with the
     /// same key raised within `window` (true), or makes room for a new one
     /// (false): the previous alert's update, if it is over or the new one
-    /// scores higher, goes to `out`.
+    /// scores higher, goes to `out`, and so do those of alerts written out
+    /// to keep the map within its cap.
     pub(crate) fn fold(
         &mut self,
         key: &Key,
@@ -275,10 +318,21 @@ impl AlertDedup {
                 out.extend(prev.update(key, rules));
             }
         }
-        if self.held.len() > MAX_HELD {
-            self.write_expired(ts, window, rules, out);
-        } else if self.held.len() >= self.next_sweep {
-            self.drop_single_expired(ts, window);
+        self.expire(ts, window);
+        if self.held.len() >= self.cap {
+            // Full: the repeated alerts whose window is over go first...
+            while let Some(q) = self.over.pop_front() {
+                self.write_out(&q, rules, out);
+            }
+            // ...then, while still full, the oldest alerts.
+            while self.held.len() >= self.cap {
+                let Some(q) = self.raised.pop_front() else {
+                    break;
+                };
+                if self.write_out(&q, rules, out) {
+                    self.evicted += 1;
+                }
+            }
         }
         false
     }
@@ -286,39 +340,53 @@ impl AlertDedup {
     /// Keeps a newly raised alert (already written) with its id hash.
     pub(crate) fn hold(&mut self, key: Key, a: &Alert, id: u64, cx: Context) {
         self.held.insert(key, Held::of(a, id, cx));
+        self.raised.push_back((id, key));
+        compact(&mut self.raised, &self.held);
+        compact(&mut self.over, &self.held);
     }
 
-    /// Forgets the alerts raised once whose window is over at `ts`: they
-    /// can never be folded into or updated again (alerts come in time
-    /// order). Sweeps again when the map has doubled.
-    fn drop_single_expired(&mut self, ts: Timestamp, window: Duration) {
-        self.held
-            .retain(|_, h| h.count > 1 || ts.since(h.first) <= window);
-        self.next_sweep = (2 * self.held.len()).max(FIRST_SWEEP);
-    }
-
-    /// Writes out and forgets every alert whose window is over at `ts`,
-    /// updates in the order the alerts were raised.
-    fn write_expired(
-        &mut self,
-        ts: Timestamp,
-        window: Duration,
-        rules: &Rules,
-        out: &mut Vec<Alert>,
-    ) {
-        let mut expired: Vec<(Timestamp, u64, Key)> = self
-            .held
-            .iter()
-            .filter(|(_, h)| ts.since(h.first) > window)
-            .map(|(k, h)| (h.first, h.id, *k))
-            .collect();
-        expired.sort_unstable_by_key(|e| (e.0, e.1));
-        for (_, _, k) in expired {
-            if let Some(prev) = self.held.remove(&k) {
-                out.extend(prev.update(&k, rules));
+    /// Takes the alerts whose window is over at `ts` off the front of the
+    /// queue: forgets those raised once (they can never be folded into or
+    /// updated again: alerts come in time order), and queues the repeated
+    /// ones' updates.
+    fn expire(&mut self, ts: Timestamp, window: Duration) {
+        while let Some(&(id, key)) = self.raised.front() {
+            #[cfg(test)]
+            {
+                self.visited += 1;
             }
+            match self.held.get(&key) {
+                Some(h) if h.id == id => {
+                    if ts.since(h.first) <= window {
+                        break;
+                    }
+                    if h.count > 1 {
+                        self.over.push_back((id, key));
+                    } else {
+                        self.held.remove(&key);
+                    }
+                }
+                // Gone: its key raised a newer alert.
+                _ => {}
+            }
+            self.raised.pop_front();
         }
-        self.next_sweep = (2 * self.held.len()).max(FIRST_SWEEP);
+    }
+
+    /// Writes out and forgets the queued alert `q`, if it is still held;
+    /// whether it was.
+    fn write_out(&mut self, &(id, key): &Queued, rules: &Rules, out: &mut Vec<Alert>) -> bool {
+        #[cfg(test)]
+        {
+            self.visited += 1;
+        }
+        if self.held.get(&key).is_none_or(|h| h.id != id) {
+            return false;
+        }
+        if let Some(prev) = self.held.remove(&key) {
+            out.extend(prev.update(&key, rules));
+        }
+        true
     }
 
     /// End of input: the updates of every repeated alert, in the order
@@ -332,13 +400,28 @@ impl AlertDedup {
         // replay would wait for). It goes with the detector, or at the next
         // finish.
         self.finished = std::mem::take(&mut self.held);
-        self.next_sweep = FIRST_SWEEP;
+        self.raised.clear();
+        self.over.clear();
     }
 
     /// Alerts held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.held.len()
+    }
+
+    /// Queue entries looked at so far.
+    #[cfg(test)]
+    pub(crate) fn visited(&self) -> u64 {
+        self.visited
+    }
+}
+
+/// Drops the entries of alerts gone from `queue` when it has grown past
+/// twice the alerts held (the cost spread over as many new entries).
+fn compact(queue: &mut VecDeque<Queued>, held: &HashMap<Key, Held>) {
+    if queue.len() > 2 * held.len() + QUEUE_SLACK {
+        queue.retain(|(id, key)| held.get(key).is_some_and(|h| h.id == *id));
     }
 }
 

@@ -46,6 +46,10 @@ pub struct DetectorStats {
     pub severities: HashMap<&'static str, u64>,
     /// Repeats folded into an earlier alert.
     pub suppressed: u64,
+    /// Alerts written out (their update line, if repeated) and forgotten
+    /// before their dedup window was over, the dedup map being full: a
+    /// repeat of one raises a new alert.
+    pub alerts_evicted: u64,
 }
 
 /// Copies of the settings one record needs.
@@ -422,6 +426,7 @@ impl Detector {
             self.stats.suppressed += 1;
             return;
         }
+        self.stats.alerts_evicted = self.dedup.evicted();
         let id = alert_id(&key, alert.ts);
         alert.alert_id = dedup::id_text(id);
         *self.stats.alerts.entry(primary.as_str()).or_default() += 1;
@@ -626,6 +631,50 @@ networks = ["10.30.0.0/16"]
         out.clear();
         d.finish(&mut out);
         assert!(out.is_empty(), "nothing repeated since: {out:#?}");
+    }
+
+    #[test]
+    fn a_full_dedup_map_writes_out_its_oldest_alerts_at_a_cost_of_the_alerts_it_finds() {
+        // Dedup window: 1 h; the map holds at most 1000 alerts. Sources
+        // 0-9 alert at 01:00 and again at 01:01; 2990 more sources alert
+        // at 01:02, all within the window: every new alert past the
+        // 1000th finds the map full of live alerts.
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        d.dedup = super::AlertDedup::with_cap(1000);
+        let mut out: Vec<Alert> = Vec::new();
+        for minute in [60, 61] {
+            for i in 0..10 {
+                d.observe(&start(i, minute), &mut out);
+            }
+        }
+        let first_ids: Vec<String> = out.iter().map(|a| a.alert_id.clone()).collect();
+        for i in 10..3000 {
+            d.observe(&start(i, 62), &mut out);
+        }
+        // Expiry looked at each alert a bounded number of times, not at the
+        // whole map for every new alert (2 million entries).
+        assert!(
+            d.dedup.visited() <= 3 * 3000,
+            "{} queue entries looked at",
+            d.dedup.visited()
+        );
+        assert_eq!(d.dedup.len(), 1000);
+        assert_eq!(d.stats().alerts_evicted, 2000);
+        // The oldest alerts went first: sources 0-9, each with the update
+        // line its expiry would have written.
+        let updates: Vec<&Alert> = out.iter().filter(|a| a.event == "update").collect();
+        assert_eq!(updates.len(), 10, "{updates:#?}");
+        for (u, id) in updates.iter().zip(&first_ids) {
+            assert_eq!((u.count, &u.alert_id), (2, id));
+        }
+        assert_eq!(out.iter().filter(|a| a.event == "alert").count(), 3000);
+        // A repeat of an evicted alert raises a new one.
+        out.clear();
+        d.observe(&start(0, 63), &mut out);
+        assert_eq!(
+            out.iter().map(|a| (a.event, a.count)).collect::<Vec<_>>(),
+            [("alert", 1)]
+        );
     }
 
     #[test]
