@@ -13,48 +13,97 @@ use std::net::IpAddr;
 
 /// Most hosts (sources, pairs) a tracker remembers. A new one that finds
 /// the table full makes it forget those whose window is over (see
-/// [`SweepGate`]); while every one is still live, the new one is not
-/// tracked.
+/// [`SweepGate`]); while the table is still full, it forgets its least
+/// useful keys to make room (counted).
 const MAX_KEYS: usize = 200_000;
 
-/// When a full table may be swept again for the keys whose window is over.
-/// A sweep is a pass over the whole table: one that frees nothing is not
-/// repeated for every new key that finds the table full (which would cost a
-/// pass per connection while it stays full), only once capture time has
-/// moved on by [`SweepGate::PAUSE`].
-#[derive(Default)]
+/// When a full table may be swept again for the keys whose window is over,
+/// and what it forgets when every key is still live. A sweep is a pass
+/// over the whole table: one that frees nothing is not repeated for every
+/// new key that finds the table full (which would cost a pass per
+/// connection while it stays full), only once capture time has moved on by
+/// [`SweepGate::PAUSE`]. Until then a full table evicts the
+/// [`SweepGate::EVICT_SHARE`] of its keys that rank lowest (one pass,
+/// then room for as many new keys).
 struct SweepGate {
+    /// Most keys held ([`MAX_KEYS`]; less in tests).
+    cap: usize,
     /// No sweep before this time (set by a sweep that freed nothing).
     next: Option<Timestamp>,
     /// Sweeps done.
     sweeps: u64,
+    /// Live keys forgotten to make room.
+    evicted: u64,
+}
+
+impl Default for SweepGate {
+    fn default() -> Self {
+        SweepGate::with_cap(MAX_KEYS)
+    }
 }
 
 impl SweepGate {
     /// Capture time between two sweeps of a table that stays full.
     const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-    /// Whether `key` has its place in `map` at `now`: it is there, or the
-    /// map holds fewer than [`MAX_KEYS`], or a sweep (keeping the entries
-    /// `live` says are) made room.
-    fn has_room<K: Eq + Hash, V>(
+    /// The share (1 in this many) of a full table's keys an eviction
+    /// forgets.
+    const EVICT_SHARE: usize = 16;
+
+    /// A gate for a table of at most `cap` keys.
+    fn with_cap(cap: usize) -> SweepGate {
+        SweepGate {
+            cap: cap.max(1),
+            next: None,
+            sweeps: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Makes a place for `key` in `map` at `now`, if it is not there: if
+    /// the map holds [`SweepGate::cap`] keys, a sweep (keeping the entries
+    /// `live` says are) or else an eviction of the entries of lowest
+    /// `rank` makes room.
+    fn make_room<K: Eq + Hash, V, R: Ord + Copy>(
         &mut self,
         map: &mut HashMap<K, V>,
         key: &K,
         now: Timestamp,
         live: impl FnMut(&K, &mut V) -> bool,
-    ) -> bool {
-        if map.len() < MAX_KEYS || map.contains_key(key) {
-            return true;
+        rank: impl Fn(&V) -> R,
+    ) {
+        if map.len() < self.cap || map.contains_key(key) {
+            return;
         }
         if self.next.is_none_or(|next| now >= next) {
             map.retain(live);
             self.sweeps += 1;
-            let room = map.len() < MAX_KEYS;
+            let room = map.len() < self.cap;
             self.next =
                 (!room).then(|| Timestamp(now.0.saturating_add(Self::PAUSE.as_nanos() as i64)));
         }
-        map.len() < MAX_KEYS
+        if map.len() < self.cap {
+            return;
+        }
+        // Every key is live: forget the lowest ranked share of them.
+        let n = (map.len() / Self::EVICT_SHARE).max(1);
+        let mut ranks: Vec<R> = map.values().map(&rank).collect();
+        let (_, &mut bar, _) = ranks.select_nth_unstable(n - 1);
+        // Below the bar all go; at the bar, as many as make `n`.
+        let below = ranks.iter().filter(|r| **r < bar).count();
+        let mut at_bar = n - below;
+        map.retain(|_, v| {
+            let r = rank(v);
+            if r < bar {
+                return false;
+            }
+            if r == bar && at_bar > 0 {
+                at_bar -= 1;
+                return false;
+            }
+            true
+        });
+        self.evicted += n as u64;
     }
 }
 
@@ -72,22 +121,20 @@ pub(crate) struct FanOutTracker {
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
     /// Size at which sources whose window is over are forgotten.
     next_sweep: usize,
-    /// Sweeps of the table when it is full.
+    /// Sweeps and evictions of the table when it is full.
     full: SweepGate,
 }
 
 impl Default for FanOutTracker {
     fn default() -> Self {
-        FanOutTracker {
-            sources: HashMap::new(),
-            next_sweep: FIRST_FAN_SWEEP,
-            full: SweepGate::default(),
-        }
+        FanOutTracker::with_cap(MAX_KEYS)
     }
 }
 
 struct FanState {
     window_start: Timestamp,
+    /// The latest connection.
+    last: Timestamp,
     /// Hosts reached in the window, each with its number of distinct ports
     /// and whether its port fan-out was reported.
     hosts: SmallMap<HostBits, (u32, bool)>,
@@ -99,15 +146,33 @@ struct FanState {
 }
 
 impl FanOutTracker {
+    /// A tracker of at most `cap` sources.
+    pub(crate) fn with_cap(cap: usize) -> FanOutTracker {
+        FanOutTracker {
+            sources: HashMap::new(),
+            next_sweep: FIRST_FAN_SWEEP,
+            full: SweepGate::with_cap(cap),
+        }
+    }
+
+    /// Live sources forgotten to make room for new ones.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.full.evicted
+    }
+
     /// Notes a new connection; returns a reason when it completes a fan-out.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
         let key = (r.orig_h, r.vlan);
         let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
-        if !self.full.has_room(&mut self.sources, &key, r.ts, |_, s| {
-            s.window_start.0 >= horizon
-        }) {
-            return None;
-        }
+        // Sources seen on one (host, port) go first, then the least
+        // recently seen.
+        self.full.make_room(
+            &mut self.sources,
+            &key,
+            r.ts,
+            |_, s| s.window_start.0 >= horizon,
+            |s| (s.ports.len() > 1, s.last),
+        );
         if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
             // A source whose window is over would start afresh on its next
             // connection (start records come in time order): forgetting it
@@ -118,6 +183,7 @@ impl FanOutTracker {
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
             window_start: r.ts,
+            last: r.ts,
             hosts: SmallMap::default(),
             ports: SmallMap::default(),
             alerted_hosts: false,
@@ -128,6 +194,7 @@ impl FanOutTracker {
             s.ports.clear();
             s.alerted_hosts = false;
         }
+        s.last = s.last.max(r.ts);
         let resp = HostBits::of(r.resp_h);
         let new_port = s.ports.insert_new((resp, r.resp_p), ());
         let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(resp, || (0, false));
@@ -167,13 +234,18 @@ impl FanOutTracker {
 /// memory and cache. Two pairs share a fingerprint with a probability of
 /// about n²/2⁶⁵ for n pairs (about 10⁻⁹ for 200 000); with the seed
 /// unknown outside the process, colliding pairs cannot be chosen in advance.
-#[derive(Default)]
 pub(crate) struct BeaconTracker {
     pairs: HashMap<u64, PairHistory>,
     /// Seeds the fingerprints.
     fingerprint: hashbrown::DefaultHashBuilder,
-    /// Sweeps of the table when it is full.
+    /// Sweeps and evictions of the table when it is full.
     full: SweepGate,
+}
+
+impl Default for BeaconTracker {
+    fn default() -> Self {
+        BeaconTracker::with_cap(MAX_KEYS)
+    }
 }
 
 /// A (source, destination, port, protocol, VLAN) packed into 38 bytes
@@ -316,15 +388,36 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
 }
 
 impl BeaconTracker {
+    /// A tracker of at most `cap` pairs.
+    pub(crate) fn with_cap(cap: usize) -> BeaconTracker {
+        BeaconTracker {
+            pairs: HashMap::new(),
+            fingerprint: hashbrown::DefaultHashBuilder::default(),
+            full: SweepGate::with_cap(cap),
+        }
+    }
+
+    /// Live pairs forgotten to make room for new ones.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.full.evicted
+    }
+
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
         let key = self.fingerprint.hash_one(PairKey::of(r));
         let horizon = secs(r.ts) - cfg.window.as_secs_f64();
-        if !self.full.has_room(&mut self.pairs, &key, r.ts, |_, p| {
-            p.last().is_some_and(|s| s.0 >= horizon)
-        }) {
-            return None;
-        }
+        // Pairs seen once go first, then those whose last connection is
+        // the oldest (in milliseconds).
+        self.full.make_room(
+            &mut self.pairs,
+            &key,
+            r.ts,
+            |_, p| p.last().is_some_and(|s| s.0 >= horizon),
+            |p| {
+                let last = p.last().map_or(i64::MIN, |s| (s.0 * 1e3) as i64);
+                (matches!(p, PairHistory::Many(_)), last)
+            },
+        );
         let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
         let p = match self.pairs.entry(key) {
@@ -396,12 +489,17 @@ impl BeaconTracker {
 
 /// A host that pulls large volumes from internal hosts, then uploads a
 /// comparable amount out of its enclave.
-#[derive(Default)]
 pub(crate) struct StagingTracker {
     /// Keyed by host and VLAN.
     hosts: HashMap<(IpAddr, Option<u16>), Pulled>,
-    /// Sweeps of the table when it is full.
+    /// Sweeps and evictions of the table when it is full.
     full: SweepGate,
+}
+
+impl Default for StagingTracker {
+    fn default() -> Self {
+        StagingTracker::with_cap(MAX_KEYS)
+    }
 }
 
 struct Pulled {
@@ -412,6 +510,19 @@ struct Pulled {
 }
 
 impl StagingTracker {
+    /// A tracker of at most `cap` hosts.
+    pub(crate) fn with_cap(cap: usize) -> StagingTracker {
+        StagingTracker {
+            hosts: HashMap::new(),
+            full: SweepGate::with_cap(cap),
+        }
+    }
+
+    /// Live hosts forgotten to make room for new ones.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.full.evicted
+    }
+
     /// `host` received `bytes` from internal host `from` (a download it
     /// made, or a push to it).
     pub(crate) fn pulled(
@@ -425,11 +536,14 @@ impl StagingTracker {
         if bytes == 0 {
             return;
         }
-        if !self.full.has_room(&mut self.hosts, &host, ts, |_, p| {
-            ts.since(p.last) <= cfg.window
-        }) {
-            return;
-        }
+        // The hosts that pulled least recently go first.
+        self.full.make_room(
+            &mut self.hosts,
+            &host,
+            ts,
+            |_, p| ts.since(p.last) <= cfg.window,
+            |p| p.last,
+        );
         let p = self.hosts.entry(host).or_insert(Pulled {
             first: ts,
             last: ts,
@@ -568,7 +682,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_of_live_keys_is_swept_once_a_second_not_once_a_connection() {
+    fn a_full_table_of_live_keys_is_swept_once_a_second_and_evicts_to_make_room() {
         let t0 = 1_772_409_600;
         let at = |s: i64| Timestamp::from_micros(t0 + s, 0);
         let conn = |i: u32, s: i64| {
@@ -580,15 +694,18 @@ mod tests {
                 at(s),
             )
         };
-        let full = MAX_KEYS as u32;
+        let cap = 1000;
+        let full = cap as u32;
 
-        // Beacon pairs: MAX_KEYS live pairs (a day's window), then 5 000
-        // new ones in the same second and 5 000 a second later.
-        let mut beacons = BeaconTracker::default();
+        // Beacon pairs: a table of 1000 live pairs (a day's window), then
+        // 5 000 new ones in the same second and 5 000 a second later: one
+        // sweep a second, and every new pair finds room.
+        let mut beacons = BeaconTracker::with_cap(cap);
         let cfg = Beacon::default();
         for i in 0..full {
             assert!(beacons.observe(&conn(i, 0), &cfg).is_none());
         }
+        assert_eq!(beacons.evicted(), 0);
         for i in full..full + 5_000 {
             beacons.observe(&conn(i, 0), &cfg);
         }
@@ -597,15 +714,31 @@ mod tests {
             beacons.observe(&conn(i, 1), &cfg);
         }
         assert_eq!(beacons.full.sweeps, 2, "and one more a second later");
-        assert_eq!(beacons.pairs.len(), MAX_KEYS);
-        // A sweep that frees room lets the next pair in at once.
-        let later = conn(full + 10_000, 2 * 24 * 3600);
+        assert!(beacons.pairs.len() <= cap);
+        assert_eq!(
+            beacons.pairs.len() as u64 + beacons.evicted(),
+            u64::from(full + 10_000),
+            "every pair is held or counted as evicted"
+        );
+        // The newest pair is held.
+        let newest = beacons
+            .fingerprint
+            .hash_one(PairKey::of(&conn(full + 9_999, 1)));
+        assert!(beacons.pairs.contains_key(&newest));
+        // A sweep that frees room lets the next pair in without eviction.
+        let evicted = beacons.evicted();
+        while beacons.pairs.len() < cap {
+            let i = full + 10_000 + beacons.pairs.len() as u32;
+            beacons.observe(&conn(i, 1), &cfg);
+        }
+        let later = conn(full + 20_000, 2 * 24 * 3600);
         beacons.observe(&later, &cfg);
         assert_eq!(beacons.full.sweeps, 3);
         assert_eq!(beacons.pairs.len(), 1);
+        assert_eq!(beacons.evicted(), evicted);
 
         // Fan-out sources: the same.
-        let mut fan = FanOutTracker::default();
+        let mut fan = FanOutTracker::with_cap(cap);
         let fan_cfg = FanOut {
             window: std::time::Duration::from_secs(300),
             min_hosts: 5,
@@ -614,27 +747,33 @@ mod tests {
         for i in 0..full + 5_000 {
             fan.observe(&conn(i, 0), &fan_cfg);
         }
-        assert_eq!(fan.sources.len(), MAX_KEYS);
         assert_eq!(fan.full.sweeps, 1);
-        fan.observe(&conn(full + 5_001, 1), &fan_cfg);
+        for i in full + 5_000..full + 10_000 {
+            fan.observe(&conn(i, 1), &fan_cfg);
+        }
         assert_eq!(fan.full.sweeps, 2);
+        assert!(fan.sources.len() <= cap);
+        assert_eq!(
+            fan.sources.len() as u64 + fan.evicted(),
+            u64::from(full + 10_000)
+        );
 
         // Staging hosts: the same.
-        let mut staging = StagingTracker::default();
+        let mut staging = StagingTracker::with_cap(cap);
         let staging_cfg = Staging::default();
         for i in 0..full + 5_000 {
             staging.pulled((host(i), None), host(1), 1_000, at(0), &staging_cfg);
         }
-        assert_eq!(staging.hosts.len(), MAX_KEYS);
         assert_eq!(staging.full.sweeps, 1);
-        staging.pulled(
-            (host(full + 5_001), None),
-            host(1),
-            1_000,
-            at(1),
-            &staging_cfg,
-        );
+        for i in full + 5_000..full + 10_000 {
+            staging.pulled((host(i), None), host(1), 1_000, at(1), &staging_cfg);
+        }
         assert_eq!(staging.full.sweeps, 2);
+        assert!(staging.hosts.len() <= cap);
+        assert_eq!(
+            staging.hosts.len() as u64 + staging.evicted(),
+            u64::from(full + 10_000)
+        );
     }
 
     #[test]

@@ -50,6 +50,32 @@ pub struct DetectorStats {
     /// before their dedup window was over, the dedup map being full: a
     /// repeat of one raises a new alert.
     pub alerts_evicted: u64,
+    /// Sources the fan-out tracker forgot while their window was open, its
+    /// table being full (those seen on one host and port first, then the
+    /// least recently seen).
+    pub fan_out_evicted: u64,
+    /// Pairs the beacon tracker forgot while their window was open, its
+    /// table being full (those seen once first, then the least recently
+    /// seen).
+    pub beacon_evicted: u64,
+    /// Hosts the staging tracker forgot while their window was open, its
+    /// table being full (those that pulled least recently first).
+    pub staging_evicted: u64,
+}
+
+impl DetectorStats {
+    /// What the detector's bounded tables did when full, as (table,
+    /// outcome, count), every one, zeros included: `dedup`/`evicted`
+    /// ([`DetectorStats::alerts_evicted`]), `fan_out`, `beacon`,
+    /// `staging`/`evicted`.
+    pub fn bounded(&self) -> Vec<(&'static str, &'static str, u64)> {
+        vec![
+            ("dedup", "evicted", self.alerts_evicted),
+            ("fan_out", "evicted", self.fan_out_evicted),
+            ("beacon", "evicted", self.beacon_evicted),
+            ("staging", "evicted", self.staging_evicted),
+        ]
+    }
 }
 
 /// Copies of the settings one record needs.
@@ -143,6 +169,9 @@ impl Detector {
         self.score(r, o, d, &mut found, out);
         found.clear();
         self.found = found;
+        self.stats.fan_out_evicted = self.fan_out.evicted();
+        self.stats.beacon_evicted = self.beacons.evicted();
+        self.stats.staging_evicted = self.staging.evicted();
     }
 
     /// [`Detector::observe_located`] with an empty list to collect the
@@ -507,7 +536,12 @@ mod tests {
     use super::{ipv4_text, Alert, Detector};
     use crate::Rules;
     use flowlib::{ConnRecord, ConnState, EndReason, Proto, Timestamp};
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// `secs` past 2026-03-02 00:00 UTC.
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_micros(1_772_409_600 + secs, 0)
+    }
 
     const RULES: &str = r#"
 [defaults]
@@ -675,6 +709,103 @@ networks = ["10.30.0.0/16"]
             out.iter().map(|a| (a.event, a.count)).collect::<Vec<_>>(),
             [("alert", 1)]
         );
+    }
+
+    /// A finished TCP connection from `orig` to `resp`:`port` at `secs`
+    /// past 2026-03-02 00:00 UTC, with `bytes` each way.
+    fn finished(
+        orig: Ipv4Addr,
+        resp: Ipv4Addr,
+        port: u16,
+        secs: i64,
+        bytes: (u64, u64),
+    ) -> ConnRecord {
+        crate::test_records::tcp(
+            &orig.to_string(),
+            &resp.to_string(),
+            port,
+            1_772_409_600 + secs,
+            bytes,
+        )
+    }
+
+    /// The `n`-th of many addresses in cust-a.
+    fn cust_a(n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0x0a14_0000 | n)
+    }
+
+    #[test]
+    fn full_behaviour_tables_evict_the_least_useful_keys_and_still_find_what_comes_later() {
+        // Each tracker holds at most 100 keys; 300 hosts' one-shot
+        // connections fill it (all live) before the scan, the beacon and
+        // the staging host start, and 50 more come every minute while they
+        // run. A full table that refused new keys would miss all three.
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        d.fan_out = super::FanOutTracker::with_cap(100);
+        d.beacons = super::BeaconTracker::with_cap(100);
+        d.staging = super::StagingTracker::with_cap(100);
+        let mut out: Vec<Alert> = Vec::new();
+        let server = Ipv4Addr::new(10, 20, 200, 1);
+        let mut flood = 1000u32;
+        let mut one_shots = |d: &mut Detector, n: u32, secs: i64, out: &mut Vec<Alert>| {
+            for _ in 0..n {
+                flood += 1;
+                let mut r = finished(cust_a(flood), server, 443, secs, (100, 100));
+                r.uid = format!("F{flood}");
+                d.observe(&r, out);
+                let mut s = r.clone();
+                s.end_reason = EndReason::Start;
+                d.observe(&s, out);
+            }
+        };
+        one_shots(&mut d, 300, 0, &mut out);
+        let (scanner, beacon, stager) = (cust_a(1), cust_a(2), cust_a(3));
+        for minute in 1..=30i64 {
+            let secs = 60 * minute;
+            one_shots(&mut d, 50, secs, &mut out);
+            // The scanner reaches 5 new hosts a minute for 4 minutes.
+            if minute <= 4 {
+                for k in 0..5 {
+                    let host = Ipv4Addr::new(10, 20, 100, (minute * 5 + k) as u8);
+                    let r = tcp_start(format!("S{minute}x{k}"), scanner, host, 22, ts(secs + k));
+                    d.observe(&r, &mut out);
+                }
+            }
+            // The beacon checks in every minute.
+            d.observe(
+                &finished(beacon, Ipv4Addr::new(192, 0, 2, 9), 8443, secs, (300, 200)),
+                &mut out,
+            );
+            // The stager pulls 10 MB a minute from an internal server.
+            d.observe(
+                &finished(stager, server, 445, secs + 1, (1000, 10_000_000)),
+                &mut out,
+            );
+        }
+        // ...then uploads 200 MB out.
+        d.observe(
+            &finished(
+                stager,
+                Ipv4Addr::new(198, 51, 100, 7),
+                443,
+                31 * 60,
+                (200_000_000, 1000),
+            ),
+            &mut out,
+        );
+        let found = |reason: &str, orig: Ipv4Addr| {
+            out.iter().any(|a| {
+                a.event == "alert" && a.primary.as_str() == reason && a.orig_h == IpAddr::from(orig)
+            })
+        };
+        assert!(found("fan_out", scanner), "the scan");
+        assert!(found("beacon", beacon), "the beacon");
+        assert!(found("staging", stager), "the staging");
+        let stats = d.stats();
+        // 1800 one-shot hosts in all, at most 100 held.
+        assert!(stats.fan_out_evicted >= 1700, "{stats:?}");
+        assert!(stats.beacon_evicted >= 1700, "{stats:?}");
+        assert!(stats.staging_evicted >= 1700, "{stats:?}");
     }
 
     #[test]
