@@ -739,13 +739,26 @@ fn print_alert_summary(out: &Output) {
             .map(|(s, n)| format!("{s} {n}"))
             .collect();
         sev.sort();
+        // What full tables did, when they did anything.
+        let full: Vec<String> = stats
+            .bounded()
+            .into_iter()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(table, outcome, n)| format!("{table} {outcome} {n}"))
+            .collect();
+        let full = if full.is_empty() {
+            String::new()
+        } else {
+            format!("; tables full: {}", full.join(", "))
+        };
         eprintln!(
-            "alerts: {} raised ({}), severities ({}), {} repeats folded, {} lines written",
+            "alerts: {} raised ({}), severities ({}), {} repeats folded, {} lines written{}",
             stats.alerts.values().sum::<u64>(),
             by.join(", "),
             sev.join(", "),
             stats.suppressed,
-            written
+            written,
+            full
         );
     }
 }

@@ -262,8 +262,9 @@ struct AlertSink {
     pending: Vec<Alert>,
     written: u64,
     unflushed: u64,
-    /// (alerts raised, lines written) last published to the metrics.
-    published: Option<(u64, u64)>,
+    /// (alerts raised, lines written, outcomes of full tables) last
+    /// published to the metrics.
+    published: Option<(u64, u64, u64)>,
 }
 
 fn describe(path: Option<&Path>) -> String {
@@ -607,8 +608,9 @@ impl Output {
         if let Some(sink) = &mut self.alerts {
             let stats = sink.detector.stats();
             let raised: u64 = stats.alerts.values().sum();
-            if force || sink.published != Some((raised, sink.written)) {
-                sink.published = Some((raised, sink.written));
+            let full: u64 = stats.bounded().iter().map(|(_, _, n)| n).sum();
+            if force || sink.published != Some((raised, sink.written, full)) {
+                sink.published = Some((raised, sink.written, full));
                 let counts = AlertCounts {
                     by_reason: stats
                         .alerts
@@ -620,6 +622,7 @@ impl Output {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
+                    full_tables: stats.bounded(),
                 };
                 m.publish_alerts(sink.written, counts);
             }

@@ -124,6 +124,9 @@ pub struct AlertCounts {
     pub by_reason: BTreeMap<String, u64>,
     /// By severity.
     pub by_severity: BTreeMap<String, u64>,
+    /// What the detector's bounded tables did when full: (table, outcome,
+    /// count), as `DetectorStats::bounded` gives them.
+    pub full_tables: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// Names of the exporters in the `exporter` label.
@@ -306,6 +309,14 @@ impl Metrics {
             for (severity, n) in &d.by_severity {
                 f.sample(&[("severity", severity)], *n);
             }
+            let mut f = e.family(
+                "flowmon_detector_full_table_total",
+                Kind::Counter,
+                "What the detector's bounded tables did when full, by table and outcome (evicted: live entries forgotten to make room).",
+            );
+            for (table, outcome, n) in &d.full_tables {
+                f.sample(&[("table", table), ("outcome", outcome)], *n);
+            }
         }
         let exporters = [(CONN, &self.conn), (ALERTS, &self.alerts)];
         let mut f = e.family(
@@ -472,6 +483,25 @@ mod tests {
         ));
         assert!(!text.contains("reason=\"start\""));
         assert!(!text.contains("flowmon_alerts_total"));
+    }
+
+    #[test]
+    fn what_the_detectors_full_tables_did_is_exported_by_table_and_outcome() {
+        let m = Metrics::new(1);
+        m.publish_alerts(
+            3,
+            AlertCounts {
+                full_tables: vec![("dedup", "evicted", 7), ("beacon", "evicted", 0)],
+                ..AlertCounts::default()
+            },
+        );
+        let text = m.render();
+        assert!(text.contains(
+            "\nflowmon_detector_full_table_total{table=\"dedup\",outcome=\"evicted\"} 7\n"
+        ));
+        assert!(text.contains(
+            "\nflowmon_detector_full_table_total{table=\"beacon\",outcome=\"evicted\"} 0\n"
+        ));
     }
 
     #[test]
