@@ -366,3 +366,42 @@ fn a_repeat_that_scores_higher_is_raised_not_folded() {
     );
     assert!(out[1].techniques.contains(&"T1021.001"), "{out:#?}");
 }
+
+#[test]
+fn a_long_session_is_reported_once_not_on_every_interim_record() {
+    // One UDP flow to the internet for 3 days: an interim record every
+    // 65 min (past the 1 h dedup window, so dedup would not fold them),
+    // then its final record. Long from 1 h on: one alert, on the first
+    // record that finds it long.
+    let mut d = detector();
+    let mut out = Vec::new();
+    let start = at(0, 0);
+    let flow = |end: u32, reason: EndReason| {
+        let mut r = record("10.20.0.5", "203.0.113.9", 6666, start, reason);
+        r.uid = "CLongFlow".into();
+        r.proto = Proto::Udp;
+        r.ip_proto = 17;
+        r.duration = Some(Duration::from_secs(u64::from(end) * 60));
+        r.emitted = Timestamp(start.0 + i64::from(end) * 60_000_000_000);
+        r
+    };
+    for k in 1..=66 {
+        d.observe(&flow(65 * k, EndReason::Active), &mut out);
+    }
+    d.observe(&flow(3 * 24 * 60, EndReason::Idle), &mut out);
+    d.finish(&mut out);
+    let seen: Vec<_> = out.iter().map(|a| (a.event, a.primary.as_str())).collect();
+    assert_eq!(seen, [("alert", "long_session")], "{out:#?}");
+    assert!(
+        out[0].reasons[1].detail.contains("running 65 min"),
+        "{out:#?}"
+    );
+    // Another connection of the pair is another session.
+    out.clear();
+    let mut other = flow(4 * 24 * 60, EndReason::Idle);
+    other.uid = "CLongFlow2".into();
+    other.ts = at(2, 0);
+    d.observe(&other, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(d.stats().long_sessions_evicted, 0);
+}

@@ -4,7 +4,7 @@
 
 use super::small_map::{HostBits, SmallMap};
 use crate::config::detector::{Beacon, FanOut, Reason, Staging};
-use flowlib::{ConnRecord, Timestamp};
+use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
@@ -589,6 +589,66 @@ impl StagingTracker {
         );
         self.hosts.remove(&host);
         Some((Reason::Staging, detail))
+    }
+}
+
+/// The long sessions already reported, by uid, while they run: a
+/// connection is reported as long once, on the first record that finds
+/// it long (interim records of a running connection follow one another
+/// for as long as it runs), and forgotten on its final record.
+///
+/// Uids are held by a 64-bit fingerprint (seeded at random for each
+/// tracker, as [`BeaconTracker`] holds pairs), with the time of their
+/// latest record.
+pub(crate) struct LongSessions {
+    running: HashMap<u64, Timestamp>,
+    /// Seeds the fingerprints.
+    fingerprint: hashbrown::DefaultHashBuilder,
+    /// Evictions of the table when it is full.
+    full: SweepGate,
+}
+
+impl Default for LongSessions {
+    fn default() -> Self {
+        LongSessions::with_cap(MAX_KEYS)
+    }
+}
+
+impl LongSessions {
+    /// A tracker of at most `cap` running sessions.
+    pub(crate) fn with_cap(cap: usize) -> LongSessions {
+        LongSessions {
+            running: HashMap::new(),
+            fingerprint: hashbrown::DefaultHashBuilder::default(),
+            full: SweepGate::with_cap(cap),
+        }
+    }
+
+    /// Running sessions forgotten to make room for new ones (a later
+    /// record of one reports it again).
+    pub(crate) fn evicted(&self) -> u64 {
+        self.full.evicted
+    }
+
+    /// Sessions held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// A record `r` of a long connection: whether it is the first found
+    /// long (to report). Interim records keep the connection in mind, its
+    /// final record forgets it.
+    pub(crate) fn first(&mut self, r: &ConnRecord) -> bool {
+        let key = self.fingerprint.hash_one(r.uid.as_str());
+        if r.end_reason != EndReason::Active {
+            return self.running.remove(&key).is_none();
+        }
+        // Only a final record ends a session: the least recently seen go
+        // first when full.
+        self.full
+            .make_room(&mut self.running, &key, r.ts, |_, _| true, |last| *last);
+        self.running.insert(key, r.emitted.max(r.ts)).is_none()
     }
 }
 

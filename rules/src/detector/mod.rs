@@ -28,7 +28,7 @@ use crate::baseline::{self, Baseline};
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
-use behaviour::{BeaconTracker, FanOutTracker, StagingTracker, VolumeLedger};
+use behaviour::{BeaconTracker, FanOutTracker, LongSessions, StagingTracker, VolumeLedger};
 use dedup::AlertDedup;
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::HashMap;
@@ -61,19 +61,24 @@ pub struct DetectorStats {
     /// Hosts the staging tracker forgot while their window was open, its
     /// table being full (those that pulled least recently first).
     pub staging_evicted: u64,
+    /// Running long sessions forgotten, the table of those already
+    /// reported being full (the least recently seen first): a later record
+    /// of one reports it again.
+    pub long_sessions_evicted: u64,
 }
 
 impl DetectorStats {
     /// What the detector's bounded tables did when full, as (table,
     /// outcome, count), every one, zeros included: `dedup`/`evicted`
     /// ([`DetectorStats::alerts_evicted`]), `fan_out`, `beacon`,
-    /// `staging`/`evicted`.
+    /// `staging`, `long_session`/`evicted`.
     pub fn bounded(&self) -> Vec<(&'static str, &'static str, u64)> {
         vec![
             ("dedup", "evicted", self.alerts_evicted),
             ("fan_out", "evicted", self.fan_out_evicted),
             ("beacon", "evicted", self.beacon_evicted),
             ("staging", "evicted", self.staging_evicted),
+            ("long_session", "evicted", self.long_sessions_evicted),
         ]
     }
 }
@@ -94,6 +99,7 @@ pub struct Detector {
     fan_out: FanOutTracker,
     beacons: BeaconTracker,
     staging: StagingTracker,
+    long_sessions: LongSessions,
     volume: VolumeLedger,
     dedup: AlertDedup,
     stats: DetectorStats,
@@ -119,6 +125,7 @@ impl Detector {
             fan_out: FanOutTracker::default(),
             beacons: BeaconTracker::default(),
             staging: StagingTracker::default(),
+            long_sessions: LongSessions::default(),
             volume: VolumeLedger::default(),
             dedup: AlertDedup::default(),
             stats: DetectorStats::default(),
@@ -172,6 +179,7 @@ impl Detector {
         self.stats.fan_out_evicted = self.fan_out.evicted();
         self.stats.beacon_evicted = self.beacons.evicted();
         self.stats.staging_evicted = self.staging.evicted();
+        self.stats.long_sessions_evicted = self.long_sessions.evicted();
     }
 
     /// [`Detector::observe_located`] with an empty list to collect the
@@ -232,9 +240,12 @@ impl Detector {
             }
             reason => {
                 let mut behaviour = Vec::new();
+                // Once a connection: its interim records, each running
+                // longer, and its final one are the same session.
                 if verdict.crosses
                     && r.duration
                         .is_some_and(|dur| dur >= settings.long_session.min_duration)
+                    && self.long_sessions.first(r)
                 {
                     behaviour.push((
                         Reason::LongSession,
@@ -533,7 +544,7 @@ fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{ipv4_text, Alert, Detector};
+    use super::{ipv4_text, Alert, Detector, Reason};
     use crate::Rules;
     use flowlib::{ConnRecord, ConnState, EndReason, Proto, Timestamp};
     use std::net::{IpAddr, Ipv4Addr};
@@ -806,6 +817,42 @@ networks = ["10.30.0.0/16"]
         assert!(stats.fan_out_evicted >= 1700, "{stats:?}");
         assert!(stats.beacon_evicted >= 1700, "{stats:?}");
         assert!(stats.staging_evicted >= 1700, "{stats:?}");
+    }
+
+    #[test]
+    fn long_sessions_are_held_while_they_run_within_a_cap() {
+        // At most 2 running long sessions held; three run (session i's
+        // interim records at 9 h + i min and 11 h + i min, past the dedup
+        // window, then final records at 12 h).
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        d.long_sessions = super::LongSessions::with_cap(2);
+        let session = |i: u32, minutes: u64, end_reason: EndReason| {
+            let mut r = finished(cust_a(i), Ipv4Addr::new(192, 0, 2, 9), 22, 0, (10, 10));
+            r.uid = format!("CLong{i}");
+            r.duration = Some(std::time::Duration::from_secs(minutes * 60));
+            r.emitted = ts(minutes as i64 * 60);
+            r.end_reason = end_reason;
+            r
+        };
+        let reported = |d: &mut Detector, i: u32, minutes: u64, end: EndReason| {
+            let mut out = Vec::new();
+            d.observe(&session(i, minutes + u64::from(i), end), &mut out);
+            out.iter().any(|a| a.primary == Reason::LongSession)
+        };
+        for i in 1..=3 {
+            assert!(reported(&mut d, i, 540, EndReason::Active), "session {i}");
+        }
+        // Session 1 (the least recently seen) was forgotten for session 3.
+        assert_eq!(d.stats().long_sessions_evicted, 1);
+        assert_eq!(d.long_sessions.len(), 2);
+        assert!(!reported(&mut d, 2, 660, EndReason::Active));
+        assert!(!reported(&mut d, 3, 660, EndReason::Active));
+        assert!(reported(&mut d, 1, 660, EndReason::Active), "forgotten");
+        assert_eq!(d.stats().long_sessions_evicted, 2);
+        for i in 1..=3 {
+            d.observe(&session(i, 720, EndReason::Fin), &mut Vec::new());
+        }
+        assert_eq!(d.long_sessions.len(), 0, "final records forget them");
     }
 
     #[test]
