@@ -405,3 +405,89 @@ fn a_long_session_is_reported_once_not_on_every_interim_record() {
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(d.stats().long_sessions_evicted, 0);
 }
+
+/// A finished connection of `orig` to `resp` at `ts` that carried `sent`
+/// bytes out and `received` bytes back.
+fn transfer(orig: &str, resp: &str, ts: Timestamp, sent: u64, received: u64) -> ConnRecord {
+    let mut r = record(orig, resp, 445, ts, EndReason::Fin);
+    r.orig_bytes = Some(sent);
+    r.resp_bytes = Some(received);
+    r
+}
+
+/// The staging alerts among `out`.
+fn staging(out: &[Alert]) -> Vec<&Alert> {
+    out.iter()
+        .filter(|a| a.primary.as_str() == "staging")
+        .collect()
+}
+
+#[test]
+fn staging_counts_what_was_pulled_within_one_window_not_since_the_first_pull() {
+    // Staging: 100 MB pulled within 2 h, then an upload of half of it.
+    let mut d = detector();
+    let mut out = Vec::new();
+    // 15 MB an hour for 10 h, never an hour apart: 150 MB in all, never
+    // more than 30 MB within 2 h.
+    for h in 0..10 {
+        d.observe(
+            &transfer("10.20.0.7", "10.20.10.10", at(h, 0), 100, 15_000_000),
+            &mut out,
+        );
+    }
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(10, 10), 84_000_000, 1000),
+        &mut out,
+    );
+    assert!(staging(&out).is_empty(), "{out:#?}");
+    // The same 150 MB within an hour, from another server.
+    for k in 0..10 {
+        d.observe(
+            &transfer("10.20.0.7", "10.20.10.11", at(12, 6 * k), 100, 15_000_000),
+            &mut out,
+        );
+    }
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(13, 10), 84_000_000, 1000),
+        &mut out,
+    );
+    let found = staging(&out);
+    assert_eq!(found.len(), 1, "{out:#?}");
+    assert!(
+        found[0].reasons.iter().any(|r| r.detail
+            == "10.20.0.7 pulled 150000000 bytes from 1 internal host(s) in 3240 s, then uploaded 84000000 bytes"),
+        "{:#?}",
+        found[0]
+    );
+}
+
+#[test]
+fn staging_remembers_64_sources_a_window_and_counts_the_rest() {
+    let mut d = detector();
+    let mut out = Vec::new();
+    for i in 0..70 {
+        d.observe(
+            &transfer(
+                "10.20.0.7",
+                &format!("10.20.10.{}", i + 1),
+                at(12, i / 2),
+                100,
+                2_000_000,
+            ),
+            &mut out,
+        );
+    }
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(12, 40), 100_000_000, 1000),
+        &mut out,
+    );
+    assert_eq!(d.stats().staging_sources_rejected, 6);
+    let found = staging(&out);
+    assert_eq!(found.len(), 1, "{out:#?}");
+    assert!(
+        found[0].reasons.iter().any(|r| r.detail
+            == "10.20.0.7 pulled 140000000 bytes from more than 64 internal host(s) in 2040 s, then uploaded 100000000 bytes"),
+        "{:#?}",
+        found[0]
+    );
+}

@@ -492,6 +492,8 @@ impl BeaconTracker {
 pub(crate) struct StagingTracker {
     /// Keyed by host and VLAN.
     hosts: HashMap<(IpAddr, Option<u16>), Pulled>,
+    /// Pulls from a source not remembered, the sources being full.
+    sources_rejected: u64,
     /// Sweeps and evictions of the table when it is full.
     full: SweepGate,
 }
@@ -502,11 +504,57 @@ impl Default for StagingTracker {
     }
 }
 
+/// Slices a staging window is cut into: what a host pulled is summed per
+/// slice, and the window at a time is the slice of that time and the
+/// slices before it, as many as make [`STAGING_SLICES`] (so it spans from
+/// 7/8 of the window to the whole of it).
+const STAGING_SLICES: usize = 8;
+
+/// Most internal hosts a host is remembered to have pulled from in a
+/// window; pulls from more are counted as bytes only.
+const MAX_STAGING_SOURCES: usize = 64;
+
 struct Pulled {
-    first: Timestamp,
+    /// Of each slice of the window, at its number modulo
+    /// [`STAGING_SLICES`]: its first pull and the bytes pulled (none: an
+    /// empty slot).
+    slices: [(Timestamp, u64); STAGING_SLICES],
+    /// The latest pull.
     last: Timestamp,
-    bytes: u64,
-    sources: SmallMap<HostBits, ()>,
+    /// Each internal host pulled from, with the time of the latest pull.
+    sources: SmallMap<HostBits, Timestamp>,
+    /// The latest pull from a host not remembered, the sources being full.
+    unlisted: Option<Timestamp>,
+}
+
+impl Pulled {
+    fn new(ts: Timestamp) -> Pulled {
+        Pulled {
+            slices: [(ts, 0); STAGING_SLICES],
+            last: ts,
+            sources: SmallMap::default(),
+            unlisted: None,
+        }
+    }
+
+    /// The bytes pulled in the window ending in the slice of `ts` (and
+    /// after it), and the first pull among them.
+    fn in_window(&self, ts: Timestamp, slice: i64) -> (u64, Timestamp) {
+        let now = ts.0.div_euclid(slice);
+        self.slices
+            .iter()
+            .filter(|(first, bytes)| {
+                *bytes > 0 && first.0.div_euclid(slice) > now - STAGING_SLICES as i64
+            })
+            .fold((0, self.last), |(sum, first), (f, bytes)| {
+                (sum.saturating_add(*bytes), first.min(*f))
+            })
+    }
+}
+
+/// The length of a staging window's slices, in nanoseconds.
+fn staging_slice(cfg: &Staging) -> i64 {
+    (cfg.window.as_nanos() as i64 / STAGING_SLICES as i64).max(1)
 }
 
 impl StagingTracker {
@@ -514,6 +562,7 @@ impl StagingTracker {
     pub(crate) fn with_cap(cap: usize) -> StagingTracker {
         StagingTracker {
             hosts: HashMap::new(),
+            sources_rejected: 0,
             full: SweepGate::with_cap(cap),
         }
     }
@@ -521,6 +570,12 @@ impl StagingTracker {
     /// Live hosts forgotten to make room for new ones.
     pub(crate) fn evicted(&self) -> u64 {
         self.full.evicted
+    }
+
+    /// Pulls from an internal host not remembered, the host's sources in
+    /// the window being full.
+    pub(crate) fn sources_rejected(&self) -> u64 {
+        self.sources_rejected
     }
 
     /// `host` received `bytes` from internal host `from` (a download it
@@ -544,23 +599,36 @@ impl StagingTracker {
             |_, p| ts.since(p.last) <= cfg.window,
             |p| p.last,
         );
-        let p = self.hosts.entry(host).or_insert(Pulled {
-            first: ts,
-            last: ts,
-            bytes: 0,
-            sources: SmallMap::default(),
-        });
-        if ts.since(p.last) > cfg.window {
-            *p = Pulled {
-                first: ts,
-                last: ts,
-                bytes: 0,
-                sources: SmallMap::default(),
-            };
+        let p = self.hosts.entry(host).or_insert_with(|| Pulled::new(ts));
+        let slice = staging_slice(cfg);
+        let n = ts.0.div_euclid(slice);
+        let slot = &mut p.slices[n.rem_euclid(STAGING_SLICES as i64) as usize];
+        match slot.0 .0.div_euclid(slice).cmp(&n) {
+            std::cmp::Ordering::Equal if slot.1 > 0 => {
+                slot.0 = slot.0.min(ts);
+                slot.1 = slot.1.saturating_add(bytes);
+            }
+            // A slice a window or more older than one already pulled in:
+            // over.
+            std::cmp::Ordering::Greater if slot.1 > 0 => return,
+            // Empty, or a slice whose window is over.
+            _ => *slot = (ts, bytes),
         }
-        p.bytes += bytes;
-        p.last = ts;
-        p.sources.insert_new(HostBits::of(from), ());
+        p.last = p.last.max(ts);
+        let from = HostBits::of(from);
+        if let Some(seen) = p.sources.get_mut(&from) {
+            *seen = (*seen).max(ts);
+            return;
+        }
+        if p.sources.len() >= MAX_STAGING_SOURCES {
+            p.sources.retain(|_, seen| ts.since(*seen) <= cfg.window);
+        }
+        if p.sources.len() < MAX_STAGING_SOURCES {
+            p.sources.insert_new(from, ts);
+        } else {
+            p.unlisted = Some(p.unlisted.map_or(ts, |u| u.max(ts)));
+            self.sources_rejected += 1;
+        }
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
@@ -572,19 +640,28 @@ impl StagingTracker {
         ts: Timestamp,
         cfg: &Staging,
     ) -> Option<(Reason, String)> {
-        let p = self.hosts.get(&host)?;
-        if ts.since(p.last) > cfg.window || p.bytes < cfg.min_bytes {
+        let p = self.hosts.get_mut(&host)?;
+        let (pulled, first) = p.in_window(ts, staging_slice(cfg));
+        if pulled < cfg.min_bytes {
             return None;
         }
-        if (bytes as f64) < cfg.upload_ratio * p.bytes as f64 {
+        if (bytes as f64) < cfg.upload_ratio * pulled as f64 {
             return None;
         }
+        let recent = |seen: Timestamp| ts.since(seen) <= cfg.window;
+        p.sources.retain(|_, seen| recent(*seen));
+        let more = if p.unlisted.is_some_and(recent) {
+            "more than "
+        } else {
+            ""
+        };
         let detail = format!(
-            "{} pulled {} bytes from {} internal host(s) in {} s, then uploaded {} bytes",
+            "{} pulled {} bytes from {}{} internal host(s) in {} s, then uploaded {} bytes",
             host.0,
-            p.bytes,
+            pulled,
+            more,
             p.sources.len(),
-            p.last.since(p.first).as_secs(),
+            p.last.since(first).as_secs(),
             bytes
         );
         self.hosts.remove(&host);

@@ -65,13 +65,17 @@ pub struct DetectorStats {
     /// reported being full (the least recently seen first): a later record
     /// of one reports it again.
     pub long_sessions_evicted: u64,
+    /// Pulls from an internal host the staging tracker did not remember,
+    /// the host having pulled from 64 others in the window (its bytes
+    /// count; the alert says "more than" that many hosts).
+    pub staging_sources_rejected: u64,
 }
 
 impl DetectorStats {
     /// What the detector's bounded tables did when full, as (table,
     /// outcome, count), every one, zeros included: `dedup`/`evicted`
     /// ([`DetectorStats::alerts_evicted`]), `fan_out`, `beacon`,
-    /// `staging`, `long_session`/`evicted`.
+    /// `staging`, `long_session`/`evicted`; `staging_sources`/`rejected`.
     pub fn bounded(&self) -> Vec<(&'static str, &'static str, u64)> {
         vec![
             ("dedup", "evicted", self.alerts_evicted),
@@ -79,6 +83,7 @@ impl DetectorStats {
             ("beacon", "evicted", self.beacon_evicted),
             ("staging", "evicted", self.staging_evicted),
             ("long_session", "evicted", self.long_sessions_evicted),
+            ("staging_sources", "rejected", self.staging_sources_rejected),
         ]
     }
 }
@@ -180,6 +185,7 @@ impl Detector {
         self.stats.beacon_evicted = self.beacons.evicted();
         self.stats.staging_evicted = self.staging.evicted();
         self.stats.long_sessions_evicted = self.long_sessions.evicted();
+        self.stats.staging_sources_rejected = self.staging.sources_rejected();
     }
 
     /// [`Detector::observe_located`] with an empty list to collect the

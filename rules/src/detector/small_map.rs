@@ -77,6 +77,22 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
         }
     }
 
+    /// The value of `key`, if held.
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        match self {
+            SmallMap::Few(v) => v.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            SmallMap::Many(m) => m.get_mut(key),
+        }
+    }
+
+    /// Keeps the entries `keep` says to.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        match self {
+            SmallMap::Few(v) => v.retain_mut(|(k, v)| keep(k, v)),
+            SmallMap::Many(m) => m.retain(|k, v| keep(k, v)),
+        }
+    }
+
     /// Inserts `key` (with `value`) if absent; whether it was.
     pub(crate) fn insert_new(&mut self, key: K, value: V) -> bool {
         self.entry_or_insert_with(key, || value).1
@@ -138,6 +154,16 @@ mod tests {
                 reference.clear();
                 assert_eq!(small.len(), 0);
             }
+            if step % 500 == 250 {
+                small.retain(|k, _| k % 3 != 0);
+                reference.retain(|k, _| k % 3 != 0);
+                assert_eq!(small.len(), reference.len());
+            }
+            let probe = (step % 61) as u16;
+            assert_eq!(
+                small.get_mut(&probe).map(|v| *v),
+                reference.get(&probe).copied()
+            );
         }
         assert!(matches!(small, SmallMap::Many(_)), "60 keys outgrow FEW");
         assert!(!small.insert_new(3, 0), "3 is held");
