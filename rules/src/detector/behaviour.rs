@@ -115,12 +115,24 @@ fn secs(ts: Timestamp) -> f64 {
 /// whose window is over.
 const FIRST_FAN_SWEEP: usize = 4096;
 
+/// Most hosts, and most (host, port) pairs, a source is remembered to
+/// have reached in a window. Past them the source's sets stop growing
+/// (counted): hosts and ports new to it are not counted in the window.
+const MAX_FAN_ENTRIES: usize = 4096;
+
 /// One source reaching many hosts, or many ports on one host, in a window.
+///
+/// A source's sets stop growing once they can change nothing: no new
+/// host once its host fan-out is reported for the window, no new port on
+/// a host once its port fan-out is (a scan that goes on costs nothing
+/// more); and at [`MAX_FAN_ENTRIES`].
 pub(crate) struct FanOutTracker {
     /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
     /// Size at which sources whose window is over are forgotten.
     next_sweep: usize,
+    /// Windows of a source whose sets reached [`MAX_FAN_ENTRIES`].
+    saturated: u64,
     /// Sweeps and evictions of the table when it is full.
     full: SweepGate,
 }
@@ -143,6 +155,8 @@ struct FanState {
     /// reach a few hosts and ports: short vectors until they grow.
     ports: SmallMap<(HostBits, u16), ()>,
     alerted_hosts: bool,
+    /// The sets reached [`MAX_FAN_ENTRIES`] in this window.
+    saturated: bool,
 }
 
 impl FanOutTracker {
@@ -151,6 +165,7 @@ impl FanOutTracker {
         FanOutTracker {
             sources: HashMap::new(),
             next_sweep: FIRST_FAN_SWEEP,
+            saturated: 0,
             full: SweepGate::with_cap(cap),
         }
     }
@@ -158,6 +173,20 @@ impl FanOutTracker {
     /// Live sources forgotten to make room for new ones.
     pub(crate) fn evicted(&self) -> u64 {
         self.full.evicted
+    }
+
+    /// Windows of a source whose sets reached their cap.
+    pub(crate) fn saturated(&self) -> u64 {
+        self.saturated
+    }
+
+    /// Hosts and (host, port) pairs held, over every source.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.sources
+            .values()
+            .map(|s| s.hosts.len() + s.ports.len())
+            .sum()
     }
 
     /// Notes a new connection; returns a reason when it completes a fan-out.
@@ -187,28 +216,48 @@ impl FanOutTracker {
             hosts: SmallMap::default(),
             ports: SmallMap::default(),
             alerted_hosts: false,
+            saturated: false,
         });
         if r.ts.since(s.window_start) > cfg.window {
             s.window_start = r.ts;
             s.hosts.clear();
             s.ports.clear();
             s.alerted_hosts = false;
+            s.saturated = false;
         }
         s.last = s.last.max(r.ts);
         let resp = HostBits::of(r.resp_h);
-        let new_port = s.ports.insert_new((resp, r.resp_p), ());
-        let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(resp, || (0, false));
-        *ports += u32::from(new_port);
         let minutes = cfg.window.as_secs() / 60;
-        if *ports >= cfg.min_ports && !*alerted_ports {
-            *alerted_ports = true;
-            return Some((
-                Reason::FanOut,
-                format!(
-                    "{} tried {} ports on {} within {} min",
-                    r.orig_h, ports, r.resp_h, minutes
-                ),
-            ));
+        // A host new to the source is counted until its host fan-out is
+        // reported, and while there is room.
+        let known = s.hosts.get_mut(&resp).is_some();
+        let room = s.hosts.len() < MAX_FAN_ENTRIES;
+        if !known && !s.alerted_hosts && !room && !s.saturated {
+            s.saturated = true;
+            self.saturated += 1;
+        }
+        if known || (room && !s.alerted_hosts) {
+            let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(resp, || (0, false));
+            // Ports on a host whose port fan-out is reported change nothing.
+            if !*alerted_ports {
+                let pair = (resp, r.resp_p);
+                if s.ports.len() < MAX_FAN_ENTRIES {
+                    *ports += u32::from(s.ports.insert_new(pair, ()));
+                } else if s.ports.get_mut(&pair).is_none() && !s.saturated {
+                    s.saturated = true;
+                    self.saturated += 1;
+                }
+                if *ports >= cfg.min_ports {
+                    *alerted_ports = true;
+                    return Some((
+                        Reason::FanOut,
+                        format!(
+                            "{} tried {} ports on {} within {} min",
+                            r.orig_h, ports, r.resp_h, minutes
+                        ),
+                    ));
+                }
+            }
         }
         if s.hosts.len() as u32 >= cfg.min_hosts && !s.alerted_hosts {
             s.alerted_hosts = true;

@@ -69,13 +69,19 @@ pub struct DetectorStats {
     /// the host having pulled from 64 others in the window (its bytes
     /// count; the alert says "more than" that many hosts).
     pub staging_sources_rejected: u64,
+    /// Windows of a source whose fan-out sets reached their cap (4096
+    /// hosts, or 4096 host and port pairs) before its fan-out was reported:
+    /// hosts and ports new to it were not counted for the rest of the
+    /// window.
+    pub fan_out_saturated: u64,
 }
 
 impl DetectorStats {
     /// What the detector's bounded tables did when full, as (table,
     /// outcome, count), every one, zeros included: `dedup`/`evicted`
     /// ([`DetectorStats::alerts_evicted`]), `fan_out`, `beacon`,
-    /// `staging`, `long_session`/`evicted`; `staging_sources`/`rejected`.
+    /// `staging`, `long_session`/`evicted`; `staging_sources`/`rejected`;
+    /// `fan_out_sets`/`saturated`.
     pub fn bounded(&self) -> Vec<(&'static str, &'static str, u64)> {
         vec![
             ("dedup", "evicted", self.alerts_evicted),
@@ -84,6 +90,7 @@ impl DetectorStats {
             ("staging", "evicted", self.staging_evicted),
             ("long_session", "evicted", self.long_sessions_evicted),
             ("staging_sources", "rejected", self.staging_sources_rejected),
+            ("fan_out_sets", "saturated", self.fan_out_saturated),
         ]
     }
 }
@@ -186,6 +193,7 @@ impl Detector {
         self.stats.staging_evicted = self.staging.evicted();
         self.stats.long_sessions_evicted = self.long_sessions.evicted();
         self.stats.staging_sources_rejected = self.staging.sources_rejected();
+        self.stats.fan_out_saturated = self.fan_out.saturated();
     }
 
     /// [`Detector::observe_located`] with an empty list to collect the
@@ -859,6 +867,58 @@ networks = ["10.30.0.0/16"]
             d.observe(&session(i, 720, EndReason::Fin), &mut Vec::new());
         }
         assert_eq!(d.long_sessions.len(), 0, "final records forget them");
+    }
+
+    #[test]
+    fn a_scan_stops_growing_its_sources_sets_once_reported() {
+        // Fan-out defaults: 20 hosts or 25 ports on a host within 5 min.
+        // One source tries 50 ports on each of 200 hosts in 4 min.
+        let mut d = Detector::new(Rules::from_str(RULES, "t.toml").expect("valid rules"));
+        let mut out: Vec<Alert> = Vec::new();
+        let scanner = cust_a(9);
+        for host in 0..200u32 {
+            for port in 0..50u16 {
+                let at = ts(i64::from(host) + i64::from(port) / 50);
+                let to = Ipv4Addr::new(10, 20, 100 + (host / 250) as u8, (host % 250) as u8);
+                let r = tcp_start(format!("S{host}x{port}"), scanner, to, 1000 + port, at);
+                d.observe(&r, &mut out);
+            }
+        }
+        let texts: Vec<&str> = out
+            .iter()
+            .flat_map(|a| a.reasons.iter())
+            .filter(|h| h.reason == Reason::FanOut)
+            .map(|h| h.detail.as_str())
+            .collect();
+        // The host fan-out (on the 20th host, whose port fan-out then
+        // folds into it) and the first 19 hosts' port fan-outs; the hosts
+        // after the 20th are not counted, nor ports after the 25th.
+        assert_eq!(texts.len(), 20, "{texts:#?}");
+        assert!(texts.contains(&"10.20.0.9 reached 20 hosts within 5 min"));
+        assert_eq!(d.fan_out.entries(), 20 + 20 * 25, "not 200 + 10 000");
+        assert_eq!(d.stats().fan_out_saturated, 0);
+    }
+
+    #[test]
+    fn a_sources_fan_out_sets_stop_at_their_cap_and_count_it() {
+        // A host fan-out needs more hosts than a source's set holds.
+        let rules = format!("{RULES}\n[detector]\nfan_out = {{ min_hosts = 100000 }}\n");
+        let mut d = Detector::new(Rules::from_str(&rules, "t.toml").expect("valid rules"));
+        let mut out: Vec<Alert> = Vec::new();
+        for host in 0..5000u32 {
+            let to = Ipv4Addr::from(0x0a14_8000 | host);
+            let r = tcp_start(
+                format!("S{host}"),
+                cust_a(9),
+                to,
+                22,
+                ts(i64::from(host / 50)),
+            );
+            d.observe(&r, &mut out);
+        }
+        assert_eq!(d.fan_out.entries(), 2 * 4096);
+        assert_eq!(d.stats().fan_out_saturated, 1, "once a window");
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -312,7 +312,7 @@ impl Metrics {
             let mut f = e.family(
                 "flowmon_detector_full_table_total",
                 Kind::Counter,
-                "What the detector's bounded tables did when full, by table and outcome (evicted: live entries forgotten to make room; rejected: new entries not kept).",
+                "What the detector's bounded tables did when full, by table and outcome (evicted: live entries forgotten to make room; rejected: new entries not kept; saturated: sets that stopped growing).",
             );
             for (table, outcome, n) in &d.full_tables {
                 f.sample(&[("table", table), ("outcome", outcome)], *n);
