@@ -107,10 +107,6 @@ impl SweepGate {
     }
 }
 
-fn secs(ts: Timestamp) -> f64 {
-    ts.0 as f64 / 1e9
-}
-
 /// Sources held before the fan-out tracker first forgets the sources
 /// whose window is over.
 const FIRST_FAN_SWEEP: usize = 4096;
@@ -278,9 +274,9 @@ impl FanOutTracker {
 /// RITA-style beacon scoring per (source, destination, port, protocol).
 ///
 /// Pairs are held by a 64-bit fingerprint of their [`PairKey`] (foldhash,
-/// seeded at random for each tracker): an entry takes 32 bytes instead of
-/// 64, and a day of pairs (hundreds of thousands, most seen once) half the
-/// memory and cache. Two pairs share a fingerprint with a probability of
+/// seeded at random for each tracker): a key takes 8 bytes instead of 40,
+/// and an entry of a pair seen once 24 bytes in all, so a day of pairs
+/// (hundreds of thousands, most seen once) takes little memory and cache. Two pairs share a fingerprint with a probability of
 /// about n²/2⁶⁵ for n pairs (about 10⁻⁹ for 200 000); with the seed
 /// unknown outside the process, colliding pairs cannot be chosen in advance.
 pub(crate) struct BeaconTracker {
@@ -335,28 +331,135 @@ impl PairKey {
 }
 
 /// What a pair has seen. Most pairs see one connection: it is held
-/// inline (24 bytes an entry), and a series is allocated only for pairs
-/// seen again.
+/// inline (16 bytes an entry), and a series is allocated only for pairs
+/// seen again, and freed when the pair is reported.
 enum PairHistory {
-    /// The pair's only connection so far: (start, bytes).
-    One(f64, u64),
+    /// The pair's only connection so far: (start in milliseconds since
+    /// the epoch, bytes up to `u32::MAX`).
+    One(i64, u32),
     /// Every connection in the window.
     Many(Box<Series>),
+    /// Reported as a beacon: the latest start (milliseconds). While the
+    /// pair is held it is not reported again.
+    Beaconed(i64),
 }
 
-/// Connections of a pair in the window, oldest first.
-#[derive(Default)]
+/// Connections of a pair in the window, oldest first, at most
+/// [`MAX_BEACON_POINTS`]: each as its start in milliseconds after `base`
+/// and its bytes up to `u32::MAX` (8 bytes a connection).
 struct Series {
-    starts: VecDeque<(f64, u64)>,
-    alerted: bool,
+    base: i64,
+    starts: VecDeque<(u32, u32)>,
+}
+
+impl Series {
+    /// A series of no connection yet, from `base` (milliseconds).
+    fn empty(base: i64) -> Series {
+        Series {
+            base,
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// The latest start (milliseconds).
+    fn last(&self) -> i64 {
+        self.starts
+            .back()
+            .map_or(self.base, |s| self.base + i64::from(s.0))
+    }
+
+    /// The offset of `t` (milliseconds) from the base, moving the base
+    /// (and every offset) when `t` is before it or too far after it for 32
+    /// bits; connections 2³² ms (49 days) older than the newest go. `None`
+    /// for a connection that old.
+    fn offset(&mut self, t: i64) -> Option<u32> {
+        const SPAN: i64 = u32::MAX as i64;
+        if t < self.base {
+            let shift = self.base - t;
+            let newest = self.starts.back().map_or(0, |s| i64::from(s.0));
+            if newest + shift > SPAN {
+                return None;
+            }
+            for s in &mut self.starts {
+                s.0 += shift as u32;
+            }
+            self.base = t;
+        } else if t - self.base > SPAN {
+            while self
+                .starts
+                .front()
+                .is_some_and(|s| t - (self.base + i64::from(s.0)) > SPAN)
+            {
+                self.starts.pop_front();
+            }
+            let shift = self
+                .starts
+                .front()
+                .map_or(t - self.base, |s| i64::from(s.0));
+            for s in &mut self.starts {
+                s.0 -= shift as u32;
+            }
+            self.base += shift;
+        }
+        Some((t - self.base) as u32)
+    }
+
+    /// Adds a connection that started at `t` (milliseconds) with `bytes`,
+    /// in start order, keeping the latest [`MAX_BEACON_POINTS`] and none
+    /// that started more than `window` milliseconds before the latest.
+    fn add(&mut self, t: i64, bytes: u32, window: i64) {
+        let Some(t) = self.offset(t) else {
+            return;
+        };
+        // Records finish in their end order: a connection that ran long
+        // comes after shorter ones that started later. The series is kept
+        // in start order (most records go at the end).
+        let mut at = self.starts.len() - self.starts.iter().rev().take_while(|s| s.0 > t).count();
+        if self.starts.len() >= MAX_BEACON_POINTS {
+            // Full: the oldest goes first (never above the cap, so the
+            // queue never grows past it), unless the new one is the oldest.
+            if at == 0 {
+                return;
+            }
+            self.starts.pop_front();
+            at -= 1;
+        }
+        self.starts.insert(at, (t, bytes));
+        let latest = self.starts.back().map_or(t, |s| s.0);
+        while self
+            .starts
+            .front()
+            .is_some_and(|s| i64::from(latest - s.0) > window)
+        {
+            self.starts.pop_front();
+        }
+    }
+
+    /// The connections as (start in seconds after the base, bytes).
+    fn points(&self) -> Vec<(f64, u64)> {
+        self.starts
+            .iter()
+            .map(|&(t, b)| (f64::from(t) / 1e3, u64::from(b)))
+            .collect()
+    }
 }
 
 impl PairHistory {
-    /// The latest connection's (start, bytes).
-    fn last(&self) -> Option<(f64, u64)> {
+    /// The latest connection's start (milliseconds).
+    fn last(&self) -> i64 {
         match self {
-            PairHistory::One(t, b) => Some((*t, *b)),
-            PairHistory::Many(s) => s.starts.back().copied(),
+            PairHistory::One(t, _) | PairHistory::Beaconed(t) => *t,
+            PairHistory::Many(s) => s.last(),
+        }
+    }
+
+    /// How useful the pair is to keep when the table is full: one
+    /// connection least, a series building up most.
+    fn rank(&self) -> u8 {
+        match self {
+            PairHistory::One(..) => 0,
+            PairHistory::Beaconed(_) => 1,
+            PairHistory::Many(_) => 2,
         }
     }
 }
@@ -454,21 +557,20 @@ impl BeaconTracker {
     /// Notes a finished connection; returns a reason when its pair beacons.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &Beacon) -> Option<(Reason, String)> {
         let key = self.fingerprint.hash_one(PairKey::of(r));
-        let horizon = secs(r.ts) - cfg.window.as_secs_f64();
-        // Pairs seen once go first, then those whose last connection is
-        // the oldest (in milliseconds).
+        let now = r.ts.0.div_euclid(1_000_000);
+        let window = i64::try_from(cfg.window.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now.saturating_sub(window);
+        // Pairs seen once go first, then those reported, then the least
+        // recently seen.
         self.full.make_room(
             &mut self.pairs,
             &key,
             r.ts,
-            |_, p| p.last().is_some_and(|s| s.0 >= horizon),
-            |p| {
-                let last = p.last().map_or(i64::MIN, |s| (s.0 * 1e3) as i64);
-                (matches!(p, PairHistory::Many(_)), last)
-            },
+            |_, p| p.last() >= horizon,
+            |p| (p.rank(), p.last()),
         );
-        let now = secs(r.ts);
         let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         let p = match self.pairs.entry(key) {
             Entry::Vacant(v) => {
                 if cfg.min_connections > 1 {
@@ -476,46 +578,42 @@ impl BeaconTracker {
                     v.insert(PairHistory::One(now, bytes));
                     return None;
                 }
-                v.insert(PairHistory::Many(Box::default()))
+                v.insert(PairHistory::Many(Box::new(Series::empty(now))))
             }
             Entry::Occupied(o) => o.into_mut(),
         };
-        if let PairHistory::One(t, b) = *p {
-            let mut series = Box::<Series>::default();
-            series.starts.push_back((t, b));
-            *p = PairHistory::Many(series);
+        match *p {
+            PairHistory::Beaconed(last) => {
+                *p = PairHistory::Beaconed(last.max(now));
+                return None;
+            }
+            PairHistory::One(t, b) => {
+                let mut series = Box::new(Series::empty(t));
+                series.add(t, b, window);
+                *p = PairHistory::Many(series);
+            }
+            PairHistory::Many(_) => {}
         }
-        let PairHistory::Many(p) = p else {
+        let PairHistory::Many(series) = p else {
             return None;
         };
-        // Records finish in their end order: a connection that ran long
-        // comes after shorter ones that started later. The series is kept
-        // in start order (most records go at the end).
-        let at = p.starts.len() - p.starts.iter().rev().take_while(|s| s.0 > now).count();
-        p.starts.insert(at, (now, bytes));
-        let latest = p.starts.back().map_or(now, |s| s.0);
-        while p.starts.len() > MAX_BEACON_POINTS
-            || p.starts
-                .front()
-                .is_some_and(|s| latest - s.0 > cfg.window.as_secs_f64())
-        {
-            p.starts.pop_front();
-        }
-        if p.alerted || (p.starts.len() as u32) < cfg.min_connections {
+        series.add(now, bytes, window);
+        if (series.starts.len() as u32) < cfg.min_connections {
             return None;
         }
         // Scoring sorts the history: do it when the evidence first suffices
         // and then every 8 connections, not on every one.
-        let n = p.starts.len() as u32;
+        let n = series.starts.len() as u32;
         if n != cfg.min_connections && n % 8 != 0 {
             return None;
         }
-        let points: Vec<(f64, u64)> = p.starts.iter().copied().collect();
+        let points = series.points();
         let score = beacon_score(&points);
         if score < cfg.min_score {
             return None;
         }
-        p.alerted = true;
+        // Reported: the series is of no more use.
+        *p = PairHistory::Beaconed(series.last());
         // The median interval (a check-in whose record is still to come
         // leaves one gap of two periods, which the mean would count).
         // beacon_score found at least 4 check-ins.
@@ -960,6 +1058,61 @@ mod tests {
             staging.hosts.len() as u64 + staging.evicted(),
             u64::from(full + 10_000)
         );
+    }
+
+    #[test]
+    fn a_pair_holds_at_most_its_cap_of_connections_and_none_once_reported() {
+        let cfg = Beacon::default();
+        let mut t = BeaconTracker::default();
+        let t0 = 1_772_409_600;
+        // 3000 connections at irregular gaps (1-20 s) and sizes: never a
+        // beacon, and more than a pair keeps.
+        let (mut x, mut secs) = (7u64, 0);
+        let mut conn = |t: &mut BeaconTracker| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            secs += 1 + (x >> 33) as i64 % 20;
+            let r = crate::test_records::tcp(
+                "10.20.0.5",
+                "192.0.2.7",
+                443,
+                t0 + secs,
+                ((x >> 20) % 200_000, 100),
+            );
+            (t.observe(&r, &cfg), t.fingerprint.hash_one(PairKey::of(&r)))
+        };
+        for _ in 0..3000 {
+            assert!(conn(&mut t).0.is_none());
+        }
+        let (_, key) = conn(&mut t);
+        let Some(PairHistory::Many(series)) = t.pairs.get(&key) else {
+            panic!("a series");
+        };
+        assert_eq!(series.starts.len(), MAX_BEACON_POINTS);
+        assert!(
+            series.starts.capacity() <= MAX_BEACON_POINTS,
+            "room for {} connections",
+            series.starts.capacity()
+        );
+        // 16 bytes an entry for a pair seen once, 8 a connection in a series.
+        assert_eq!(std::mem::size_of::<PairHistory>(), 16);
+        assert_eq!(std::mem::size_of_val(&series.starts[0]), 8);
+
+        // A beacon (every 60 s, 500 bytes) keeps only its latest time once
+        // reported, and is not reported again.
+        let mut reported = 0;
+        for k in 0..100 {
+            let r =
+                crate::test_records::tcp("10.20.0.6", "192.0.2.7", 443, t0 + 60 * k, (400, 100));
+            reported += usize::from(t.observe(&r, &cfg).is_some());
+            if k == 99 {
+                let key = t.fingerprint.hash_one(PairKey::of(&r));
+                let last = r.ts.0 / 1_000_000;
+                assert!(matches!(t.pairs.get(&key), Some(PairHistory::Beaconed(l)) if *l == last));
+            }
+        }
+        assert_eq!(reported, 1);
     }
 
     #[test]
