@@ -281,6 +281,9 @@ impl FanOutTracker {
 /// unknown outside the process, colliding pairs cannot be chosen in advance.
 pub(crate) struct BeaconTracker {
     pairs: HashMap<u64, PairHistory>,
+    /// Series scored.
+    #[cfg(test)]
+    scored: u64,
     /// Seeds the fingerprints.
     fingerprint: hashbrown::DefaultHashBuilder,
     /// Sweeps and evictions of the table when it is full.
@@ -350,6 +353,8 @@ enum PairHistory {
 struct Series {
     base: i64,
     starts: VecDeque<(u32, u32)>,
+    /// Connections added, those since gone included.
+    added: u32,
 }
 
 impl Series {
@@ -358,6 +363,7 @@ impl Series {
         Series {
             base,
             starts: VecDeque::new(),
+            added: 0,
         }
     }
 
@@ -408,6 +414,7 @@ impl Series {
     /// in start order, keeping the latest [`MAX_BEACON_POINTS`] and none
     /// that started more than `window` milliseconds before the latest.
     fn add(&mut self, t: i64, bytes: u32, window: i64) {
+        self.added = self.added.saturating_add(1);
         let Some(t) = self.offset(t) else {
             return;
         };
@@ -544,6 +551,8 @@ impl BeaconTracker {
     pub(crate) fn with_cap(cap: usize) -> BeaconTracker {
         BeaconTracker {
             pairs: HashMap::new(),
+            #[cfg(test)]
+            scored: 0,
             fingerprint: hashbrown::DefaultHashBuilder::default(),
             full: SweepGate::with_cap(cap),
         }
@@ -602,10 +611,16 @@ impl BeaconTracker {
             return None;
         }
         // Scoring sorts the history: do it when the evidence first suffices
-        // and then every 8 connections, not on every one.
-        let n = series.starts.len() as u32;
+        // and then every 8 connections, not on every one (counted as they
+        // come: a series at its cap, or as long as its window, keeps its
+        // length).
+        let n = series.added;
         if n != cfg.min_connections && n % 8 != 0 {
             return None;
+        }
+        #[cfg(test)]
+        {
+            self.scored += 1;
         }
         let points = series.points();
         let score = beacon_score(&points);
@@ -1085,6 +1100,9 @@ mod tests {
         for _ in 0..3000 {
             assert!(conn(&mut t).0.is_none());
         }
+        // Scored when 20 connections were in, then every 8th: not on every
+        // connection once the series is full.
+        assert_eq!(t.scored, 1 + 3000 / 8 - 2);
         let (_, key) = conn(&mut t);
         let Some(PairHistory::Many(series)) = t.pairs.get(&key) else {
             panic!("a series");
