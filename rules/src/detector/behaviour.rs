@@ -118,10 +118,10 @@ const MAX_FAN_ENTRIES: usize = 4096;
 
 /// One source reaching many hosts, or many ports on one host, in a window.
 ///
-/// A source's sets stop growing once they can change nothing: no new
-/// host once its host fan-out is reported for the window, no new port on
-/// a host once its port fan-out is (a scan that goes on costs nothing
-/// more); and at [`MAX_FAN_ENTRIES`].
+/// A source's sets stop growing where they can change nothing: no new
+/// port on a host once its port fan-out is reported for the window (a
+/// sweep that goes on costs nothing more); and at [`MAX_FAN_ENTRIES`]
+/// hosts or (host, port) pairs.
 pub(crate) struct FanOutTracker {
     /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
@@ -224,15 +224,16 @@ impl FanOutTracker {
         s.last = s.last.max(r.ts);
         let resp = HostBits::of(r.resp_h);
         let minutes = cfg.window.as_secs() / 60;
-        // A host new to the source is counted until its host fan-out is
-        // reported, and while there is room.
+        // A host new to the source is counted while there is room (after
+        // the host fan-out too: each host's port sweep is still its own
+        // finding).
         let known = s.hosts.get_mut(&resp).is_some();
         let room = s.hosts.len() < MAX_FAN_ENTRIES;
-        if !known && !s.alerted_hosts && !room && !s.saturated {
+        if !known && !room && !s.saturated {
             s.saturated = true;
             self.saturated += 1;
         }
-        if known || (room && !s.alerted_hosts) {
+        if known || room {
             let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(resp, || (0, false));
             // Ports on a host whose port fan-out is reported change nothing.
             if !*alerted_ports {

@@ -890,13 +890,18 @@ networks = ["10.30.0.0/16"]
             .filter(|h| h.reason == Reason::FanOut)
             .map(|h| h.detail.as_str())
             .collect();
-        // The host fan-out (on the 20th host, whose port fan-out then
-        // folds into it) and the first 19 hosts' port fan-outs; the hosts
-        // after the 20th are not counted, nor ports after the 25th.
-        assert_eq!(texts.len(), 20, "{texts:#?}");
+        // The host fan-out, and each host's port sweep while the source's
+        // (host, port) set has room: 25 ports on each of the first 163
+        // hosts fill its 4096 (the 20th host's sweep folds into the host
+        // fan-out). No port after a host's 25th is remembered.
+        let ports = texts
+            .iter()
+            .filter(|t| t.contains("tried 25 ports on"))
+            .count();
         assert!(texts.contains(&"10.20.0.9 reached 20 hosts within 5 min"));
-        assert_eq!(d.fan_out.entries(), 20 + 20 * 25, "not 200 + 10 000");
-        assert_eq!(d.stats().fan_out_saturated, 0);
+        assert_eq!((texts.len(), ports), (163, 162), "{texts:#?}");
+        assert_eq!(d.fan_out.entries(), 200 + 4096, "not 200 + 10 000");
+        assert_eq!(d.stats().fan_out_saturated, 1);
     }
 
     #[test]
