@@ -738,12 +738,20 @@ fn one_packet_stamped_in_2100_does_not_stop_the_flow_clocks() {
     // A bad timestamp in the middle of the demo: a copy of a real frame
     // stamped in the year 2100. Taken as the clock, it froze every timeout:
     // every connection after it ended at `eof`, stamped 2100.
+    replay_with_a_stamp_in_2100(1000, 1001);
+    // The first packet has nothing before it to say it is wrong.
+    replay_with_a_stamp_in_2100(0, 0);
+}
+
+/// Replays the demo with a copy of packet `copy` stamped 2100 inserted at
+/// `at`: the same connections end as without it, none after the demo.
+fn replay_with_a_stamp_in_2100(copy: usize, at: usize) {
     let (_, mut packets) = read_packets(&demo());
     let last = packets.last().unwrap().0;
-    let mut wrong = packets[1000].clone();
+    let mut wrong = packets[copy].clone();
     wrong.0 = Timestamp::from_micros(4_102_444_800, 0);
-    packets.insert(1001, wrong);
-    let path = tmp("year-2100.pcap");
+    packets.insert(at, wrong);
+    let path = tmp(&format!("year-2100-at-{at}.pcap"));
     let mut w = PcapWriter::new(Vec::new(), Resolution::Micros, 65535, LinkType::ETHERNET).unwrap();
     for (ts, data, len) in &packets {
         w.write_packet(*ts, data, *len).unwrap();

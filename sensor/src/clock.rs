@@ -18,8 +18,11 @@
 //!   wrong. It is applied at the clock (as a packet stamped earlier than the
 //!   clock is) and counted ([`CaptureClock::leaps`]); the clock stays.
 //!
-//! The end of the input, or an idle tick of a live capture whose wall
-//! clock is within [`MAX_LEAP`] of the held packet, accepts it at its own
+//! The first packet of a stream is held the same way: nothing before it
+//! says whether its stamp is right (a wrong one is applied at the time of
+//! the packet after it). The end of the input, or an idle tick of a live
+//! capture whose wall clock (moved on from the clock, never from a held
+//! stamp) is within [`MAX_LEAP`] of the held packet, accepts it at its own
 //! time. Every shard of a replay sees every packet, so every shard makes the
 //! same decisions; the records are the same for any number of workers.
 
@@ -130,6 +133,10 @@ impl CaptureClock {
         };
         let held_at = if p.ts.0 >= held_ts.0.saturating_sub(MAX_LEAP) {
             self.apply(held_ts)
+        } else if self.latest_packet == Timestamp(i64::MIN) {
+            // A wrong first stamp: the next packet's time is the best there is.
+            self.leaps += 1;
+            self.apply(p.ts)
         } else {
             self.leaps += 1;
             self.now
@@ -185,8 +192,11 @@ impl CaptureClock {
     }
 
     /// Applies `p` now (returning its time) or holds it back at a leap.
+    /// The first packet is always held: nothing before it says whether its
+    /// stamp is right.
     fn hold_or_apply(&mut self, p: &Packet<'_>) -> Option<Timestamp> {
-        let leap = self.now != Timestamp(i64::MIN) && p.ts.0 > self.now.0.saturating_add(MAX_LEAP);
+        let first = self.latest_packet == Timestamp(i64::MIN);
+        let leap = first || p.ts.0 > self.now.0.saturating_add(MAX_LEAP);
         if !leap {
             return Some(self.apply(p.ts));
         }
@@ -326,13 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_first_stamp_is_applied_at_the_time_of_the_packet_after_it() {
+        let year_2100 = 4_102_444_800;
+        let (applied, c) = run(&[year_2100, 1000, 1001]);
+        assert_eq!(applied, [(year_2100, 1000), (1000, 1000), (1001, 1001)]);
+        assert_eq!((c.leaps(), c.backwards()), (1, 0));
+        // A right one, or one a little after the next, is kept.
+        let (applied, c) = run(&[1000, 1001]);
+        assert_eq!(applied, [(1000, 1000), (1001, 1001)]);
+        let (applied, c2) = run(&[1005, 1000]);
+        assert_eq!(applied, [(1005, 1005), (1000, 1005)]);
+        assert_eq!((c.leaps(), c2.leaps(), c2.backwards()), (0, 0, 1));
+        // Alone in the input, it is taken as it is.
+        assert_eq!(run(&[year_2100]).0, [(year_2100, year_2100)]);
+    }
+
+    #[test]
     fn a_tick_releases_a_held_packet_by_the_wall_clock() {
         let mut c = CaptureClock::new();
         let bytes = [1u8; 60];
+        // The first packet waits for the second.
+        assert_eq!(c.offer(&packet(1000, &bytes)), Offer::Held);
         assert_eq!(
-            c.offer(&packet(1000, &bytes)),
-            Offer::Now(Timestamp(1000 * S))
+            c.offer(&packet(1001, &bytes)),
+            Offer::Released {
+                held_at: Timestamp(1000 * S),
+                then: Some(Timestamp(1001 * S))
+            }
         );
+        let first = c.take_released();
+        c.recycle(first);
         assert_eq!(c.offer(&packet(5000, &bytes)), Offer::Held);
         // The wall clock is near the held packet: it was right.
         assert_eq!(c.tick(Timestamp(4999 * S)), Some(Timestamp(5000 * S)));

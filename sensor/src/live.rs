@@ -237,11 +237,14 @@ fn capture_loop(
         match cap.next_packet() {
             Ok(p) => {
                 let packet = packet_of(&p, link);
-                last_ts = Some((packet.ts, Instant::now()));
                 packets += 1;
                 if d.dispatch(packet).is_err() {
                     break;
                 }
+                // The clock, not the packet's stamp: a packet stamped far
+                // ahead is held until time is shown to have moved on, and
+                // the wall clock must not show it by starting from it.
+                last_ts = d.clock_now().map(|ts| (ts, Instant::now())).or(last_ts);
             }
             Err(pcap::Error::TimeoutExpired) => {
                 // Nothing to read. On a quiet link capture time moves on with

@@ -478,6 +478,12 @@ impl Dispatcher<'_> {
         self.queue_drops
     }
 
+    /// Capture time so far (`None` before a packet was applied: the first
+    /// one waits for the second, see [`crate::clock`]).
+    pub fn clock_now(&self) -> Option<Timestamp> {
+        Some(self.clock.now()).filter(|t| *t != Timestamp(i64::MIN))
+    }
+
     /// Moves the clock forward without a packet (an idle live capture).
     pub fn tick(&mut self, now: Timestamp) -> Result<(), Stopped> {
         if let Some(held_at) = self.clock.tick(now) {
