@@ -784,3 +784,37 @@ fn standard_input_is_refused_up_front() {
     assert!(err.contains("extract reads its inputs twice"), "{err}");
     assert!(!out.exists());
 }
+
+/// A packet stamped in 2100 in the middle of the demo: extract applies
+/// the replay's capture clock, so a connection after it is found by the
+/// uid the replay printed, with all its packets (a frozen clock made other
+/// connections and other uids).
+#[test]
+fn uids_after_a_wrong_future_stamp_are_the_replays() {
+    let (link, nanos, mut packets) = packets_of(&repo().join("demo/msp-demo.pcap"));
+    let mut wrong = packets[1000].clone();
+    wrong.0 = Timestamp::from_micros(4_102_444_800, 0);
+    packets.insert(1001, wrong);
+    let input = tmp("year-2100.pcap");
+    let resolution = if nanos {
+        Resolution::Nanos
+    } else {
+        Resolution::Micros
+    };
+    let mut w = PcapWriter::new(Vec::new(), resolution, 65535, link).unwrap();
+    for (ts, data, len) in &packets {
+        w.write_packet(*ts, data, *len).unwrap();
+    }
+    std::fs::write(&input, w.into_inner().unwrap()).unwrap();
+    let records = by_uid(&replay(&[&input]));
+    // The last connection to start, long after the wrong stamp.
+    let last = records
+        .values()
+        .max_by(|a, b| a["ts"].as_f64().partial_cmp(&b["ts"].as_f64()).unwrap())
+        .unwrap();
+    let uid = last["uid"].as_str().unwrap();
+    let out = tmp("year-2100-last.pcap");
+    extract(&input, &["--uid", uid], &out);
+    let (_, _, got) = packets_of(&out);
+    assert_eq!(got.len() as u64, pkts(last), "{last}");
+}

@@ -28,6 +28,7 @@
 
 use crate::pipeline::Packet;
 use flowlib::{LinkType, Timestamp};
+use std::ops::ControlFlow;
 
 /// How far ahead of the clock a packet may be stamped before the next
 /// packet must confirm that time moved on.
@@ -189,6 +190,47 @@ impl CaptureClock {
     /// Takes back a released packet's buffer for the next leap.
     pub fn recycle(&mut self, p: HeldPacket) {
         self.spare = p.data;
+    }
+
+    /// Offers `p` and calls `apply` for every packet to apply now, in
+    /// input order, with the time it is applied at (for callers whose
+    /// `apply` does not need the clock itself). Stops at a `Break`.
+    pub fn feed<B>(
+        &mut self,
+        p: Packet<'_>,
+        mut apply: impl FnMut(&Packet<'_>, Timestamp) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        match self.offer(&p) {
+            Offer::Now(ts) => apply(&p, ts),
+            Offer::Held => ControlFlow::Continue(()),
+            Offer::Released { held_at, then } => {
+                let held = self.take_released();
+                let flow = apply(&held.packet(), held_at);
+                self.recycle(held);
+                flow?;
+                match then {
+                    Some(ts) => apply(&p, ts),
+                    None => ControlFlow::Continue(()),
+                }
+            }
+        }
+    }
+
+    /// [`CaptureClock::finish`] for [`CaptureClock::feed`]'s callers: the
+    /// held packet, if any, goes to `apply`.
+    pub fn finish_with<B>(
+        &mut self,
+        mut apply: impl FnMut(&Packet<'_>, Timestamp) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        match self.finish() {
+            Some(at) => {
+                let held = self.take_released();
+                let flow = apply(&held.packet(), at);
+                self.recycle(held);
+                flow
+            }
+            None => ControlFlow::Continue(()),
+        }
     }
 
     /// Applies `p` now (returning its time) or holds it back at a leap.

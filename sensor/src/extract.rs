@@ -20,12 +20,14 @@
 //! packets, and selecting a tunnel writes everything it carried. Non-first
 //! IP fragments go with their datagram's connection.
 
+use crate::clock::CaptureClock;
 use crate::error::SensorError;
+use crate::pipeline::Packet;
 use crate::progress::Progress;
 use crate::savefile::PcapOut;
 use crate::timeline::Timeline;
 use crate::window::TimeWindow;
-use flowlib::{ConnRecord, ConnRef, FlowMeter, TableConfig};
+use flowlib::{ConnRecord, ConnRef, FlowMeter, TableConfig, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -177,11 +179,16 @@ fn select(
             }
         }
     };
-    let input_error = timeline.for_each(progress, |p| {
-        meter.process(p.data, p.link, p.ts, p.wire_len, &mut records);
+    // The replay's capture clock, so connections (and uids) are the ones
+    // the replay shows.
+    let mut clock = CaptureClock::new();
+    let mut apply = |p: &Packet<'_>, at: Timestamp| -> ControlFlow<()> {
+        meter.process(p.data, p.link, at, p.wire_len, &mut records);
         keep(&mut records);
         ControlFlow::Continue(())
-    });
+    };
+    let input_error = timeline.for_each(progress, |p| clock.feed(p, &mut apply));
+    let _ = clock.finish_with(&mut apply);
     meter.finish(&mut records);
     keep(&mut records);
     (selected, input_error)
@@ -206,9 +213,12 @@ fn write(
     let mut out: Option<PcapOut> = None;
     let mut failure = None;
     let mut read = 0u64;
-    timeline.for_each(progress, |p| {
-        read += 1;
-        meter.process_attributed(p.data, p.link, p.ts, p.wire_len, &mut records, &mut conns);
+    let mut clock = CaptureClock::new();
+    let mut apply = |p: &Packet<'_>, at: Timestamp| {
+        if failure.is_some() {
+            return ControlFlow::Break(());
+        }
+        meter.process_attributed(p.data, p.link, at, p.wire_len, &mut records, &mut conns);
         records.clear();
         let wanted = conns.iter().any(|c| match last {
             Some((l, w)) if l == *c => w,
@@ -246,7 +256,13 @@ fn write(
                 ControlFlow::Break(())
             }
         }
+    };
+    // Input errors were reported by the first pass.
+    let _ = timeline.for_each(progress, |p| {
+        read += 1;
+        clock.feed(p, &mut apply)
     });
+    let _ = clock.finish_with(&mut apply);
     if let Some(e) = failure {
         if out.is_some() {
             // Only a file this run created (a failed create leaves what
