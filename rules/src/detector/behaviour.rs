@@ -118,10 +118,11 @@ const MAX_FAN_ENTRIES: usize = 4096;
 
 /// One source reaching many hosts, or many ports on one host, in a window.
 ///
-/// A source's sets stop growing where they can change nothing: no new
-/// port on a host once its port fan-out is reported for the window (a
-/// sweep that goes on costs nothing more); and at [`MAX_FAN_ENTRIES`]
-/// hosts or (host, port) pairs.
+/// A source's sets stop growing where they can change nothing: a host
+/// whose port fan-out is reported for the window forgets its ports and
+/// takes no new ones (a sweep that goes on costs nothing more, and leaves
+/// room for the next host's); and at [`MAX_FAN_ENTRIES`] hosts or
+/// (host, port) pairs.
 pub(crate) struct FanOutTracker {
     /// Keyed by source and VLAN: tenants may reuse addresses on other VLANs.
     sources: HashMap<(IpAddr, Option<u16>), FanState>,
@@ -246,6 +247,10 @@ impl FanOutTracker {
                 }
                 if *ports >= cfg.min_ports {
                     *alerted_ports = true;
+                    let found = *ports;
+                    // Its ports change nothing more: room for other hosts'.
+                    s.ports.retain(|(host, _), _| *host != resp);
+                    let ports = found;
                     return Some((
                         Reason::FanOut,
                         format!(
