@@ -175,6 +175,17 @@ impl Default for Severity {
     }
 }
 
+/// Most hosts, and most ports on one host, a source's fan-out state holds
+/// in a window: `min_hosts` and `min_ports` above it could never be met.
+pub const MAX_FAN_OUT_COUNT: u32 = 4096;
+
+/// Most connections a pair's beacon history holds: `min_connections`
+/// above it could never be met.
+pub const MAX_BEACON_CONNECTIONS: u32 = 1024;
+
+const FAN_OUT_CAP: &str = ": a source's fan-out state holds at most 4096 hosts and 4096 ports";
+const BEACON_CAP: &str = ": a pair's beacon history holds at most 1024 connections";
+
 /// Fan-out (scans, lateral movement): one source, many targets, short time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FanOut {
@@ -363,15 +374,15 @@ fn score(d: &mut Diag<'_>, t: &Table<'_, '_>, key: &str) -> Option<u8> {
 }
 
 /// Reads a positive count.
-fn count(d: &mut Diag<'_>, t: &Table<'_, '_>, key: &str) -> Option<u32> {
+fn count(d: &mut Diag<'_>, t: &Table<'_, '_>, key: &str, max: u32, why: &str) -> Option<u32> {
     let v = t.uint(d, key)?;
     match u32::try_from(*v.get_ref()) {
-        Ok(n) if n > 0 => Some(n),
+        Ok(n) if n > 0 && n <= max => Some(n),
         _ => {
             d.error(
                 &v.span(),
                 &join(&t.path, key),
-                format!("{} is out of range (1-4294967295)", v.get_ref()),
+                format!("{} is out of range (1-{max}){why}", v.get_ref()),
             );
             None
         }
@@ -531,10 +542,10 @@ pub(crate) fn read(d: &mut Diag<'_>, t: &Table<'_, '_>, names: &Names) -> Detect
         if let Some(v) = duration(d, &f, "window") {
             s.fan_out.window = v;
         }
-        if let Some(v) = count(d, &f, "min_hosts") {
+        if let Some(v) = count(d, &f, "min_hosts", MAX_FAN_OUT_COUNT, FAN_OUT_CAP) {
             s.fan_out.min_hosts = v;
         }
-        if let Some(v) = count(d, &f, "min_ports") {
+        if let Some(v) = count(d, &f, "min_ports", MAX_FAN_OUT_COUNT, FAN_OUT_CAP) {
             s.fan_out.min_ports = v;
         }
     }
@@ -545,7 +556,7 @@ pub(crate) fn read(d: &mut Diag<'_>, t: &Table<'_, '_>, names: &Names) -> Detect
         if let Some(v) = duration(d, &b, "window") {
             s.beacon.window = v;
         }
-        if let Some(v) = count(d, &b, "min_connections") {
+        if let Some(v) = count(d, &b, "min_connections", MAX_BEACON_CONNECTIONS, BEACON_CAP) {
             s.beacon.min_connections = v;
         }
         if let Some(v) = positive(d, &b, "min_score", Some(1.0)) {

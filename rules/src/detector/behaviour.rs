@@ -114,7 +114,7 @@ const FIRST_FAN_SWEEP: usize = 4096;
 /// Most hosts, and most (host, port) pairs, a source is remembered to
 /// have reached in a window. Past them the source's sets stop growing
 /// (counted): hosts and ports new to it are not counted in the window.
-const MAX_FAN_ENTRIES: usize = 4096;
+const MAX_FAN_ENTRIES: usize = crate::config::detector::MAX_FAN_OUT_COUNT as usize;
 
 /// One source reaching many hosts, or many ports on one host, in a window.
 ///
@@ -478,7 +478,7 @@ impl PairHistory {
 }
 
 /// Longest history kept per pair.
-const MAX_BEACON_POINTS: usize = 1024;
+const MAX_BEACON_POINTS: usize = crate::config::detector::MAX_BEACON_CONNECTIONS as usize;
 
 fn quartiles(sorted: &[f64]) -> (f64, f64, f64) {
     let q = |p: f64| {
