@@ -361,6 +361,8 @@ struct Series {
     starts: VecDeque<(u32, u32)>,
     /// Connections added, those since gone included.
     added: u32,
+    /// `added` when the series was last scored (0: never).
+    scored_at: u32,
 }
 
 impl Series {
@@ -370,6 +372,7 @@ impl Series {
             base,
             starts: VecDeque::new(),
             added: 0,
+            scored_at: 0,
         }
     }
 
@@ -617,13 +620,13 @@ impl BeaconTracker {
             return None;
         }
         // Scoring sorts the history: do it when the evidence first suffices
-        // and then every 8 connections, not on every one (counted as they
-        // come: a series at its cap, or as long as its window, keeps its
-        // length).
-        let n = series.added;
-        if n != cfg.min_connections && n % 8 != 0 {
+        // and then every 8 connections added, not on every one (counted as
+        // they come: a series at its cap, or as long as its window, keeps
+        // its length).
+        if series.scored_at != 0 && series.added.saturating_sub(series.scored_at) < 8 {
             return None;
         }
+        series.scored_at = series.added;
         #[cfg(test)]
         {
             self.scored += 1;
@@ -1082,6 +1085,28 @@ mod tests {
     }
 
     #[test]
+    fn a_beacon_is_scored_as_soon_as_its_window_holds_enough_connections() {
+        // Ten check-ins, a day and more of silence (they leave the window),
+        // then a steady one a minute: found at the 20th of those, the first
+        // moment the window holds 20 (not at the next multiple of 8 added).
+        let cfg = Beacon::default();
+        let mut t = BeaconTracker::default();
+        let t0 = 1_772_409_600;
+        let conn = |t: &mut BeaconTracker, secs: i64| {
+            let r = crate::test_records::tcp("10.20.0.5", "192.0.2.7", 443, t0 + secs, (300, 100));
+            t.observe(&r, &cfg)
+        };
+        for i in 0..10 {
+            assert!(conn(&mut t, i * 60).is_none());
+        }
+        let later = 2 * 86_400;
+        let found: Vec<i64> = (0..30)
+            .filter(|i| conn(&mut t, later + i * 60).is_some())
+            .collect();
+        assert_eq!(found, [19]);
+    }
+
+    #[test]
     fn a_pair_holds_at_most_its_cap_of_connections_and_none_once_reported() {
         let cfg = Beacon::default();
         let mut t = BeaconTracker::default();
@@ -1106,9 +1131,9 @@ mod tests {
         for _ in 0..3000 {
             assert!(conn(&mut t).0.is_none());
         }
-        // Scored when 20 connections were in, then every 8th: not on every
-        // connection once the series is full.
-        assert_eq!(t.scored, 1 + 3000 / 8 - 2);
+        // Scored when 20 connections were in, then every 8 added: not on
+        // every connection once the series is full.
+        assert_eq!(t.scored, 1 + (3000 - 20) / 8);
         let (_, key) = conn(&mut t);
         let Some(PairHistory::Many(series)) = t.pairs.get(&key) else {
             panic!("a series");
