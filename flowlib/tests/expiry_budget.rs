@@ -3,6 +3,9 @@
 //! the capture corpus and on a generated capture with a ten-year jump of
 //! the clock, with the table's invariants holding after every packet.
 
+mod captures;
+
+use captures::corpus;
 use etherparse::PacketBuilder;
 use flowlib::pcap_reader::PcapReader;
 use flowlib::pcap_writer::{PcapWriter, Resolution};
@@ -12,12 +15,6 @@ use std::time::Duration;
 
 /// Budgets compared: no bound (0, the reference), one entry, eight.
 const BUDGETS: [usize; 3] = [0, 1, 8];
-
-fn corpus() -> PathBuf {
-    std::env::var_os("FLOWMON_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
-}
 
 /// Timeouts short enough for timers to fire inside the corpus captures.
 fn short_timeouts() -> TableConfig {

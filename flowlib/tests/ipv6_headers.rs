@@ -3,39 +3,15 @@
 //! destination), checked against Zeek's own output on the corpus capture;
 //! a chain ending at ESP makes no connection.
 
+mod captures;
 mod shapes;
 
-use flowlib::pcap_reader::PcapReader;
+use captures::{corpus, meter_pcap as run, records};
 use flowlib::pcap_writer::{PcapWriter, Resolution};
-use flowlib::{ConnRecord, FlowMeter, LinkType, MeterStats, Proto, TableConfig, Timestamp, Weird};
+use flowlib::{LinkType, Proto, Timestamp, Weird};
 use shapes::ipproto::*;
 use shapes::*;
 use std::net::IpAddr;
-use std::path::PathBuf;
-
-fn corpus() -> PathBuf {
-    std::env::var_os("FLOWMON_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
-}
-
-/// Every record of a pcap file's bytes, through a meter with Zeek's
-/// default timeouts, and the meter's counters.
-fn run(pcap: &[u8]) -> (Vec<ConnRecord>, MeterStats) {
-    let mut reader = PcapReader::new(pcap).unwrap();
-    let link = reader.header().link;
-    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = reader.next_packet().unwrap() {
-        meter.process(p.data, link, p.ts, p.wire_len, &mut out);
-    }
-    meter.finish(&mut out);
-    (out, meter.stats().clone())
-}
-
-fn records(pcap: &[u8]) -> Vec<ConnRecord> {
-    run(pcap).0
-}
 
 /// These Ethernet frames as a pcap file, one a second.
 fn capture(frames: &[Vec<u8>]) -> Vec<u8> {

@@ -4,31 +4,13 @@
 //! `vlan` and `inner_vlan`). Captures written with flowlib's pcap writer
 //! and read back with its reader, or taken from the corpus.
 
+mod captures;
+
+use captures::{corpus, records};
 use etherparse::PacketBuilder;
 use flowlib::pcap_reader::PcapReader;
 use flowlib::pcap_writer::{PcapWriter, Resolution};
-use flowlib::{ConnRecord, FlowMeter, LinkType, Proto, TableConfig, Timestamp};
-use std::path::PathBuf;
-
-fn corpus() -> PathBuf {
-    std::env::var_os("FLOWMON_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
-}
-
-/// Every record of a pcap file's bytes, through a meter with Zeek's
-/// default timeouts.
-fn records(pcap: &[u8]) -> Vec<ConnRecord> {
-    let mut reader = PcapReader::new(pcap).unwrap();
-    let link = reader.header().link;
-    let mut meter = FlowMeter::new(TableConfig::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = reader.next_packet().unwrap() {
-        meter.process(p.data, link, p.ts, p.wire_len, &mut out);
-    }
-    meter.finish(&mut out);
-    out
-}
+use flowlib::{LinkType, Proto, Timestamp};
 
 /// An Ethernet frame with 802.1Q tags of these ids after the MAC
 /// addresses (outermost first) around `ethertype` and `payload`.
