@@ -156,6 +156,10 @@ impl CaptureClock {
             Some(ts) => {
                 let at = if ts.0 <= now.0.saturating_add(MAX_LEAP) {
                     self.apply(ts)
+                } else if self.latest_packet == Timestamp(i64::MIN) {
+                    // A wrong first stamp: the wall clock is the best there is.
+                    self.leaps += 1;
+                    self.apply(now)
                 } else {
                     self.leaps += 1;
                     self.now
@@ -420,5 +424,10 @@ mod tests {
         c.recycle(held);
         assert_eq!((c.leaps(), c.now()), (1, Timestamp(5010 * S)));
         assert_eq!(c.tick(Timestamp(5011 * S)), None);
+        // A wrong first stamp released by a tick: at the wall clock.
+        let mut c = CaptureClock::new();
+        assert_eq!(c.offer(&packet(4_102_444_800, &bytes)), Offer::Held);
+        assert_eq!(c.tick(Timestamp(1000 * S)), Some(Timestamp(1000 * S)));
+        assert_eq!((c.leaps(), c.now()), (1, Timestamp(1000 * S)));
     }
 }
