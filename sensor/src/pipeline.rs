@@ -400,6 +400,8 @@ impl Dispatcher<'_> {
     /// Sends every shard its pending batch (maybe empty), so clocks and
     /// output keep moving.
     fn send_all(&mut self) -> Result<(), Stopped> {
+        self.stats.clock_backwards = self.clock.backwards();
+        self.stats.clock_leaps = self.clock.leaps();
         if let Some(m) = &self.metrics {
             m.publish_dispatcher(&self.stats, self.queue_drops);
         }
@@ -497,8 +499,8 @@ impl Dispatcher<'_> {
         if let Some(held_at) = self.clock.finish() {
             let _ = self.route_released(held_at, None);
         }
-        self.stats.clock_backwards += self.clock.backwards();
-        self.stats.clock_leaps += self.clock.leaps();
+        self.stats.clock_backwards = self.clock.backwards();
+        self.stats.clock_leaps = self.clock.leaps();
         for queue in 0..self.senders.len() {
             let _ = self.send(queue);
         }

@@ -201,6 +201,8 @@ impl ScanShard<'_> {
     /// other shards.
     fn tick(&mut self) -> Result<(), Stopped> {
         if let (0, Some(m)) = (self.shard, &self.metrics) {
+            self.undecodable.clock_backwards = self.clock.backwards();
+            self.undecodable.clock_leaps = self.clock.leaps();
             m.publish_dispatcher(&self.undecodable, 0);
         }
         self.local.publish(self.clock.now())?;
@@ -223,8 +225,8 @@ impl ScanShard<'_> {
             self.meter_packet(&held.packet(), at);
         }
         if self.shard == 0 {
-            self.undecodable.clock_backwards += self.clock.backwards();
-            self.undecodable.clock_leaps += self.clock.leaps();
+            self.undecodable.clock_backwards = self.clock.backwards();
+            self.undecodable.clock_leaps = self.clock.leaps();
         }
         self.lockstep.leave(self.shard);
         if let (0, Some(m)) = (self.shard, &self.metrics) {

@@ -36,6 +36,8 @@ pub struct ShardCounters {
     decoded: AtomicU64,
     truncated: AtomicU64,
     weirds: [AtomicU64; Weird::COUNT],
+    clock_backwards: AtomicU64,
+    clock_leaps: AtomicU64,
     created: AtomicU64,
     ended: [AtomicU64; EndReason::ALL.len()],
     live: AtomicU64,
@@ -49,6 +51,8 @@ impl Default for ShardCounters {
             decoded: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             weirds: std::array::from_fn(|_| AtomicU64::new(0)),
+            clock_backwards: AtomicU64::new(0),
+            clock_leaps: AtomicU64::new(0),
             created: AtomicU64::new(0),
             ended: std::array::from_fn(|_| AtomicU64::new(0)),
             live: AtomicU64::new(0),
@@ -67,6 +71,8 @@ impl ShardCounters {
         for (slot, w) in self.weirds.iter().zip(Weird::ALL) {
             set(slot, meter.weirds.get(*w));
         }
+        set(&self.clock_backwards, meter.clock_backwards);
+        set(&self.clock_leaps, meter.clock_leaps);
         set(&self.created, table.created);
         for (slot, n) in self.ended.iter().zip(table.ended.iter()) {
             set(slot, *n);
@@ -240,6 +246,14 @@ impl Metrics {
         for (i, w) in Weird::ALL.iter().enumerate() {
             f.sample(&[("reason", w.name())], sum(&|s| &s.weirds[i]));
         }
+        let mut f = e.family(
+            "flowmon_clock_packets_total",
+            Kind::Counter,
+            "Packets applied at the capture clock instead of their own stamp: earlier than a packet \
+             before them, or far ahead of the packets after them.",
+        );
+        f.sample(&[("kind", "earlier")], sum(&|s| &s.clock_backwards));
+        f.sample(&[("kind", "far_ahead")], sum(&|s| &s.clock_leaps));
         let mut f = e.family(
             "flowmon_drops_total",
             Kind::Counter,
@@ -467,8 +481,18 @@ mod tests {
         table.ended[EndReason::Fin as usize] = 3;
         m.shard(0).publish(&meter, &table, 1);
         m.shard(1).publish(&meter, &table, 1);
-        m.publish_dispatcher(&meter, 5);
+        let clocked = MeterStats {
+            clock_backwards: 4,
+            clock_leaps: 1,
+            ..meter.clone()
+        };
+        m.publish_dispatcher(&clocked, 5);
         let text = m.render();
+        assert!(
+            text.contains("\nflowmon_clock_packets_total{kind=\"earlier\"} 4\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nflowmon_clock_packets_total{kind=\"far_ahead\"} 1\n"));
         assert!(text.contains("\nflowmon_packets_total 30\n"), "{text}");
         assert!(text.contains("\nflowmon_bytes_total 3000\n"), "{text}");
         assert!(text.contains("\nflowmon_flows_created_total 8\n"), "{text}");
