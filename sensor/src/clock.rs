@@ -134,7 +134,7 @@ impl CaptureClock {
         };
         let held_at = if p.ts.0 >= held_ts.0.saturating_sub(MAX_LEAP) {
             self.apply(held_ts)
-        } else if self.latest_packet == Timestamp(i64::MIN) {
+        } else if !self.applied_any() {
             // A wrong first stamp: the next packet's time is the best there is.
             self.leaps += 1;
             self.apply(p.ts)
@@ -156,7 +156,7 @@ impl CaptureClock {
             Some(ts) => {
                 let at = if ts.0 <= now.0.saturating_add(MAX_LEAP) {
                     self.apply(ts)
-                } else if self.latest_packet == Timestamp(i64::MIN) {
+                } else if !self.applied_any() {
                     // A wrong first stamp: the wall clock is the best there is.
                     self.leaps += 1;
                     self.apply(now)
@@ -241,7 +241,7 @@ impl CaptureClock {
     /// The first packet is always held: nothing before it says whether its
     /// stamp is right.
     fn hold_or_apply(&mut self, p: &Packet<'_>) -> Option<Timestamp> {
-        let first = self.latest_packet == Timestamp(i64::MIN);
+        let first = !self.applied_any();
         let leap = first || p.ts.0 > self.now.0.saturating_add(MAX_LEAP);
         if !leap {
             return Some(self.apply(p.ts));
@@ -256,6 +256,11 @@ impl CaptureClock {
             data,
         });
         None
+    }
+
+    /// Whether a packet was applied yet (the first one waits for the second).
+    fn applied_any(&self) -> bool {
+        self.latest_packet != Timestamp(i64::MIN)
     }
 
     /// Moves the clock to a packet stamped `ts`; returns the time it is
