@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 mod json_line;
+pub mod json_value;
 
 /// Something that takes connection records.
 pub trait RecordWriter {

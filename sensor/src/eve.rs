@@ -524,7 +524,12 @@ impl AlertFormat {
     /// Writes one alert line in this format.
     pub fn write<W: Write>(self, out: &mut W, a: &Alert) -> io::Result<()> {
         match self {
-            AlertFormat::Json => write_line(out, a),
+            AlertFormat::Json => {
+                let mut line = Vec::with_capacity(768);
+                a.write_json(&mut line);
+                line.push(b'\n');
+                out.write_all(&line)
+            }
             AlertFormat::Eve => write_alert(out, a),
         }
     }

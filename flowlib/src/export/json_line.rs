@@ -2,19 +2,15 @@
 //! buffer: the bytes `serde_json::to_writer` writes for the record's
 //! derived `Serialize` (same keys in the same order, same omissions, same
 //! number and address text), at a fraction of the cost. Keys are
-//! constants, integers and IPv4 addresses are turned into digits here, and
-//! strings that need no escaping are copied as they are; floats, IPv6
-//! addresses and strings that do need escaping take serde_json's and the
-//! standard library's own paths, so their text cannot differ.
+//! constants; the values are written by [`super::json_value`].
 
+use super::json_value::{addr, boolean, float, optional, string, timestamp, uint};
 use crate::record::{micros_f64, ConnRecord};
-use std::io::Write as _;
-use std::net::IpAddr;
 
 /// Appends `r` as a JSON object (no newline) to `out`.
 pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"ts\":");
-    float(out, micros_f64(r.ts.0));
+    timestamp(out, r.ts);
     out.extend_from_slice(b",\"uid\":");
     string(out, &r.uid);
     out.extend_from_slice(b",\"id.orig_h\":");
@@ -80,78 +76,13 @@ pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-/// `key` and `value` when there is a value (absent values are left out).
-fn optional<T>(out: &mut Vec<u8>, key: &[u8], value: Option<T>, write: fn(&mut Vec<u8>, T)) {
-    if let Some(v) = value {
-        out.extend_from_slice(key);
-        write(out, v);
-    }
-}
-
-/// A JSON string: copied between quotes when nothing in it needs escaping
-/// (JSON escapes `"`, `\` and control characters), else serde_json's text.
-fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing to a vector cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// serde_json's text of a float (the shortest that reads back the same).
-fn float(out: &mut Vec<u8>, v: f64) {
-    let _ = serde_json::to_writer(&mut *out, &v);
-}
-
-/// The decimal digits of `n`.
-fn uint(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-fn boolean(out: &mut Vec<u8>, b: bool) {
-    out.extend_from_slice(if b { b"true" } else { b"false" });
-}
-
-/// An address as a JSON string: IPv4 as a dotted quad built here, IPv6 as
-/// its standard text (what serde writes for both).
-fn addr(out: &mut Vec<u8>, a: IpAddr) {
-    out.push(b'"');
-    match a {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                uint(out, octet.into());
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::{ConnState, EndReason, Proto};
     use crate::Timestamp;
     use proptest::prelude::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::Duration;
 
     fn serde_text(r: &ConnRecord) -> String {

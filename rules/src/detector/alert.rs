@@ -1,6 +1,7 @@
 //! Alerts: what the detector reports, with every reason and its weight.
 
 use crate::config::detector::{Reason, Severity};
+use flowlib::export::json_value::{addr, optional, string, timestamp, uint};
 use flowlib::{ConnRecord, Timestamp};
 use serde::{Serialize, Serializer};
 use std::net::IpAddr;
@@ -96,6 +97,88 @@ pub struct Alert {
     pub primary: Reason,
 }
 
+impl Alert {
+    /// Appends the alert as a JSON object (no newline) to `out`: the bytes
+    /// `serde_json::to_writer` writes for its `Serialize` (same keys in the
+    /// same order, same omissions), built directly, at a fraction of the
+    /// cost (a detector on a busy boundary writes tens of thousands).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"event\":");
+        string(out, self.event);
+        out.extend_from_slice(b",\"ts\":");
+        timestamp(out, self.ts);
+        out.extend_from_slice(b",\"alert_id\":");
+        string(out, &self.alert_id);
+        out.extend_from_slice(b",\"uid\":");
+        string(out, &self.uid);
+        out.extend_from_slice(b",\"community_id\":");
+        string(out, &self.community_id);
+        out.extend_from_slice(b",\"id.orig_h\":");
+        addr(out, self.orig_h);
+        out.extend_from_slice(b",\"id.orig_p\":");
+        uint(out, self.orig_p.into());
+        out.extend_from_slice(b",\"id.resp_h\":");
+        addr(out, self.resp_h);
+        out.extend_from_slice(b",\"id.resp_p\":");
+        uint(out, self.resp_p.into());
+        out.extend_from_slice(b",\"proto\":");
+        string(out, &self.proto);
+        optional(out, b",\"vlan\":", self.vlan.map(u64::from), uint);
+        out.extend_from_slice(b",\"score\":");
+        uint(out, self.score.into());
+        out.extend_from_slice(b",\"severity\":");
+        string(out, self.severity);
+        out.extend_from_slice(b",\"reasons\":[");
+        for (i, hit) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"reason\":");
+            string(out, hit.reason.as_str());
+            out.extend_from_slice(b",\"weight\":");
+            uint(out, hit.weight.into());
+            out.extend_from_slice(b",\"detail\":");
+            string(out, &hit.detail);
+            out.push(b'}');
+        }
+        out.push(b']');
+        optional(
+            out,
+            b",\"relationship\":",
+            self.relationship.as_deref(),
+            string,
+        );
+        out.extend_from_slice(b",\"orig_enclave\":");
+        string(out, &self.orig_enclave);
+        out.extend_from_slice(b",\"resp_enclave\":");
+        string(out, &self.resp_enclave);
+        optional(
+            out,
+            b",\"orig_host_group\":",
+            self.orig_host_group.as_deref(),
+            string,
+        );
+        optional(
+            out,
+            b",\"resp_host_group\":",
+            self.resp_host_group.as_deref(),
+            string,
+        );
+        out.extend_from_slice(b",\"techniques\":[");
+        for (i, t) in self.techniques.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, t);
+        }
+        out.extend_from_slice(b"],\"count\":");
+        uint(out, self.count);
+        out.extend_from_slice(b",\"last_ts\":");
+        timestamp(out, self.last_ts);
+        out.push(b'}');
+    }
+}
+
 /// Severity name for a score.
 pub fn severity(score: u8, s: &Severity) -> &'static str {
     if score >= s.critical {
@@ -154,4 +237,91 @@ pub fn techniques(reasons: &[ReasonHit], r: &ConnRecord, provider_side: bool) ->
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn address() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            (any::<u128>(), 0u32..128)
+                .prop_map(|(a, zeros)| IpAddr::V6(Ipv6Addr::from(a >> zeros))),
+        ]
+    }
+
+    /// Text with what JSON must escape, and characters it must not.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_ .>/-]{0,24}",
+            "[a-z\"\\\\\\x00-\\x1f\\x7f\u{e9}\u{2028}\u{1F600} ]{0,12}",
+        ]
+    }
+
+    fn reason() -> impl Strategy<Value = Reason> {
+        (0..Reason::ALL.len()).prop_map(|i| Reason::ALL[i])
+    }
+
+    prop_compose! {
+        fn alert()(
+            (update, ts, last_ts, alert_id, uid, community_id) in
+                (any::<bool>(), any::<i64>(), any::<i64>(), text(), text(), text()),
+            (orig_h, orig_p, resp_h, resp_p, proto, vlan) in (
+                address(), any::<u16>(), address(), any::<u16>(), text(),
+                proptest::option::of(any::<u16>()),
+            ),
+            (score, severity, count) in (any::<u8>(), 0usize..4, any::<u64>()),
+            reasons in proptest::collection::vec((reason(), any::<u8>(), text()), 0..4),
+            names in (text(), text(), proptest::option::of(text()),
+                proptest::option::of(text()), proptest::option::of(text())),
+            techniques in proptest::collection::vec(0usize..4, 0..4),
+        ) -> Alert {
+            let (orig_enclave, resp_enclave, relationship, orig_host_group, resp_host_group) = names;
+            Alert {
+                event: if update { "update" } else { "alert" },
+                ts: Timestamp(ts),
+                alert_id,
+                uid,
+                community_id,
+                orig_h,
+                orig_p,
+                resp_h,
+                resp_p,
+                proto,
+                ip_proto: 6,
+                vlan,
+                inner_vlan: None,
+                score,
+                severity: ["low", "medium", "high", "critical"][severity],
+                reasons: reasons
+                    .into_iter()
+                    .map(|(reason, weight, detail)| ReasonHit { reason, weight, detail })
+                    .collect(),
+                relationship,
+                orig_enclave,
+                resp_enclave,
+                orig_host_group,
+                resp_host_group,
+                techniques: techniques.into_iter().map(|i| ["T1199", "T1046", "T1021.001", "T1074"][i]).collect(),
+                count,
+                last_ts: Timestamp(last_ts),
+                primary: Reason::NoRelationship,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_is_the_text_serde_writes(a in alert()) {
+            let mut ours = Vec::new();
+            a.write_json(&mut ours);
+            prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&a).unwrap()
+            );
+        }
+    }
 }
