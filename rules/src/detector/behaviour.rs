@@ -228,14 +228,16 @@ impl FanOutTracker {
         // A host new to the source is counted while there is room (after
         // the host fan-out too: each host's port sweep is still its own
         // finding).
-        let known = s.hosts.get_mut(&resp).is_some();
-        let room = s.hosts.len() < MAX_FAN_ENTRIES;
-        if !known && !room && !s.saturated {
+        let host = if s.hosts.len() < MAX_FAN_ENTRIES {
+            Some(s.hosts.entry_or_insert_with(resp, || (0, false)).0)
+        } else {
+            s.hosts.get_mut(&resp)
+        };
+        if host.is_none() && !s.saturated {
             s.saturated = true;
             self.saturated += 1;
         }
-        if known || room {
-            let ((ports, alerted_ports), _) = s.hosts.entry_or_insert_with(resp, || (0, false));
+        if let Some((ports, alerted_ports)) = host {
             // Ports on a host whose port fan-out is reported change nothing.
             if !*alerted_ports {
                 let pair = (resp, r.resp_p);
