@@ -9,7 +9,9 @@
 //! no allowed look-alike (large backup in its window, jump-host RDP inside
 //! the maintenance window, the periodic update check, monitoring polls,
 //! ...) may raise an alert. Precision and recall per behaviour are printed
-//! (`cargo test -p sensor --test scenarios -- --nocapture`).
+//! (`cargo test -p sensor --test scenarios -- --nocapture`); the files of
+//! a failing scenario are kept for a look (of every scenario with
+//! `FLOWMON_SCENARIOS_KEEP=1`).
 
 use flowbench::scenario::{AddressPlan, Label, Scenario, ScenarioConfig};
 use serde_json::Value;
@@ -320,9 +322,11 @@ fn check(name: &str, cfg: ScenarioConfig) -> Vec<String> {
         problems.push(format!("{name}: alert on benign background: {}", short(a)));
     }
     println!("({name} took {:.1} s)", t0.elapsed().as_secs_f64());
-    if problems.is_empty() {
+    if problems.is_empty() && std::env::var_os("FLOWMON_SCENARIOS_KEEP").is_none() {
         // Keep the files of a failing run for a look; drop the rest.
         let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("files kept in {}", dir.display());
     }
     problems
 }
@@ -366,4 +370,245 @@ fn msp_mixed_plan_windows_at_utc_plus_9() {
     cfg.beacon_period_secs = 290;
     cfg.web_per_hour = 3;
     assert_clean(check("mixed-utc+9", cfg));
+}
+
+// Parameterisations beyond the two above, each probing whether the
+// detector generalises: other seeds and sizes, half-hour and 45-minute
+// offsets, IANA zones across a DST change, IPv6 address plans, volumes
+// scaled 10x up and down, short and long learning, beacon periods from
+// 10 s to 90 min with jitter, a split exfiltration, RDP just outside the
+// maintenance window, a backup window across local midnight.
+
+const TUE_2026_03_03: i64 = 1_772_409_600 + 86_400;
+const TUE_2026_03_24: i64 = 1_772_409_600 + 22 * 86_400;
+
+#[test]
+fn other_seed_six_customers_utc() {
+    assert_clean(check(
+        "seed-6cust-utc",
+        ScenarioConfig::new(0xfeed_0006, 6, 0),
+    ));
+}
+
+#[test]
+fn two_customers_utc_minus_5() {
+    assert_clean(check(
+        "2cust-utc-5",
+        ScenarioConfig::new(0xfeed_0002, 2, -300),
+    ));
+}
+
+#[test]
+fn nepal_plus_5_45() {
+    assert_clean(check(
+        "nepal+5:45",
+        ScenarioConfig::new(0xfeed_0545, 4, 345),
+    ));
+}
+
+#[test]
+fn india_plus_5_30() {
+    assert_clean(check(
+        "india+5:30",
+        ScenarioConfig::new(0xfeed_0530, 5, 330),
+    ));
+}
+
+#[test]
+fn marquesas_minus_9_30_maintenance_past_midnight() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0930, 4, -570);
+    cfg.maintenance_hours = (22, 2);
+    assert_clean(check("marquesas-9:30", cfg));
+}
+
+#[test]
+fn chatham_plus_12_45() {
+    assert_clean(check(
+        "chatham+12:45",
+        ScenarioConfig::new(0xfeed_1245, 4, 765),
+    ));
+}
+
+/// America/New_York: learning Tue 3 - Fri 6 March 2026 (EST), detection
+/// Sat 7 - Tue 10 March (DST from Sunday 8 March, EDT).
+#[test]
+fn new_york_across_dst() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0d57, 4, -300);
+    cfg.tz_name = Some("America/New_York".into());
+    cfg.start_day = TUE_2026_03_03;
+    cfg.learning_days = 4;
+    cfg.detection_days = 4;
+    assert_clean(check("new-york-dst", cfg));
+}
+
+/// Europe/London: learning Tue 24 - Fri 27 March 2026 (GMT), detection
+/// Sat 28 - Tue 31 March (BST from Sunday 29 March).
+#[test]
+fn london_across_dst() {
+    let mut cfg = ScenarioConfig::new(0xfeed_1d57, 4, 0);
+    cfg.tz_name = Some("Europe/London".into());
+    cfg.start_day = TUE_2026_03_24;
+    cfg.learning_days = 4;
+    cfg.detection_days = 4;
+    cfg.backup_hours = (0, 4);
+    assert_clean(check("london-dst", cfg));
+}
+
+#[test]
+fn ipv6_ten_net_with_vlan_overlap() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0006, 4, 60);
+    cfg.plan.ipv6 = true;
+    assert_clean(check("ipv6-ten-net", cfg));
+}
+
+#[test]
+fn ipv6_mixed_plan() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0066, 5, 9 * 60);
+    cfg.plan = AddressPlan::mixed(5);
+    cfg.plan.ipv6 = true;
+    assert_clean(check("ipv6-mixed", cfg));
+}
+
+#[test]
+fn volumes_ten_times_up() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0010, 4, 60);
+    cfg.backup_bytes = 20_000_000_000;
+    cfg.backup_ceiling = 50_000_000_000;
+    cfg.staging_bytes = 6_000_000_000;
+    assert_clean(check("volume-x10", cfg));
+}
+
+#[test]
+fn volumes_ten_times_down() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0001, 4, 60);
+    cfg.backup_bytes = 200_000_000;
+    cfg.backup_ceiling = 500_000_000;
+    cfg.staging_bytes = 60_000_000;
+    assert_clean(check("volume-x0.1", cfg));
+}
+
+#[test]
+fn busy_network_ten_times_the_connections() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0b05, 4, 60);
+    cfg.web_per_hour = 40;
+    cfg.poll_interval_secs = 60;
+    assert_clean(check("busy-x10", cfg));
+}
+
+#[test]
+fn quiet_network() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0b06, 3, 60);
+    cfg.web_per_hour = 1;
+    cfg.poll_interval_secs = 3600;
+    assert_clean(check("quiet", cfg));
+}
+
+#[test]
+fn two_weeks_of_learning() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0014, 4, 60);
+    cfg.learning_days = 14;
+    assert_clean(check("learn-14d", cfg));
+}
+
+#[test]
+fn one_day_of_learning() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0015, 4, 60);
+    cfg.learning_days = 1;
+    assert_clean(check("learn-1d", cfg));
+}
+
+#[test]
+fn beacon_every_30_s() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0030, 4, 60);
+    cfg.beacon_period_secs = 30;
+    assert_clean(check("beacon-30s", cfg));
+}
+
+#[test]
+fn beacon_every_15_min() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0900, 4, 60);
+    cfg.beacon_period_secs = 900;
+    assert_clean(check("beacon-900s", cfg));
+}
+
+#[test]
+fn beacon_every_hour() {
+    let mut cfg = ScenarioConfig::new(0xfeed_3600, 4, 60);
+    cfg.beacon_period_secs = 3600;
+    assert_clean(check("beacon-3600s", cfg));
+}
+
+/// The exfiltration split into 4 back-to-back uploads.
+#[test]
+fn exfil_split_in_four() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0004, 4, 60);
+    cfg.exfil_chunks = 4;
+    assert_clean(check("exfil-split-4", cfg));
+}
+
+#[test]
+fn rdp_ten_minutes_outside_the_window() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0010, 4, 60);
+    cfg.rdp_near_window_mins = Some(10);
+    assert_clean(check("rdp-near-window", cfg));
+}
+
+/// Backups 23:00-03:00 local: one night's backup can start after local
+/// midnight and the next night's before it, on one local day.
+#[test]
+fn backup_window_across_local_midnight() {
+    let mut cfg = ScenarioConfig::new(0xfeed_2303, 4, 60);
+    cfg.backup_hours = (23, 3);
+    assert_clean(check("backup-23-03", cfg));
+}
+
+/// A beacon every 90 minutes over three detection days (an hourly-plus
+/// check-in is common): 16 check-ins in any 24 h.
+#[test]
+fn beacon_every_90_min() {
+    let mut cfg = ScenarioConfig::new(0xfeed_5400, 4, 60);
+    cfg.beacon_period_secs = 5400;
+    cfg.detection_days = 3;
+    assert_clean(check("beacon-5400s", cfg));
+}
+
+#[test]
+fn beacon_every_10_s() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0010, 4, 60);
+    cfg.beacon_period_secs = 10;
+    assert_clean(check("beacon-10s", cfg));
+}
+
+/// Cobalt-Strike-style jitter: +-50 % of a 60 s sleep.
+#[test]
+fn beacon_with_50_percent_jitter() {
+    let mut cfg = ScenarioConfig::new(0xfeed_5050, 4, 60);
+    cfg.beacon_period_secs = 60;
+    cfg.beacon_jitter_pct = 50;
+    assert_clean(check("beacon-jitter50", cfg));
+}
+
+#[test]
+fn beacon_with_30_percent_jitter() {
+    let mut cfg = ScenarioConfig::new(0xfeed_3030, 4, 60);
+    cfg.beacon_period_secs = 300;
+    cfg.beacon_jitter_pct = 30;
+    assert_clean(check("beacon-jitter30", cfg));
+}
+
+/// The exfiltration split into 8 back-to-back uploads.
+#[test]
+fn exfil_split_in_eight() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0008, 4, 60);
+    cfg.exfil_chunks = 8;
+    assert_clean(check("exfil-split-8", cfg));
+}
+
+/// UTC-5 (the staging and weekend episodes fall late on the last local day).
+#[test]
+fn three_customers_utc_minus_8_ipv6() {
+    let mut cfg = ScenarioConfig::new(0xfeed_0808, 3, -480);
+    cfg.plan = AddressPlan::ten_net(3);
+    cfg.plan.ipv6 = true;
+    assert_clean(check("ipv6-utc-8", cfg));
 }

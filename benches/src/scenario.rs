@@ -73,6 +73,10 @@ pub struct AddressPlan {
     /// Internet /24s (first three octets) for web servers, the update host
     /// and the attackers' hosts (at least one).
     pub internet: Vec<[u8; 3]>,
+    /// Review extension: write every address as IPv6 (`a.b.c.d` becomes
+    /// `fd00:a:b:c::d` inside, `2001:db8:a:b:c::d` on the internet; a /16
+    /// becomes a /48, a /24 a /64).
+    pub ipv6: bool,
 }
 
 impl AddressPlan {
@@ -98,6 +102,7 @@ impl AddressPlan {
             shared: [10, 40, 0],
             customers,
             internet: vec![[192, 0, 2], [198, 51, 100], [203, 0, 113]],
+            ipv6: false,
         }
     }
 
@@ -125,6 +130,7 @@ impl AddressPlan {
             shared: [172, 30, 5],
             customers,
             internet: vec![[45, 33, 12], [81, 2, 69], [185, 199, 108], [151, 101, 1]],
+            ipv6: false,
         }
     }
 }
@@ -164,6 +170,17 @@ pub struct ScenarioConfig {
     pub beacon_period_secs: u64,
     /// Web visits per customer per business hour.
     pub web_per_hour: u32,
+    /// Review extension: an IANA time zone for the windows (with its DST
+    /// rules) instead of the fixed `tz_offset_minutes`.
+    pub tz_name: Option<String>,
+    /// Review extension: the staging upload split into this many
+    /// connections (1 = one upload).
+    pub exfil_chunks: u32,
+    /// Review extension: extra jump-host RDP episodes this many minutes
+    /// before the maintenance window opens and after it closes (outside_window).
+    pub rdp_near_window_mins: Option<u32>,
+    /// Review extension: the beacon's jitter, percent of its period (+-).
+    pub beacon_jitter_pct: u64,
 }
 
 impl ScenarioConfig {
@@ -187,6 +204,10 @@ impl ScenarioConfig {
             staging_bytes: 600_000_000,
             beacon_period_secs: 120,
             web_per_hour: 4,
+            tz_name: None,
+            exfil_chunks: 1,
+            rdp_near_window_mins: None,
+            beacon_jitter_pct: 10,
         }
     }
 }
@@ -295,6 +316,36 @@ fn v4(o: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(o))
 }
 
+/// An address of the plan: IPv4, or its IPv6 image when the plan is IPv6.
+fn addr(plan: &AddressPlan, o: [u8; 4], internet: bool) -> IpAddr {
+    if !plan.ipv6 {
+        return v4(o);
+    }
+    let [a, b, c, d] = o.map(u16::from);
+    IpAddr::V6(if internet {
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, a, b, c, 0, 0, d)
+    } else {
+        std::net::Ipv6Addr::new(0xfd00, a, b, c, 0, 0, 0, d)
+    })
+}
+
+/// A network or host of the plan as the rule file writes it: `o` with its
+/// first `octets` octets significant (2: a /16, 3: a /24, 4: a host).
+fn net_text(plan: &AddressPlan, o: [u8; 4], octets: usize) -> String {
+    if !plan.ipv6 {
+        return match octets {
+            2 => format!("{}.{}.0.0/16", o[0], o[1]),
+            3 => format!("{}.{}.{}.0/24", o[0], o[1], o[2]),
+            _ => format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3]),
+        };
+    }
+    match octets {
+        2 => format!("fd00:{:x}:{:x}::/48", o[0], o[1]),
+        3 => format!("fd00:{:x}:{:x}:{:x}::/64", o[0], o[1], o[2]),
+        _ => format!("fd00:{:x}:{:x}:{:x}::{:x}", o[0], o[1], o[2], o[3]),
+    }
+}
+
 fn ts(secs: i64) -> Timestamp {
     Timestamp::from_micros(secs, 0)
 }
@@ -353,7 +404,7 @@ impl<'a> Gen<'a> {
     fn provider(&self, c: u8, d: u8) -> Host {
         let [a, b] = self.cfg.plan.provider;
         Host {
-            ip: v4([a, b, c, d]),
+            ip: addr(&self.cfg.plan, [a, b, c, d], false),
             vlan: None,
             enclave: PROVIDER,
         }
@@ -374,7 +425,7 @@ impl<'a> Gen<'a> {
     fn dns(&self) -> Host {
         let [a, b, c] = self.cfg.plan.shared;
         Host {
-            ip: v4([a, b, c, 53]),
+            ip: addr(&self.cfg.plan, [a, b, c, 53], false),
             vlan: None,
             enclave: SHARED,
         }
@@ -382,7 +433,7 @@ impl<'a> Gen<'a> {
     fn cust(&self, i: usize, c: u8, d: u8) -> Host {
         let n = &self.cfg.plan.customers[i];
         Host {
-            ip: v4([n.net[0], n.net[1], c, d]),
+            ip: addr(&self.cfg.plan, [n.net[0], n.net[1], c, d], false),
             vlan: n.vlan,
             enclave: 2 + i,
         }
@@ -406,7 +457,7 @@ impl<'a> Gen<'a> {
         let nets = &self.cfg.plan.internet;
         let [a, b, c] = nets[k % nets.len()];
         Host {
-            ip: v4([a, b, c, d]),
+            ip: addr(&self.cfg.plan, [a, b, c, d], true),
             vlan: None,
             enclave: self.internet_enclave(),
         }
@@ -429,7 +480,24 @@ impl<'a> Gen<'a> {
     /// UTC seconds of local time `h:m` on local day `d` (day 0 is the local
     /// date of `start_day`).
     fn local(&self, d: i64, h: i64, m: i64) -> i64 {
-        self.cfg.start_day + d * DAY + h * HOUR + m * 60 - self.offset()
+        let naive = self.cfg.start_day + d * DAY + h * HOUR + m * 60;
+        if let Some(name) = &self.cfg.tz_name {
+            use chrono::{Offset, TimeZone};
+            let tz: chrono_tz::Tz = name.parse().expect("a known IANA zone");
+            let utc = chrono::DateTime::from_timestamp(naive, 0)
+                .expect("in range")
+                .naive_utc();
+            // A local time in a DST gap: the offset before the gap.
+            let off = match tz.offset_from_local_datetime(&utc).earliest() {
+                Some(o) => o.fix().local_minus_utc(),
+                None => tz
+                    .offset_from_utc_datetime(&(utc - chrono::Duration::hours(3)))
+                    .fix()
+                    .local_minus_utc(),
+            };
+            return naive - i64::from(off);
+        }
+        naive - self.offset()
     }
 
     /// Local weekday of local day `d` (0 = Monday).
@@ -504,6 +572,12 @@ impl<'a> Gen<'a> {
         start: Timestamp,
         end: Timestamp,
     ) {
+        // Review fix: traffic starting outside the capture is not written
+        // (see `add`), so it gets no label either (windows far from UTC put
+        // some of the last local day's episodes past the capture's end).
+        if !self.in_period(start.secs()) {
+            return;
+        }
         self.labels.push(Label {
             kind,
             description,
@@ -1019,7 +1093,7 @@ impl<'a> Gen<'a> {
         //    small, regular, the configured period with +-10 % jitter (T1071).
         let implant = self.user(1 % n, 77);
         let c2 = self.net(self.cfg.plan.internet.len() - 1, 66);
-        let period = self.cfg.beacon_period_secs.clamp(30, 3600);
+        let period = self.cfg.beacon_period_secs.clamp(5, 86_400);
         let count = (4 * 3600 / period).max(40);
         let first = ts(self.local(d0, 9, 0));
         let mut t = first;
@@ -1034,12 +1108,13 @@ impl<'a> Gen<'a> {
             .spacing(ms(45));
             last = conv.expected().last_ts;
             self.add(conv, implant, c2);
-            let jitter = self.rng.below(period * 200) as i64 - (period * 100) as i64;
+            let j = self.cfg.beacon_jitter_pct.min(90);
+            let jitter = self.rng.below(period * 20 * j) as i64 - (period * 10 * j) as i64;
             t = Timestamp(t.0 + (period as i64 * 1000 + jitter) * 1_000_000);
         }
         self.label(
             "beacon",
-            format!("beacon every {period} s +-10 %"),
+            format!("beacon every {period} s +-{} %", self.cfg.beacon_jitter_pct),
             true,
             implant,
             &[c2],
@@ -1074,14 +1149,20 @@ impl<'a> Gen<'a> {
         let drop = self.net(1, 99);
         let t0 = t.plus(Duration::from_secs(900));
         let up = self.cfg.staging_bytes * 4 / 5;
-        let end = self.bulk(
-            stager,
-            drop,
-            443,
-            t0,
-            Duration::from_secs(1200),
-            (up, 20_000),
-        );
+        let chunks = u64::from(self.cfg.exfil_chunks.max(1));
+        let mut end = t0;
+        for k in 0..chunks {
+            // Back to back, as one 20-minute upload would be.
+            let at = t0.plus(Duration::from_secs(k * (1200 / chunks + 60)));
+            end = self.bulk(
+                stager,
+                drop,
+                443,
+                at,
+                Duration::from_secs(1200 / chunks),
+                (up / chunks, 20_000),
+            );
+        }
         self.label(
             "staging",
             format!(
@@ -1126,6 +1207,35 @@ impl<'a> Gen<'a> {
             t0,
             end,
         );
+
+        // Review extension: jump-host RDP a few minutes before the
+        // maintenance window opens and after it closes, on a weekday.
+        if let Some(mins) = self.cfg.rdp_near_window_mins {
+            let c = 0;
+            let jump = self.jump(0);
+            let target = self.win_server(c);
+            let wd2 = self.detection_weekday(1);
+            let open = self.local(wd2, i64::from(ms_h), 0);
+            for t0 in [
+                open - 60 * i64::from(mins),
+                open + mlen + 60 * i64::from(mins),
+            ] {
+                let (_, end) =
+                    self.session(jump, target, 3389, ts(t0), (15_000, 50_000), 20, ms(1_500));
+                self.label(
+                    "outside_window_near",
+                    format!("jump-host RDP {mins} min outside the maintenance window"),
+                    true,
+                    jump,
+                    &[target],
+                    "tcp",
+                    &[3389],
+                    Some(("outside_window", "T1199")),
+                    ts(t0),
+                    end,
+                );
+            }
+        }
 
         // 8. A very long session across the boundary: a jump host's RDP
         //    session opened inside the window and left running for 10 hours.
@@ -1289,9 +1399,6 @@ fn tcp_frame(b: &Bulk, from_client: bool, flags: u8, seq: u32, ack: u32, len: u6
     } else {
         (b.server.ip, b.server_port, b.client.ip, b.client_port)
     };
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
-        unreachable!("scenario hosts are IPv4");
-    };
     let eth = PacketBuilder::ethernet2(mac(src), mac(dst));
     let vlan = b
         .server
@@ -1299,9 +1406,16 @@ fn tcp_frame(b: &Bulk, from_client: bool, flags: u8, seq: u32, ack: u32, len: u6
         .or(b.client.vlan)
         .and_then(|v| VlanId::try_new(v).ok());
     let ttl = if from_client { 64 } else { 57 };
-    let ip = match vlan {
-        Some(v) => eth.single_vlan(v).ipv4(s.octets(), d.octets(), ttl),
-        None => eth.ipv4(s.octets(), d.octets(), ttl),
+    let ip = match (src, dst, vlan) {
+        (IpAddr::V4(s), IpAddr::V4(d), Some(v)) => {
+            eth.single_vlan(v).ipv4(s.octets(), d.octets(), ttl)
+        }
+        (IpAddr::V4(s), IpAddr::V4(d), None) => eth.ipv4(s.octets(), d.octets(), ttl),
+        (IpAddr::V6(s), IpAddr::V6(d), Some(v)) => {
+            eth.single_vlan(v).ipv6(s.octets(), d.octets(), ttl)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d), None) => eth.ipv6(s.octets(), d.octets(), ttl),
+        _ => unreachable!("both ends of one family"),
     };
     let mut t = ip.tcp(sport, dport, seq, 64_240);
     if flags & SYN != 0 {
@@ -1417,7 +1531,10 @@ fn tz_name(minutes: i32) -> String {
 /// The rule file of a scenario, in the format of `rules/examples/demo.toml`.
 fn rules_text(cfg: &ScenarioConfig, enclaves: &[String]) -> String {
     let p = &cfg.plan;
-    let tz = tz_name(cfg.tz_offset_minutes);
+    let tz = cfg
+        .tz_name
+        .clone()
+        .unwrap_or_else(|| tz_name(cfg.tz_offset_minutes));
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -1433,21 +1550,24 @@ fn rules_text(cfg: &ScenarioConfig, enclaves: &[String]) -> String {
     let [a, b] = p.provider;
     let _ = writeln!(
         s,
-        "[[enclaves]]\nname = \"{}\"\nkind = \"provider\"\nnetworks = [\"{a}.{b}.0.0/16\"]\n",
-        enclaves[PROVIDER]
+        "[[enclaves]]\nname = \"{}\"\nkind = \"provider\"\nnetworks = [\"{}\"]\n",
+        enclaves[PROVIDER],
+        net_text(p, [a, b, 0, 0], 2)
     );
     let [x, y, z] = p.shared;
     let _ = writeln!(
         s,
-        "[[enclaves]]\nname = \"{}\"\nkind = \"provider\"\nnetworks = [\"{x}.{y}.{z}.0/24\"]\n",
-        enclaves[SHARED]
+        "[[enclaves]]\nname = \"{}\"\nkind = \"provider\"\nnetworks = [\"{}\"]\n",
+        enclaves[SHARED],
+        net_text(p, [x, y, z, 0], 3)
     );
     for c in &p.customers {
         let [a, b] = c.net;
         let _ = writeln!(
             s,
-            "[[enclaves]]\nname = \"{}\"\nkind = \"customer\"\nnetworks = [\"{a}.{b}.0.0/16\"]",
-            c.name
+            "[[enclaves]]\nname = \"{}\"\nkind = \"customer\"\nnetworks = [\"{}\"]",
+            c.name,
+            net_text(p, [a, b, 0, 0], 2)
         );
         if let Some(v) = c.vlan {
             let _ = writeln!(s, "vlans = [{v}]");
@@ -1456,9 +1576,19 @@ fn rules_text(cfg: &ScenarioConfig, enclaves: &[String]) -> String {
     }
     let [a, b] = p.provider;
     for (name, hosts) in [
-        ("jump-hosts", format!("\"{a}.{b}.1.10\", \"{a}.{b}.1.11\"")),
-        ("monitoring", format!("\"{a}.{b}.2.20\"")),
-        ("backup", format!("\"{a}.{b}.3.30\"")),
+        (
+            "jump-hosts",
+            format!(
+                "\"{}\", \"{}\"",
+                net_text(p, [a, b, 1, 10], 4),
+                net_text(p, [a, b, 1, 11], 4)
+            ),
+        ),
+        (
+            "monitoring",
+            format!("\"{}\"", net_text(p, [a, b, 2, 20], 4)),
+        ),
+        ("backup", format!("\"{}\"", net_text(p, [a, b, 3, 30], 4))),
     ] {
         let _ = writeln!(
             s,
@@ -1468,15 +1598,18 @@ fn rules_text(cfg: &ScenarioConfig, enclaves: &[String]) -> String {
     }
     let _ = writeln!(
         s,
-        "[[host_groups]]\nname = \"dns-resolvers\"\nenclave = \"{}\"\nhosts = [\"{x}.{y}.{z}.53\"]\n",
-        enclaves[SHARED]
+        "[[host_groups]]\nname = \"dns-resolvers\"\nenclave = \"{}\"\nhosts = [\"{}\"]\n",
+        enclaves[SHARED],
+        net_text(p, [x, y, z, 53], 4)
     );
     for c in &p.customers {
         let [a, b] = c.net;
         let _ = writeln!(
             s,
-            "[[host_groups]]\nname = \"{n}-servers\"\nenclave = \"{n}\"\nhosts = [\"{a}.{b}.10.0/24\"]\n\n\
-             [[host_groups]]\nname = \"{n}-file-servers\"\nenclave = \"{n}\"\nhosts = [\"{a}.{b}.10.20\"]\n",
+            "[[host_groups]]\nname = \"{n}-servers\"\nenclave = \"{n}\"\nhosts = [\"{}\"]\n\n\
+             [[host_groups]]\nname = \"{n}-file-servers\"\nenclave = \"{n}\"\nhosts = [\"{}\"]\n",
+            net_text(p, [a, b, 10, 0], 3),
+            net_text(p, [a, b, 10, 20], 4),
             n = c.name
         );
     }
