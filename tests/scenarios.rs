@@ -145,7 +145,7 @@ fn check(name: &str, cfg: ScenarioConfig) -> Vec<String> {
         t0.elapsed().as_secs_f64()
     );
     assert!(
-        size(&files.learning) < 8_000_000 && size(&files.detection) < 8_000_000,
+        size(&files.learning) < 32_000_000 && size(&files.detection) < 32_000_000,
         "captures stay small"
     );
 
