@@ -455,10 +455,63 @@ fn staging_counts_what_was_pulled_within_one_window_not_since_the_first_pull() {
     assert_eq!(found.len(), 1, "{out:#?}");
     assert!(
         found[0].reasons.iter().any(|r| r.detail
-            == "10.20.0.7 pulled 150000000 bytes from 1 internal host(s) in 3240 s, then uploaded 84000000 bytes"),
+            == "10.20.0.7 pulled 150000000 bytes from 1 internal host(s) in 3240 s, then uploaded 84000000 bytes in 1 connection(s)"),
         "{:#?}",
         found[0]
     );
+}
+
+#[test]
+fn staging_adds_up_a_collection_uploaded_in_several_connections_after_it_was_pulled() {
+    let mut d = detector();
+    let mut out = Vec::new();
+    // A 200 MB upload before any collection counts for nothing.
+    d.observe(
+        &transfer("10.20.0.7", "10.20.10.9", at(9, 0), 100, 1_000),
+        &mut out,
+    );
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(9, 5), 200_000_000, 1000),
+        &mut out,
+    );
+    // 150 MB pulled from three servers within the hour.
+    for (k, server) in ["10.20.10.10", "10.20.10.11", "10.20.10.12"]
+        .iter()
+        .enumerate()
+    {
+        d.observe(
+            &transfer("10.20.0.7", server, at(10, 10 * k as u32), 100, 50_000_000),
+            &mut out,
+        );
+    }
+    // Then out in four connections of 20 MB: the fourth makes 80 MB,
+    // more than half of what was pulled.
+    for k in 0..4 {
+        d.observe(
+            &transfer(
+                "10.20.0.7",
+                "203.0.113.5",
+                at(10, 30 + 5 * k),
+                20_000_000,
+                1000,
+            ),
+            &mut out,
+        );
+        let found = staging(&out);
+        assert_eq!(
+            found.len(),
+            usize::from(k == 3),
+            "after upload {k}: {out:#?}"
+        );
+    }
+    let found = staging(&out);
+    assert!(
+        found[0].reasons.iter().any(|r| r.detail
+            == "10.20.0.7 pulled 150001000 bytes from 4 internal host(s) in 4800 s, then uploaded 80000000 bytes in 4 connection(s)"),
+        "{:#?}",
+        found[0]
+    );
+    assert_eq!(found[0].ts, at(10, 45));
 }
 
 #[test]
@@ -486,7 +539,7 @@ fn staging_remembers_64_sources_a_window_and_counts_the_rest() {
     assert_eq!(found.len(), 1, "{out:#?}");
     assert!(
         found[0].reasons.iter().any(|r| r.detail
-            == "10.20.0.7 pulled 140000000 bytes from more than 64 internal host(s) in 2040 s, then uploaded 100000000 bytes"),
+            == "10.20.0.7 pulled 140000000 bytes from more than 64 internal host(s) in 2040 s, then uploaded 100000000 bytes in 1 connection(s)"),
         "{:#?}",
         found[0]
     );

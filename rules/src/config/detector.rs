@@ -253,7 +253,9 @@ pub struct Staging {
     pub window: Duration,
     /// Bytes pulled that make staging.
     pub min_bytes: u64,
-    /// Upload size as a fraction of what was pulled that counts as comparable.
+    /// What the host then uploads out of its enclave within the window (in
+    /// one connection or several), as a fraction of what it pulled, that
+    /// counts as comparable.
     pub upload_ratio: f64,
 }
 

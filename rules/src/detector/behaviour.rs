@@ -687,11 +687,63 @@ const STAGING_SLICES: usize = 8;
 /// window; pulls from more are counted as bytes only.
 const MAX_STAGING_SOURCES: usize = 64;
 
+/// Bytes summed per slice of a staging window, of each slice at its
+/// number modulo [`STAGING_SLICES`]: its first transfer, the bytes and the
+/// connections (no bytes: an empty slot).
+#[derive(Clone, Copy)]
+struct SlicedBytes([(Timestamp, u64, u32); STAGING_SLICES]);
+
+impl SlicedBytes {
+    fn new(ts: Timestamp) -> SlicedBytes {
+        SlicedBytes([(ts, 0, 0); STAGING_SLICES])
+    }
+
+    /// Adds `bytes` at `ts` (slices `slice` ns long); false if `ts` is a
+    /// window or more older than a slice already counted (its window is
+    /// over: not added).
+    fn add(&mut self, ts: Timestamp, bytes: u64, slice: i64) -> bool {
+        let n = ts.0.div_euclid(slice);
+        let slot = &mut self.0[n.rem_euclid(STAGING_SLICES as i64) as usize];
+        match slot.0 .0.div_euclid(slice).cmp(&n) {
+            std::cmp::Ordering::Equal if slot.1 > 0 => {
+                slot.0 = slot.0.min(ts);
+                slot.1 = slot.1.saturating_add(bytes);
+                slot.2 = slot.2.saturating_add(1);
+            }
+            std::cmp::Ordering::Greater if slot.1 > 0 => return false,
+            // Empty, or a slice whose window is over.
+            _ => *slot = (ts, bytes, 1),
+        }
+        true
+    }
+
+    /// The bytes and connections in the window ending in the slice of
+    /// `ts` (and after it), and the first transfer among them (`since`
+    /// if none is earlier).
+    fn in_window(&self, ts: Timestamp, slice: i64, since: Timestamp) -> (u64, u32, Timestamp) {
+        let now = ts.0.div_euclid(slice);
+        self.0
+            .iter()
+            .filter(|(first, bytes, _)| {
+                *bytes > 0 && first.0.div_euclid(slice) > now - STAGING_SLICES as i64
+            })
+            .fold((0, 0, since), |(sum, conns, first), (f, bytes, n)| {
+                (
+                    sum.saturating_add(*bytes),
+                    conns.saturating_add(*n),
+                    first.min(*f),
+                )
+            })
+    }
+}
+
 struct Pulled {
-    /// Of each slice of the window, at its number modulo
-    /// [`STAGING_SLICES`]: its first pull and the bytes pulled (none: an
-    /// empty slot).
-    slices: [(Timestamp, u64); STAGING_SLICES],
+    /// What the host pulled from internal hosts.
+    pulled: SlicedBytes,
+    /// What it uploaded out of its enclave while it held a staged
+    /// collection (pulled at least the threshold in the window): a
+    /// collection may leave in several connections.
+    uploaded: SlicedBytes,
     /// The latest pull.
     last: Timestamp,
     /// Each internal host pulled from, with the time of the latest pull.
@@ -703,25 +755,12 @@ struct Pulled {
 impl Pulled {
     fn new(ts: Timestamp) -> Pulled {
         Pulled {
-            slices: [(ts, 0); STAGING_SLICES],
+            pulled: SlicedBytes::new(ts),
+            uploaded: SlicedBytes::new(ts),
             last: ts,
             sources: SmallMap::default(),
             unlisted: None,
         }
-    }
-
-    /// The bytes pulled in the window ending in the slice of `ts` (and
-    /// after it), and the first pull among them.
-    fn in_window(&self, ts: Timestamp, slice: i64) -> (u64, Timestamp) {
-        let now = ts.0.div_euclid(slice);
-        self.slices
-            .iter()
-            .filter(|(first, bytes)| {
-                *bytes > 0 && first.0.div_euclid(slice) > now - STAGING_SLICES as i64
-            })
-            .fold((0, self.last), |(sum, first), (f, bytes)| {
-                (sum.saturating_add(*bytes), first.min(*f))
-            })
     }
 }
 
@@ -773,19 +812,8 @@ impl StagingTracker {
             |p| p.last,
         );
         let p = self.hosts.entry(host).or_insert_with(|| Pulled::new(ts));
-        let slice = staging_slice(cfg);
-        let n = ts.0.div_euclid(slice);
-        let slot = &mut p.slices[n.rem_euclid(STAGING_SLICES as i64) as usize];
-        match slot.0 .0.div_euclid(slice).cmp(&n) {
-            std::cmp::Ordering::Equal if slot.1 > 0 => {
-                slot.0 = slot.0.min(ts);
-                slot.1 = slot.1.saturating_add(bytes);
-            }
-            // A slice a window or more older than one already pulled in:
-            // over.
-            std::cmp::Ordering::Greater if slot.1 > 0 => return,
-            // Empty, or a slice whose window is over.
-            _ => *slot = (ts, bytes),
+        if !p.pulled.add(ts, bytes, staging_slice(cfg)) {
+            return;
         }
         p.last = p.last.max(ts);
         let from = HostBits::of(from);
@@ -805,7 +833,8 @@ impl StagingTracker {
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
-    /// pulled at least the threshold recently and the upload is comparable.
+    /// pulled at least the threshold recently and what it uploaded since
+    /// (in the window, this connection included) is comparable.
     pub(crate) fn uploaded(
         &mut self,
         host: (IpAddr, Option<u16>),
@@ -814,11 +843,14 @@ impl StagingTracker {
         cfg: &Staging,
     ) -> Option<(Reason, String)> {
         let p = self.hosts.get_mut(&host)?;
-        let (pulled, first) = p.in_window(ts, staging_slice(cfg));
-        if pulled < cfg.min_bytes {
+        let slice = staging_slice(cfg);
+        let (pulled, _, first) = p.pulled.in_window(ts, slice, p.last);
+        // Only uploads made while the host holds a staged collection count.
+        if pulled < cfg.min_bytes || bytes == 0 || !p.uploaded.add(ts, bytes, slice) {
             return None;
         }
-        if (bytes as f64) < cfg.upload_ratio * pulled as f64 {
+        let (sent, uploads, _) = p.uploaded.in_window(ts, slice, ts);
+        if (sent as f64) < cfg.upload_ratio * pulled as f64 {
             return None;
         }
         let recent = |seen: Timestamp| ts.since(seen) <= cfg.window;
@@ -829,13 +861,14 @@ impl StagingTracker {
             ""
         };
         let detail = format!(
-            "{} pulled {} bytes from {}{} internal host(s) in {} s, then uploaded {} bytes",
+            "{} pulled {} bytes from {}{} internal host(s) in {} s, then uploaded {} bytes in {} connection(s)",
             host.0,
             pulled,
             more,
             p.sources.len(),
             p.last.since(first).as_secs(),
-            bytes
+            sent,
+            uploads
         );
         self.hosts.remove(&host);
         Some((Reason::Staging, detail))
