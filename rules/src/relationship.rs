@@ -488,6 +488,14 @@ impl TimeWindow {
     /// Whether the window is open at capture time `ts` (open at `start`,
     /// closed at `end`).
     pub fn contains(&self, ts: Timestamp) -> bool {
+        self.opened_on(ts).is_some()
+    }
+
+    /// The local day (days since 1970-01-01 in the window's zone) on which
+    /// the opening of the window that is open at capture time `ts` began,
+    /// if it is open: for a window that runs past midnight, the day before
+    /// when `ts` is after midnight. One night's window is one opening.
+    pub fn opened_on(&self, ts: Timestamp) -> Option<i64> {
         let utc = ts.secs();
         let local = utc + i64::from(self.zone.offset_at(utc));
         let day_number = local.div_euclid(86_400);
@@ -495,11 +503,12 @@ impl TimeWindow {
         let weekday = (day_number + 3).rem_euclid(7) as u32;
         let t = local.rem_euclid(86_400) as u32;
         if self.start < self.end {
-            self.days.contains(weekday) && self.start <= t && t < self.end
+            (self.days.contains(weekday) && self.start <= t && t < self.end).then_some(day_number)
+        } else if self.days.contains(weekday) && t >= self.start {
+            Some(day_number)
         } else {
             let yesterday = (weekday + 6) % 7;
-            (self.days.contains(weekday) && t >= self.start)
-                || (self.days.contains(yesterday) && t < self.end)
+            (self.days.contains(yesterday) && t < self.end).then_some(day_number - 1)
         }
     }
 }
@@ -578,7 +587,9 @@ impl Relationship {
         &self.windows
     }
 
-    /// The most bytes (both directions) expected per day, if limited.
+    /// The most bytes (both directions) expected per day, if limited: per
+    /// local day of the rule file's zone, or, with windows, per day a
+    /// window opened (a night's window past midnight is one day).
     pub fn max_bytes_per_day(&self) -> Option<u64> {
         self.max_bytes_per_day
     }

@@ -226,6 +226,35 @@ fn volume_ceiling_of_a_relationship_is_checked_per_day() {
 }
 
 #[test]
+fn a_windowed_ceiling_counts_each_opening_of_its_window_across_local_midnight() {
+    // Backups 23:00-03:00 at UTC+1, at most 5000 bytes a night.
+    let rules = RULES.replace(
+        "max_bytes_per_day = 1000",
+        "max_bytes_per_day = 5000\nwindows = [{ days = \"all\", start = \"23:00\", end = \"03:00\", tz = \"+01:00\" }]",
+    );
+    let mut d = Detector::new(Rules::from_str(&rules, "test.toml").expect("valid rules"));
+    let backup = |ts: Timestamp, bytes: u64| {
+        let mut r = record("10.10.5.5", "10.20.0.5", 445, ts, EndReason::Fin);
+        r.orig_bytes = Some(bytes);
+        r.resp_bytes = Some(0);
+        r
+    };
+    // Monday night's backup runs late: 3500 bytes at 01:24 local on
+    // Tuesday (00:24 UTC). Tuesday night's starts at 23:05 local on
+    // Tuesday: one local day, two nights.
+    assert!(observe(&mut d, &backup(at(24, 24), 3500)).is_empty());
+    let a = observe(&mut d, &backup(at(46, 5), 2000));
+    assert!(a.is_empty(), "another night: {a:#?}");
+    // Tuesday night's backup passes the ceiling after midnight.
+    let a = observe(&mut d, &backup(at(48, 10), 3500));
+    assert_eq!(reasons(&a[0]), ["admin_protocol", "over_volume"]);
+    assert_eq!(
+        a[0].reasons[1].detail,
+        "backup carried 5500 bytes in its window opened on 2026-03-03, above its daily ceiling of 5000"
+    );
+}
+
+#[test]
 fn fan_out_to_many_hosts_is_a_scan() {
     let mut d = detector();
     let mut fired = Vec::new();

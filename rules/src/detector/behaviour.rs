@@ -941,31 +941,51 @@ pub(crate) struct VolumeLedger {
     days: HashMap<(usize, i64), (u64, bool)>,
 }
 
+/// Which day a connection's bytes count for, against a daily ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CeilingDay {
+    /// A local calendar day (days since 1970-01-01): the relationship has
+    /// no windows.
+    Calendar(i64),
+    /// The local day its window opened: a window that runs past midnight
+    /// is one night, whichever side of midnight a connection starts.
+    WindowOpened(i64),
+}
+
 impl VolumeLedger {
-    /// Adds a finished connection's bytes to relationship `rel`; returns a
-    /// reason the first time the day's total passes `ceiling`.
-    /// `utc_offset` is the offset (seconds) of the time zone whose days the
-    /// ceiling counts (the relationship's windows', else the rule file's).
+    /// Adds a finished connection's bytes to relationship `rel`, on `day`;
+    /// returns a reason the first time the day's total passes `ceiling`.
     pub(crate) fn add(
         &mut self,
         rel: usize,
         name: &str,
         ceiling: u64,
-        utc_offset: i64,
+        day: CeilingDay,
         r: &ConnRecord,
     ) -> Option<(Reason, String)> {
-        let day = (r.ts.secs() + utc_offset).div_euclid(86_400);
+        let n = match day {
+            CeilingDay::Calendar(n) | CeilingDay::WindowOpened(n) => n,
+        };
         if self.days.len() > MAX_KEYS {
-            self.days.retain(|k, _| k.1 >= day - 1);
+            self.days.retain(|k, _| k.1 >= n - 1);
         }
-        let e = self.days.entry((rel, day)).or_insert((0, false));
+        let e = self.days.entry((rel, n)).or_insert((0, false));
         e.0 += r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
         if e.0 > ceiling && !e.1 {
             e.1 = true;
+            // 719 163 days from 0001-01-01 to 1970-01-01.
+            let date = i32::try_from(n + 719_163)
+                .ok()
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                .map_or_else(|| format!("day {n}"), |d| d.to_string());
+            let when = match day {
+                CeilingDay::Calendar(_) => format!("on {date}"),
+                CeilingDay::WindowOpened(_) => format!("in its window opened on {date}"),
+            };
             return Some((
                 Reason::OverVolume,
                 format!(
-                    "{} carried {} bytes today, above its ceiling of {}",
+                    "{} carried {} bytes {when}, above its daily ceiling of {}",
                     name, e.0, ceiling
                 ),
             ));

@@ -28,7 +28,9 @@ use crate::baseline::{self, Baseline};
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
-use behaviour::{BeaconTracker, FanOutTracker, LongSessions, StagingTracker, VolumeLedger};
+use behaviour::{
+    BeaconTracker, CeilingDay, FanOutTracker, LongSessions, StagingTracker, VolumeLedger,
+};
 use dedup::AlertDedup;
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::HashMap;
@@ -273,12 +275,20 @@ impl Detector {
                     if let (true, Some(i)) = (verdict.allowed, verdict.relationship) {
                         let rel = &self.rules.relationships()[i];
                         if let Some(ceiling) = rel.max_bytes_per_day() {
-                            let zone = rel
+                            // An allowed connection of a relationship with
+                            // windows starts in one of them.
+                            let day = rel
                                 .windows()
-                                .first()
-                                .map_or(self.rules.default_tz(), |w| w.zone());
-                            let offset = i64::from(zone.offset_at(r.ts.secs()));
-                            behaviour.extend(self.volume.add(i, rel.name(), ceiling, offset, r));
+                                .iter()
+                                .find_map(|w| w.opened_on(r.ts))
+                                .map(CeilingDay::WindowOpened)
+                                .unwrap_or_else(|| {
+                                    let zone = self.rules.default_tz();
+                                    let local =
+                                        r.ts.secs() + i64::from(zone.offset_at(r.ts.secs()));
+                                    CeilingDay::Calendar(local.div_euclid(86_400))
+                                });
+                            behaviour.extend(self.volume.add(i, rel.name(), ceiling, day, r));
                         }
                     }
                     let known_periodic = self
