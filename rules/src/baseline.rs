@@ -12,6 +12,8 @@
 //! format or version is refused with a clear error.
 
 use crate::detector::beacon_score;
+use crate::detector::behaviour::{staging_slice, SlicedBytes};
+use crate::enclave::EnclaveKind;
 use crate::enclave::Location;
 use crate::Rules;
 use flowlib::{ConnRecord, EndReason, Timestamp};
@@ -147,6 +149,20 @@ pub struct Baseline {
     pub connections: u64,
     /// Profiles, keyed `"orig resp"` (plus `" vlan N"` when tagged).
     pub pairs: BTreeMap<String, PairProfile>,
+    /// The most each host pulled from internal hosts within one staging
+    /// window (`[detector.staging]` window) while learning, keyed by
+    /// address (plus `" vlan N"` when tagged); hosts that pulled nothing
+    /// are absent. `None` in a baseline learned before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_pulls: Option<BTreeMap<String, u64>>,
+}
+
+/// The key of a host in [`Baseline::staging_pulls`].
+pub(crate) fn host_key(host: IpAddr, vlan: Option<u16>) -> String {
+    match vlan {
+        Some(v) if v != 0 => format!("{host} vlan {v}"),
+        _ => host.to_string(),
+    }
 }
 
 /// VLAN id 0 (a priority tag) counts as untagged, as in the enclave map.
@@ -273,6 +289,9 @@ pub struct BaselineBuilder {
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     connections: u64,
+    /// Each host's pulls from internal hosts by slice of the staging
+    /// window, and the most it pulled in one window.
+    pulls: BTreeMap<(IpAddr, Option<u16>), (SlicedBytes, u64)>,
 }
 
 impl BaselineBuilder {
@@ -285,6 +304,7 @@ impl BaselineBuilder {
             first: None,
             last: None,
             connections: 0,
+            pulls: BTreeMap::new(),
         }
     }
 
@@ -298,6 +318,7 @@ impl BaselineBuilder {
             self.rules.locate(r.orig_h, r.vlan),
             self.rules.locate(r.resp_h, r.vlan),
         );
+        self.learn_pulls(r, o, d);
         if o.enclave == d.enclave && o.host_group.is_none() && d.host_group.is_none() {
             return;
         }
@@ -332,6 +353,35 @@ impl BaselineBuilder {
         }
     }
 
+    /// What each end of a connection between two internal hosts pulled
+    /// from the other, as the detector's staging tracker counts it.
+    fn learn_pulls(&mut self, r: &ConnRecord, o: Location, d: Location) {
+        let internal = |l: Location| self.rules.enclave(l.enclave).kind() != EnclaveKind::External;
+        if !(internal(o) && internal(d)) {
+            return;
+        }
+        let slice = staging_slice(&self.rules.detector().staging);
+        let vlan = r.vlan.filter(|v| *v != 0);
+        for (host, bytes) in [
+            (r.orig_h, r.resp_bytes.unwrap_or(0)),
+            (r.resp_h, r.orig_bytes.unwrap_or(0)),
+        ] {
+            if bytes == 0 {
+                continue;
+            }
+            let (slices, most) = self
+                .pulls
+                .entry((host, vlan))
+                .or_insert_with(|| (SlicedBytes::new(r.ts), 0));
+            // Records come in about end order: a pull too old for the
+            // window kept is left out (as the detector leaves it out).
+            if slices.add(r.ts, bytes, slice) {
+                let (in_window, _, _) = slices.in_window(r.ts, slice, r.ts);
+                *most = (*most).max(in_window);
+            }
+        }
+    }
+
     /// The baseline learned so far.
     pub fn finish(mut self) -> Baseline {
         let min_connections = self.rules.detector().beacon.min_connections as usize;
@@ -357,6 +407,12 @@ impl BaselineBuilder {
             last_ts: secs(self.last),
             connections: self.connections,
             pairs: self.pairs,
+            staging_pulls: Some(
+                self.pulls
+                    .into_iter()
+                    .map(|((host, vlan), (_, most))| (host_key(host, vlan), most))
+                    .collect(),
+            ),
         }
     }
 }

@@ -544,6 +544,61 @@ fn staging_adds_up_a_collection_uploaded_in_several_connections_after_it_was_pul
 }
 
 #[test]
+fn with_a_baseline_staging_is_a_collection_out_of_line_with_what_the_host_pulled_while_learning() {
+    use rules::baseline::BaselineBuilder;
+    let rules = || Rules::from_str(RULES, "test.toml").expect("valid rules");
+    // Learning (Monday): 10.20.0.8 pulls 30 MB from a server every
+    // morning; 10.20.0.7 only browses.
+    let mut learner = BaselineBuilder::new(rules());
+    learner.observe(&transfer(
+        "10.20.0.8",
+        "10.20.10.10",
+        at(9, 0),
+        100,
+        30_000_000,
+    ));
+    learner.observe(&transfer("10.20.0.7", "10.20.10.10", at(9, 0), 100, 20_000));
+    let baseline = learner.finish();
+    let pulls = baseline.staging_pulls.as_ref().expect("pulls learned");
+    assert_eq!(pulls.get("10.20.0.8"), Some(&30_000_000));
+    assert_eq!(pulls.get("10.20.10.10"), Some(&200), "what it received");
+    // Tuesday: both pull 40 MB from two servers, then upload 30 MB.
+    let tuesday = |d: &mut Detector| {
+        let mut out = Vec::new();
+        for host in ["10.20.0.7", "10.20.0.8"] {
+            for (k, server) in ["10.20.10.10", "10.20.10.11"].iter().enumerate() {
+                d.observe(
+                    &transfer(host, server, at(34, 10 * k as u32), 100, 20_000_000),
+                    &mut out,
+                );
+            }
+            d.observe(
+                &transfer(host, "203.0.113.5", at(34, 40), 30_000_000, 1000),
+                &mut out,
+            );
+        }
+        out
+    };
+    // Against the baseline: out of line for 10.20.0.7 (at least the
+    // volume section's 10 MB), not for 10.20.0.8 (10 x 30 MB).
+    let mut d = Detector::new(rules()).with_baseline(baseline.clone());
+    let out = tuesday(&mut d);
+    let found: Vec<_> = staging(&out).iter().map(|a| a.orig_h.to_string()).collect();
+    assert_eq!(found, ["10.20.0.7"], "{out:#?}");
+    // Without a baseline, or with one learned before it kept pulls:
+    // [detector.staging] min_bytes (100 MB).
+    let mut old = baseline;
+    old.staging_pulls = None;
+    for mut d in [
+        Detector::new(rules()),
+        Detector::new(rules()).with_baseline(old),
+    ] {
+        let out = tuesday(&mut d);
+        assert!(staging(&out).is_empty(), "{out:#?}");
+    }
+}
+
+#[test]
 fn staging_remembers_64_sources_a_window_and_counts_the_rest() {
     let mut d = detector();
     let mut out = Vec::new();

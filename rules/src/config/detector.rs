@@ -251,7 +251,11 @@ impl Default for Volume {
 pub struct Staging {
     /// The longest gap between pulling and uploading.
     pub window: Duration,
-    /// Bytes pulled that make staging.
+    /// Bytes pulled within the window that make a staged collection,
+    /// without a baseline (or with one learned before baselines kept the
+    /// hosts' pulls). With one, a host's threshold is out of line with what
+    /// it pulled while learning: `[detector.volume]` factor times the most
+    /// it pulled in one window, at least that section's min_bytes.
     pub min_bytes: u64,
     /// What the host then uploads out of its enclave within the window (in
     /// one connection or several), as a fraction of what it pulled, that

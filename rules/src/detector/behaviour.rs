@@ -690,18 +690,18 @@ const MAX_STAGING_SOURCES: usize = 64;
 /// Bytes summed per slice of a staging window, of each slice at its
 /// number modulo [`STAGING_SLICES`]: its first transfer, the bytes and the
 /// connections (no bytes: an empty slot).
-#[derive(Clone, Copy)]
-struct SlicedBytes([(Timestamp, u64, u32); STAGING_SLICES]);
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlicedBytes([(Timestamp, u64, u32); STAGING_SLICES]);
 
 impl SlicedBytes {
-    fn new(ts: Timestamp) -> SlicedBytes {
+    pub(crate) fn new(ts: Timestamp) -> SlicedBytes {
         SlicedBytes([(ts, 0, 0); STAGING_SLICES])
     }
 
     /// Adds `bytes` at `ts` (slices `slice` ns long); false if `ts` is a
     /// window or more older than a slice already counted (its window is
     /// over: not added).
-    fn add(&mut self, ts: Timestamp, bytes: u64, slice: i64) -> bool {
+    pub(crate) fn add(&mut self, ts: Timestamp, bytes: u64, slice: i64) -> bool {
         let n = ts.0.div_euclid(slice);
         let slot = &mut self.0[n.rem_euclid(STAGING_SLICES as i64) as usize];
         match slot.0 .0.div_euclid(slice).cmp(&n) {
@@ -720,7 +720,12 @@ impl SlicedBytes {
     /// The bytes and connections in the window ending in the slice of
     /// `ts` (and after it), and the first transfer among them (`since`
     /// if none is earlier).
-    fn in_window(&self, ts: Timestamp, slice: i64, since: Timestamp) -> (u64, u32, Timestamp) {
+    pub(crate) fn in_window(
+        &self,
+        ts: Timestamp,
+        slice: i64,
+        since: Timestamp,
+    ) -> (u64, u32, Timestamp) {
         let now = ts.0.div_euclid(slice);
         self.0
             .iter()
@@ -765,7 +770,7 @@ impl Pulled {
 }
 
 /// The length of a staging window's slices, in nanoseconds.
-fn staging_slice(cfg: &Staging) -> i64 {
+pub(crate) fn staging_slice(cfg: &Staging) -> i64 {
     (cfg.window.as_nanos() as i64 / STAGING_SLICES as i64).max(1)
 }
 
@@ -833,20 +838,21 @@ impl StagingTracker {
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
-    /// pulled at least the threshold recently and what it uploaded since
-    /// (in the window, this connection included) is comparable.
+    /// pulled at least `threshold` bytes recently and what it uploaded
+    /// since (in the window, this connection included) is comparable.
     pub(crate) fn uploaded(
         &mut self,
         host: (IpAddr, Option<u16>),
         bytes: u64,
         ts: Timestamp,
         cfg: &Staging,
+        threshold: u64,
     ) -> Option<(Reason, String)> {
         let p = self.hosts.get_mut(&host)?;
         let slice = staging_slice(cfg);
         let (pulled, _, first) = p.pulled.in_window(ts, slice, p.last);
         // Only uploads made while the host holds a staged collection count.
-        if pulled < cfg.min_bytes || bytes == 0 || !p.uploaded.add(ts, bytes, slice) {
+        if pulled < threshold || bytes == 0 || !p.uploaded.add(ts, bytes, slice) {
             return None;
         }
         let (sent, uploads, _) = p.uploaded.in_window(ts, slice, ts);

@@ -16,7 +16,7 @@
 //! a scan or a periodic check-in is evidence wherever it runs.
 
 mod alert;
-mod behaviour;
+pub(crate) mod behaviour;
 mod dedup;
 pub(crate) mod policy;
 mod small_map;
@@ -400,6 +400,30 @@ impl Detector {
         )
     }
 
+    /// The bytes `host` must pull within a staging window to hold a staged
+    /// collection: with a baseline that learned hosts' pulls, out of line
+    /// with what it pulled while learning (`[detector.volume]` factor times
+    /// the most it pulled in one window, at least that section's
+    /// min_bytes), so the threshold follows the network's own scale; else
+    /// `[detector.staging]` min_bytes.
+    fn staging_threshold(&self, host: IpAddr, vlan: Option<u16>) -> u64 {
+        let d = self.rules.detector();
+        match self
+            .baseline
+            .as_ref()
+            .and_then(|b| b.staging_pulls.as_ref())
+        {
+            Some(pulls) => {
+                let learned = pulls
+                    .get(&baseline::host_key(host, vlan))
+                    .copied()
+                    .unwrap_or(0);
+                ((learned as f64 * d.volume.factor) as u64).max(d.volume.min_bytes)
+            }
+            None => d.staging.min_bytes,
+        }
+    }
+
     /// Staging bookkeeping for a finished connection.
     fn staging_step(
         &mut self,
@@ -420,8 +444,14 @@ impl Detector {
                 .pulled((r.resp_h, r.vlan), r.orig_h, up, r.ts, &cfg);
             None
         } else if internal(ok) && !internal(dk) {
-            self.staging
-                .uploaded((r.orig_h, r.vlan), r.orig_bytes.unwrap_or(0), r.ts, &cfg)
+            let threshold = self.staging_threshold(r.orig_h, r.vlan);
+            self.staging.uploaded(
+                (r.orig_h, r.vlan),
+                r.orig_bytes.unwrap_or(0),
+                r.ts,
+                &cfg,
+                threshold,
+            )
         } else {
             None
         }
