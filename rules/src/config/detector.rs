@@ -208,11 +208,21 @@ impl Default for FanOut {
 }
 
 /// Beaconing, scored like RITA's beacon model.
+///
+/// A beacon is found once its pair's history holds `min_connections`
+/// check-ins, so the slowest period found is about `window /
+/// (min_connections - 1)`: with the defaults (5 days, 20) a check-in
+/// every 6 hours and more often. A day's window found nothing slower than
+/// one every 72 minutes. Fewer check-ins would find slow beacons sooner
+/// but let irregular traffic look regular by chance more often.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Beacon {
-    /// How much history one pair's score looks at.
+    /// How much history one pair's score looks at: check-ins that started
+    /// longer than this before the pair's latest are forgotten.
     pub window: Duration,
-    /// Connections needed before a pair is scored.
+    /// Distinct check-ins (connections started at least a second apart)
+    /// needed before a pair is scored: enough intervals to judge their
+    /// regularity (fewer let irregular traffic look regular by chance).
     pub min_connections: u32,
     /// Beacon score (0-1) at or above which the reason fires.
     pub min_score: f64,
@@ -221,7 +231,7 @@ pub struct Beacon {
 impl Default for Beacon {
     fn default() -> Self {
         Beacon {
-            window: Duration::from_secs(24 * 3600),
+            window: Duration::from_secs(5 * 24 * 3600),
             min_connections: 20,
             min_score: 0.8,
         }

@@ -629,11 +629,18 @@ impl BeaconTracker {
             return None;
         }
         series.scored_at = series.added;
+        // Regularity is judged on distinct check-ins: connections opened
+        // together (parallel fetches, retries) are one event, so a few
+        // bursts of them are too few intervals to judge.
+        let points = series.points();
+        let check_ins = check_ins(&points);
+        if (check_ins.len() as u32) < cfg.min_connections {
+            return None;
+        }
         #[cfg(test)]
         {
             self.scored += 1;
         }
-        let points = series.points();
         let score = beacon_score(&points);
         if score < cfg.min_score {
             return None;
@@ -643,7 +650,7 @@ impl BeaconTracker {
         // The median interval (a check-in whose record is still to come
         // leaves one gap of two periods, which the mean would count).
         // beacon_score found at least 4 check-ins.
-        let mut intervals: Vec<f64> = check_ins(&points).windows(2).map(|w| w[1] - w[0]).collect();
+        let mut intervals: Vec<f64> = check_ins.windows(2).map(|w| w[1] - w[0]).collect();
         intervals.sort_by(f64::total_cmp);
         let (_, every, _) = quartiles(&intervals);
         Some((
@@ -1066,7 +1073,7 @@ mod tests {
         let cap = 1000;
         let full = cap as u32;
 
-        // Beacon pairs: a table of 1000 live pairs (a day's window), then
+        // Beacon pairs: a table of 1000 live pairs (in their window), then
         // 5 000 new ones in the same second and 5 000 a second later: one
         // sweep a second, and every new pair finds room.
         let mut beacons = BeaconTracker::with_cap(cap);
@@ -1100,7 +1107,8 @@ mod tests {
             let i = full + 10_000 + beacons.pairs.len() as u32;
             beacons.observe(&conn(i, 1), &cfg);
         }
-        let later = conn(full + 20_000, 2 * 24 * 3600);
+        // A window after them, every pair is over.
+        let later = conn(full + 20_000, cfg.window.as_secs() as i64 + 2);
         beacons.observe(&later, &cfg);
         assert_eq!(beacons.full.sweeps, 3);
         assert_eq!(beacons.pairs.len(), 1);
@@ -1147,8 +1155,8 @@ mod tests {
 
     #[test]
     fn a_beacon_is_scored_as_soon_as_its_window_holds_enough_connections() {
-        // Ten check-ins, a day and more of silence (they leave the window),
-        // then a steady one a minute: found at the 20th of those, the first
+        // Ten check-ins, a window and more of silence (they leave it), then
+        // a steady one a minute: found at the 20th of those, the first
         // moment the window holds 20 (not at the next multiple of 8 added).
         let cfg = Beacon::default();
         let mut t = BeaconTracker::default();
@@ -1160,11 +1168,11 @@ mod tests {
         for i in 0..10 {
             assert!(conn(&mut t, i * 60).is_none());
         }
-        let later = 2 * 86_400;
+        let later = cfg.window.as_secs() as i64 + 86_400;
         let found: Vec<i64> = (0..30)
             .filter(|i| conn(&mut t, later + i * 60).is_some())
             .collect();
-        assert_eq!(found, [19]);
+        assert_eq!(found, [i64::from(cfg.min_connections) - 1]);
     }
 
     #[test]
@@ -1299,5 +1307,110 @@ mod tests {
             "{}",
             beacon_score(&irregular)
         );
+    }
+
+    /// Check-ins of a pair at `gaps` (seconds) from Monday 2 March 2026,
+    /// each `bytes` (client + server) long, through a tracker with the
+    /// default settings: the reasons it gives.
+    fn beacon_reasons(gaps: impl IntoIterator<Item = f64>, bytes: u64) -> Vec<String> {
+        let cfg = Beacon::default();
+        let mut t = BeaconTracker::default();
+        let mut at = 1_772_409_600.0;
+        let mut found = Vec::new();
+        for gap in gaps {
+            at += gap;
+            let mut r =
+                crate::test_records::tcp("10.20.0.5", "192.0.2.7", 443, 0, (bytes - 100, 100));
+            r.ts = flowlib::Timestamp((at * 1e9) as i64);
+            found.extend(t.observe(&r, &cfg).map(|(reason, text)| {
+                assert_eq!(reason, Reason::Beacon);
+                text
+            }));
+        }
+        found
+    }
+
+    /// A pseudo-random number in [0, 1) from `x` (advanced).
+    fn unit(x: &mut u64) -> f64 {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    #[test]
+    fn beacons_slower_than_a_day_over_twenty_are_found() {
+        // A check-in every 90 minutes, or every 4 or 6 hours, +-10 %: 16, 6
+        // and 4 check-ins a day, never the 20 a day's window once needed.
+        // Found once the pair's history holds enough check-ins, with the
+        // period.
+        let mut x = 11u64;
+        for period in [5400.0, 4.0 * 3600.0, 6.0 * 3600.0] {
+            let gaps: Vec<f64> = (0..24)
+                .map(|_| period * (0.9 + 0.2 * unit(&mut x)))
+                .collect();
+            let found = beacon_reasons(gaps, 480);
+            assert_eq!(found.len(), 1, "every {period} s: {found:?}");
+            let every: f64 = found[0]
+                .split("about every ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap();
+            assert!((every / period - 1.0).abs() < 0.1, "{}", found[0]);
+        }
+        // Fast beacons are still found as soon as they were.
+        let found = beacon_reasons((0..40).map(|_| 10.0 + unit(&mut x)), 480);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("20 connections"), "{}", found[0]);
+    }
+
+    #[test]
+    fn irregular_pairs_as_slow_and_as_many_are_not_beacons() {
+        // The same number of equally small connections at random (Poisson)
+        // times of the same mean gaps, over many seeds, or in working-day
+        // bursts (a few connections a working hour, nothing at night):
+        // never a beacon.
+        for seed in 0..100u64 {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            for mean in [5400.0, 4.0 * 3600.0] {
+                let gaps: Vec<f64> = (0..24)
+                    .map(|_| -mean * (1.0 - unit(&mut x)).ln() + 1.0)
+                    .collect();
+                let found = beacon_reasons(gaps, 480);
+                assert!(found.is_empty(), "seed {seed}, mean {mean} s: {found:?}");
+            }
+        }
+        for seed in 0..10u64 {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let gaps: Vec<f64> = (0..24)
+                .map(|i| {
+                    if i % 6 == 0 {
+                        15.0 * 3600.0 + 3600.0 * unit(&mut x)
+                    } else {
+                        60.0 + 3000.0 * unit(&mut x)
+                    }
+                })
+                .collect();
+            let found = beacon_reasons(gaps, 480);
+            assert!(found.is_empty(), "seed {seed}, office hours: {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_few_bursts_of_connections_are_too_few_check_ins_to_score() {
+        // 20 connections in 5 bursts of 4, an hour apart: enough
+        // connections, but 5 check-ins (4 intervals) judge no regularity.
+        let gaps = (0..32).map(|i| if i % 4 == 0 { 3600.0 } else { 0.2 });
+        let cfg = Beacon::default();
+        let mut t = BeaconTracker::default();
+        let mut at = 1_772_409_600.0;
+        for gap in gaps.take(20) {
+            at += gap;
+            let mut r = crate::test_records::tcp("10.20.0.5", "192.0.2.7", 443, 0, (400, 100));
+            r.ts = flowlib::Timestamp((at * 1e9) as i64);
+            assert!(t.observe(&r, &cfg).is_none());
+        }
+        assert_eq!(t.scored, 0);
     }
 }
