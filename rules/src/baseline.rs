@@ -11,8 +11,9 @@
 //! The file is JSON with a format name and a version; a file of another
 //! format or version is refused with a clear error.
 
-use crate::detector::beacon_score;
+use crate::config::detector::Beacon;
 use crate::detector::behaviour::{staging_slice, SlicedBytes};
+use crate::detector::BeaconTracker;
 use crate::enclave::EnclaveKind;
 use crate::enclave::Location;
 use crate::Rules;
@@ -285,7 +286,11 @@ impl Baseline {
 pub struct BaselineBuilder {
     rules: Rules,
     pairs: BTreeMap<String, PairProfile>,
-    starts: BTreeMap<(String, String), Vec<(f64, u64)>>,
+    /// The detector's beacon tracker, run over the learning capture with
+    /// the threshold lowered by [`LEARNING_MARGIN`].
+    beacons: BeaconTracker,
+    /// Its settings.
+    beacon: Beacon,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     connections: u64,
@@ -297,10 +302,15 @@ pub struct BaselineBuilder {
 impl BaselineBuilder {
     /// A builder whose boundaries come from `rules`.
     pub fn new(rules: Rules) -> BaselineBuilder {
+        let mut beacon = rules.detector().beacon;
+        // Generous on purpose: a service that was nearly periodic while
+        // learning is normal, even if it scores a little higher later.
+        beacon.min_score = (beacon.min_score - LEARNING_MARGIN).max(f64::EPSILON);
         BaselineBuilder {
             rules,
             pairs: BTreeMap::new(),
-            starts: BTreeMap::new(),
+            beacons: BeaconTracker::default(),
+            beacon,
             first: None,
             last: None,
             connections: 0,
@@ -326,30 +336,26 @@ impl BaselineBuilder {
         self.last = Some(self.last.map_or(r.ts, |l| l.max(r.ts)));
         self.connections += 1;
         let key = pair_key(r.orig_h, r.resp_h, r.vlan);
-        let p = self
-            .pairs
-            .entry(key.clone())
-            .or_insert_with(|| PairProfile {
-                orig: r.orig_h,
-                resp: r.resp_h,
-                vlan: r.vlan.filter(|v| *v != 0),
-                services: BTreeSet::new(),
-                hours: BTreeSet::new(),
-                orig_bytes: ByteStats::default(),
-                connections: 0,
-                periodic_services: BTreeSet::new(),
-            });
+        let p = self.pairs.entry(key).or_insert_with(|| PairProfile {
+            orig: r.orig_h,
+            resp: r.resp_h,
+            vlan: r.vlan.filter(|v| *v != 0),
+            services: BTreeSet::new(),
+            hours: BTreeSet::new(),
+            orig_bytes: ByteStats::default(),
+            connections: 0,
+            periodic_services: BTreeSet::new(),
+        });
         p.services.insert(service_of(r));
         p.hours.insert(hour_of_week(r.ts));
         p.orig_bytes.add(r.orig_bytes.unwrap_or(0));
         p.connections += 1;
-        let bytes = r.orig_bytes.unwrap_or(0) + r.resp_bytes.unwrap_or(0);
-        // Periodicity is judged per service, as the detector's beacon
-        // tracker scores it: a host pinged and polled over SNMP has two
-        // regular series, not one irregular one.
-        let s = self.starts.entry((key, service_of(r))).or_default();
-        if s.len() < 4096 {
-            s.push((r.ts.0 as f64 / 1e9, bytes));
+        // Known periodic is what the detector would report as a beacon
+        // (its tracker, window and evidence needed), per service as it
+        // scores them: a host pinged and polled over SNMP has two regular
+        // series, not one irregular one.
+        if self.beacons.observe(r, &self.beacon).is_some() {
+            p.periodic_services.insert(service_of(r));
         }
     }
 
@@ -383,21 +389,7 @@ impl BaselineBuilder {
     }
 
     /// The baseline learned so far.
-    pub fn finish(mut self) -> Baseline {
-        let min_connections = self.rules.detector().beacon.min_connections as usize;
-        let min_score = self.rules.detector().beacon.min_score;
-        for ((key, service), mut starts) in std::mem::take(&mut self.starts) {
-            starts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            // Generous on purpose: a service that was nearly periodic while
-            // learning is normal, even if one day of it scores a little higher.
-            if starts.len() >= min_connections
-                && beacon_score(&starts) >= min_score - LEARNING_MARGIN
-            {
-                if let Some(p) = self.pairs.get_mut(&key) {
-                    p.periodic_services.insert(service);
-                }
-            }
-        }
+    pub fn finish(self) -> Baseline {
         let secs = |t: Option<Timestamp>| t.map_or(0.0, |t| t.0 as f64 / 1e9);
         Baseline {
             format: FORMAT.to_owned(),

@@ -23,14 +23,13 @@ mod small_map;
 
 pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
+pub(crate) use behaviour::BeaconTracker;
 
 use crate::baseline::{self, Baseline};
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
-use behaviour::{
-    BeaconTracker, CeilingDay, FanOutTracker, LongSessions, StagingTracker, VolumeLedger,
-};
+use behaviour::{CeilingDay, FanOutTracker, LongSessions, StagingTracker, VolumeLedger};
 use dedup::AlertDedup;
 use flowlib::{ConnRecord, EndReason, Timestamp};
 use hashbrown::HashMap;
