@@ -4,7 +4,7 @@
 //! number and address text), at a fraction of the cost. Keys are
 //! constants; the values are written by [`super::json_value`].
 
-use super::json_value::{addr, boolean, float, optional, string, timestamp, uint};
+use super::json_value::{addr, array, boolean, float, optional, string, timestamp, uint};
 use crate::record::{micros_f64, ConnRecord};
 
 /// Appends `r` as a JSON object (no newline) to `out`.
@@ -47,14 +47,8 @@ pub(crate) fn write_record(r: &ConnRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"resp_ip_bytes\":");
     uint(out, r.resp_ip_bytes);
     if !r.tunnel_parents.is_empty() {
-        out.extend_from_slice(b",\"tunnel_parents\":[");
-        for (i, t) in r.tunnel_parents.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, t);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"tunnel_parents\":");
+        array(out, &r.tunnel_parents, |out, t| string(out, t));
     }
     optional(out, b",\"vlan\":", r.vlan.map(u64::from), uint);
     optional(out, b",\"inner_vlan\":", r.inner_vlan.map(u64::from), uint);

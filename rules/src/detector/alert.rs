@@ -1,7 +1,7 @@
 //! Alerts: what the detector reports, with every reason and its weight.
 
 use crate::config::detector::{Reason, Severity};
-use flowlib::export::json_value::{addr, optional, string, timestamp, uint};
+use flowlib::export::json_value::{addr, array, optional, string, timestamp, uint};
 use flowlib::{ConnRecord, Timestamp};
 use serde::{Serialize, Serializer};
 use std::net::IpAddr;
@@ -128,11 +128,8 @@ impl Alert {
         uint(out, self.score.into());
         out.extend_from_slice(b",\"severity\":");
         string(out, self.severity);
-        out.extend_from_slice(b",\"reasons\":[");
-        for (i, hit) in self.reasons.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        out.extend_from_slice(b",\"reasons\":");
+        array(out, &self.reasons, |out, hit| {
             out.extend_from_slice(b"{\"reason\":");
             string(out, hit.reason.as_str());
             out.extend_from_slice(b",\"weight\":");
@@ -140,8 +137,7 @@ impl Alert {
             out.extend_from_slice(b",\"detail\":");
             string(out, &hit.detail);
             out.push(b'}');
-        }
-        out.push(b']');
+        });
         optional(
             out,
             b",\"relationship\":",
@@ -164,14 +160,9 @@ impl Alert {
             self.resp_host_group.as_deref(),
             string,
         );
-        out.extend_from_slice(b",\"techniques\":[");
-        for (i, t) in self.techniques.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, t);
-        }
-        out.extend_from_slice(b"],\"count\":");
+        out.extend_from_slice(b",\"techniques\":");
+        array(out, &self.techniques, |out, t| string(out, t));
+        out.extend_from_slice(b",\"count\":");
         uint(out, self.count);
         out.extend_from_slice(b",\"last_ts\":");
         timestamp(out, self.last_ts);
