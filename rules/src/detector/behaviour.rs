@@ -845,21 +845,22 @@ impl StagingTracker {
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
-    /// pulled at least `threshold` bytes recently and what it uploaded
-    /// since (in the window, this connection included) is comparable.
+    /// pulled at least `threshold()` bytes recently (asked only of a host
+    /// that pulled) and what it uploaded since (in the window, this
+    /// connection included) is comparable.
     pub(crate) fn uploaded(
         &mut self,
         host: (IpAddr, Option<u16>),
         bytes: u64,
         ts: Timestamp,
         cfg: &Staging,
-        threshold: u64,
+        threshold: impl FnOnce() -> u64,
     ) -> Option<(Reason, String)> {
         let p = self.hosts.get_mut(&host)?;
         let slice = staging_slice(cfg);
         let (pulled, _, first) = p.pulled.in_window(ts, slice, p.last);
         // Only uploads made while the host holds a staged collection count.
-        if pulled < threshold || bytes == 0 || !p.uploaded.add(ts, bytes, slice) {
+        if bytes == 0 || pulled < threshold() || !p.uploaded.add(ts, bytes, slice) {
             return None;
         }
         let (sent, uploads, _) = p.uploaded.in_window(ts, slice, ts);

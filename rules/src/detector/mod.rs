@@ -399,30 +399,6 @@ impl Detector {
         )
     }
 
-    /// The bytes `host` must pull within a staging window to hold a staged
-    /// collection: with a baseline that learned hosts' pulls, out of line
-    /// with what it pulled while learning (`[detector.volume]` factor times
-    /// the most it pulled in one window, at least that section's
-    /// min_bytes), so the threshold follows the network's own scale; else
-    /// `[detector.staging]` min_bytes.
-    fn staging_threshold(&self, host: IpAddr, vlan: Option<u16>) -> u64 {
-        let d = self.rules.detector();
-        match self
-            .baseline
-            .as_ref()
-            .and_then(|b| b.staging_pulls.as_ref())
-        {
-            Some(pulls) => {
-                let learned = pulls
-                    .get(&baseline::host_key(host, vlan))
-                    .copied()
-                    .unwrap_or(0);
-                ((learned as f64 * d.volume.factor) as u64).max(d.volume.min_bytes)
-            }
-            None => d.staging.min_bytes,
-        }
-    }
-
     /// Staging bookkeeping for a finished connection.
     fn staging_step(
         &mut self,
@@ -443,7 +419,8 @@ impl Detector {
                 .pulled((r.resp_h, r.vlan), r.orig_h, up, r.ts, &cfg);
             None
         } else if internal(ok) && !internal(dk) {
-            let threshold = self.staging_threshold(r.orig_h, r.vlan);
+            let (rules, baseline) = (&self.rules, self.baseline.as_ref());
+            let threshold = || staging_threshold(rules, baseline, r.orig_h, r.vlan);
             self.staging.uploaded(
                 (r.orig_h, r.vlan),
                 r.orig_bytes.unwrap_or(0),
@@ -593,6 +570,31 @@ fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
     eat(key.3.as_str().as_bytes());
     eat(&ts.0.to_le_bytes());
     h
+}
+
+/// The bytes `host` must pull within a staging window to hold a staged
+/// collection: with a baseline that learned hosts' pulls, out of line with
+/// what it pulled while learning (`[detector.volume]` factor times the
+/// most it pulled in one window, at least that section's min_bytes), so the
+/// threshold follows the network's own scale; else `[detector.staging]`
+/// min_bytes.
+fn staging_threshold(
+    rules: &Rules,
+    baseline: Option<&Baseline>,
+    host: IpAddr,
+    vlan: Option<u16>,
+) -> u64 {
+    let d = rules.detector();
+    match baseline.and_then(|b| b.staging_pulls.as_ref()) {
+        Some(pulls) => {
+            let learned = pulls
+                .get(&baseline::host_key(host, vlan))
+                .copied()
+                .unwrap_or(0);
+            ((learned as f64 * d.volume.factor) as u64).max(d.volume.min_bytes)
+        }
+        None => d.staging.min_bytes,
+    }
 }
 
 #[cfg(test)]
