@@ -18,6 +18,7 @@ use crate::enclave::EnclaveKind;
 use crate::enclave::Location;
 use crate::Rules;
 use flowlib::{ConnRecord, EndReason, Timestamp};
+use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -159,10 +160,127 @@ pub struct Baseline {
 }
 
 /// The key of a host in [`Baseline::staging_pulls`].
-pub(crate) fn host_key(host: IpAddr, vlan: Option<u16>) -> String {
+fn host_key(host: IpAddr, vlan: Option<u16>) -> String {
     match vlan {
         Some(v) if v != 0 => format!("{host} vlan {v}"),
         _ => host.to_string(),
+    }
+}
+
+/// The host and VLAN of a [`Baseline::staging_pulls`] key (none for text
+/// that is not one: no host could be looked up by it).
+fn parse_host_key(key: &str) -> Option<(IpAddr, Option<u16>)> {
+    match key.split_once(" vlan ") {
+        Some((host, vlan)) => Some((host.parse().ok()?, Some(vlan.parse().ok()?))),
+        None => Some((key.parse().ok()?, None)),
+    }
+}
+
+/// A service as [`service_of`] names it, for matching without text: the
+/// protocol and the responder port (none for ICMP).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct ServiceKey(flowlib::Proto, u16);
+
+impl ServiceKey {
+    fn of(r: &ConnRecord) -> ServiceKey {
+        match r.proto {
+            flowlib::Proto::Icmp => ServiceKey(flowlib::Proto::Icmp, 0),
+            p => ServiceKey(p, r.resp_p),
+        }
+    }
+
+    /// The key of a name [`service_of`] wrote (none for other text: no
+    /// connection has that service).
+    fn parse(name: &str) -> Option<ServiceKey> {
+        use flowlib::Proto;
+        if name == Proto::Icmp.name() {
+            return Some(ServiceKey(Proto::Icmp, 0));
+        }
+        let (proto, port) = name.split_once('/')?;
+        let proto = [Proto::Tcp, Proto::Udp, Proto::Sctp, Proto::Unknown]
+            .into_iter()
+            .find(|p| p.name() == proto)?;
+        Some(ServiceKey(proto, port.parse().ok()?))
+    }
+
+    /// The sorted keys of `names`.
+    fn all(names: &BTreeSet<String>) -> Box<[ServiceKey]> {
+        let mut keys: Vec<ServiceKey> = names.iter().filter_map(|n| ServiceKey::parse(n)).collect();
+        keys.sort_unstable();
+        keys.into()
+    }
+}
+
+/// A pair's profile with its services as keys.
+pub(crate) struct KnownPair {
+    /// The profile as learned.
+    pub(crate) profile: PairProfile,
+    services: Box<[ServiceKey]>,
+    periodic: Box<[ServiceKey]>,
+}
+
+impl KnownPair {
+    /// Whether the pair used `r`'s service while learning.
+    pub(crate) fn used_service_of(&self, r: &ConnRecord) -> bool {
+        self.services.binary_search(&ServiceKey::of(r)).is_ok()
+    }
+
+    /// Whether `r`'s service was periodic for the pair while learning.
+    pub(crate) fn periodic_service_of(&self, r: &ConnRecord) -> bool {
+        self.periodic.binary_search(&ServiceKey::of(r)).is_ok()
+    }
+}
+
+/// A baseline as the detector consults it for every connection: pairs and
+/// hosts found by their addresses in hash maps, services by their keys,
+/// not by formatting text keys and searching the file's ordered maps.
+pub(crate) struct BaselineIndex {
+    pairs: HashMap<(IpAddr, IpAddr, Option<u16>), KnownPair>,
+    /// `None` for a baseline learned before it kept hosts' pulls.
+    staging_pulls: Option<HashMap<(IpAddr, Option<u16>), u64>>,
+}
+
+impl BaselineIndex {
+    pub(crate) fn new(b: Baseline) -> BaselineIndex {
+        BaselineIndex {
+            pairs: b
+                .pairs
+                .into_values()
+                .map(|p| {
+                    let key = (p.orig, p.resp, p.vlan.filter(|v| *v != 0));
+                    let pair = KnownPair {
+                        services: ServiceKey::all(&p.services),
+                        periodic: ServiceKey::all(&p.periodic_services),
+                        profile: p,
+                    };
+                    (key, pair)
+                })
+                .collect(),
+            staging_pulls: b.staging_pulls.map(|pulls| {
+                pulls
+                    .iter()
+                    .filter_map(|(key, bytes)| Some((parse_host_key(key)?, *bytes)))
+                    .collect()
+            }),
+        }
+    }
+
+    /// [`Baseline::pair`].
+    pub(crate) fn pair(&self, orig: IpAddr, resp: IpAddr, vlan: Option<u16>) -> Option<&KnownPair> {
+        self.pairs.get(&(orig, resp, vlan.filter(|v| *v != 0)))
+    }
+
+    /// The most `host` pulled from internal hosts in one staging window
+    /// while learning (0 if nothing), or `None` if the baseline did not
+    /// keep hosts' pulls.
+    pub(crate) fn staging_pull(&self, host: IpAddr, vlan: Option<u16>) -> Option<u64> {
+        let pulls = self.staging_pulls.as_ref()?;
+        Some(
+            pulls
+                .get(&(host, vlan.filter(|v| *v != 0)))
+                .copied()
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -412,6 +530,95 @@ impl BaselineBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_index_finds_what_the_text_keys_name() {
+        let hosts: Vec<(IpAddr, Option<u16>)> = vec![
+            ("10.0.0.1".parse().unwrap(), None),
+            ("10.0.0.1".parse().unwrap(), Some(110)),
+            ("2001:db8::1".parse().unwrap(), Some(4094)),
+            ("::ffff:10.0.0.1".parse().unwrap(), None),
+        ];
+        for (host, vlan) in &hosts {
+            assert_eq!(
+                parse_host_key(&host_key(*host, *vlan)),
+                Some((*host, *vlan))
+            );
+        }
+        assert_eq!(parse_host_key("10.0.0.1 vlan x"), None);
+        let profile = |orig: IpAddr, resp: IpAddr, vlan| PairProfile {
+            orig,
+            resp,
+            vlan,
+            services: BTreeSet::new(),
+            hours: BTreeSet::new(),
+            orig_bytes: ByteStats::default(),
+            connections: 1,
+            periodic_services: BTreeSet::new(),
+        };
+        let mut pairs = BTreeMap::new();
+        for (i, (a, vlan)) in hosts.iter().enumerate() {
+            let (b, _) = hosts[(i + 1) % hosts.len()];
+            pairs.insert(pair_key(*a, b, *vlan), profile(*a, b, *vlan));
+        }
+        let baseline = Baseline {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            rules_file: "r.toml".to_owned(),
+            first_ts: 0.0,
+            last_ts: 0.0,
+            connections: 4,
+            pairs,
+            staging_pulls: Some(hosts.iter().map(|(h, v)| (host_key(*h, *v), 7)).collect()),
+        };
+        let index = BaselineIndex::new(baseline.clone());
+        for (i, (a, vlan)) in hosts.iter().enumerate() {
+            let (b, _) = hosts[(i + 1) % hosts.len()];
+            let found = |x, y| index.pair(x, y, *vlan).map(|k| &k.profile);
+            assert_eq!(found(*a, b), baseline.pair(*a, b, *vlan));
+            assert!(found(*a, b).is_some());
+            assert_eq!(found(b, *a), baseline.pair(b, *a, *vlan));
+            assert_eq!(index.staging_pull(*a, *vlan), Some(7));
+        }
+        // VLAN 0 is untagged; a host that pulled nothing pulled 0.
+        assert_eq!(index.staging_pull(hosts[0].0, Some(0)), Some(7));
+        assert_eq!(
+            index.staging_pull("10.9.9.9".parse().unwrap(), None),
+            Some(0)
+        );
+        let old = BaselineIndex::new(Baseline {
+            staging_pulls: None,
+            ..baseline
+        });
+        assert_eq!(old.staging_pull(hosts[0].0, None), None);
+    }
+
+    #[test]
+    fn a_service_key_is_the_key_of_the_name_service_of_writes() {
+        use flowlib::Proto;
+        let mut r = crate::test_records::tcp("10.0.0.1", "10.0.0.2", 443, 0, (1, 1));
+        for (proto, ip_proto) in [
+            (Proto::Tcp, 6),
+            (Proto::Udp, 17),
+            (Proto::Icmp, 1),
+            (Proto::Sctp, 132),
+            (Proto::Unknown, 47),
+        ] {
+            for port in [0, 8, 443, 65535] {
+                r.proto = proto;
+                r.ip_proto = ip_proto;
+                r.resp_p = port;
+                assert_eq!(
+                    ServiceKey::parse(&service_of(&r)),
+                    Some(ServiceKey::of(&r)),
+                    "{}",
+                    service_of(&r)
+                );
+            }
+        }
+        assert_eq!(ServiceKey::parse("tcp/http"), None);
+        assert_eq!(ServiceKey::parse("gre/1"), None);
+    }
 
     #[test]
     fn hour_of_week_starts_on_monday_utc() {

@@ -25,7 +25,7 @@ pub use alert::{Alert, ReasonHit};
 pub use behaviour::beacon_score;
 pub(crate) use behaviour::BeaconTracker;
 
-use crate::baseline::{self, Baseline};
+use crate::baseline::{self, Baseline, BaselineIndex};
 use crate::config::detector::Reason;
 use crate::enclave::{EnclaveKind, Location};
 use crate::Rules;
@@ -108,7 +108,7 @@ struct Knobs {
 /// Scores connections against a rule set.
 pub struct Detector {
     rules: Rules,
-    baseline: Option<Baseline>,
+    baseline: Option<BaselineIndex>,
     fan_out: FanOutTracker,
     beacons: BeaconTracker,
     staging: StagingTracker,
@@ -149,7 +149,7 @@ impl Detector {
     /// services and provider hours, uploads out of line, and known
     /// periodic pairs (not reported as beacons).
     pub fn with_baseline(mut self, baseline: Baseline) -> Detector {
-        self.baseline = Some(baseline);
+        self.baseline = Some(BaselineIndex::new(baseline));
         self
     }
 
@@ -290,17 +290,17 @@ impl Detector {
                             behaviour.extend(self.volume.add(i, rel.name(), ceiling, day, r));
                         }
                     }
-                    let known_periodic = self
+                    let known = self
                         .baseline
                         .as_ref()
-                        .and_then(|b| b.pair(r.orig_h, r.resp_h, r.vlan))
-                        .is_some_and(|p| p.periodic_services.contains(&baseline::service_of(r)));
+                        .and_then(|b| b.pair(r.orig_h, r.resp_h, r.vlan));
                     let beacon = self.beacons.observe(r, &settings.beacon);
-                    if !known_periodic {
+                    if !known.is_some_and(|p| p.periodic_service_of(r)) {
                         behaviour.extend(beacon);
                     }
-                    if verdict.scored {
-                        behaviour.extend(self.volume_vs_baseline(r));
+                    if let (true, Some(p)) = (verdict.scored, known) {
+                        let volume = self.rules.detector().volume;
+                        behaviour.extend(volume_vs_baseline(r, &p.profile, &volume));
                     }
                     behaviour.extend(self.staging_step(r, o, d));
                 }
@@ -356,13 +356,14 @@ impl Detector {
                 Reason::NewPair,
                 format!("{} -> {} never seen in the baseline", r.orig_h, r.resp_h),
             )),
-            Some(p) => {
-                let svc = baseline::service_of(r);
-                if !p.services.contains(&svc) {
+            Some(known) => {
+                let p = &known.profile;
+                if !known.used_service_of(r) {
                     found.push((
                         Reason::NewService,
                         format!(
-                            "{svc} is new for this pair (baseline: {})",
+                            "{} is new for this pair (baseline: {})",
+                            baseline::service_of(r),
                             p.services.iter().cloned().collect::<Vec<_>>().join(", ")
                         ),
                     ));
@@ -377,26 +378,6 @@ impl Detector {
             }
         }
         found
-    }
-
-    /// An upload far above what the baseline knows for the pair.
-    fn volume_vs_baseline(&self, r: &ConnRecord) -> Option<(Reason, String)> {
-        let cfg = self.rules.detector().volume;
-        let p = self.baseline.as_ref()?.pair(r.orig_h, r.resp_h, r.vlan)?;
-        let sent = r.orig_bytes.unwrap_or(0);
-        let usual = p
-            .orig_bytes
-            .mean()
-            .max(p.orig_bytes.max as f64 / 2.0)
-            .max(1.0);
-        (p.orig_bytes.count >= 3 && sent >= cfg.min_bytes && sent as f64 > cfg.factor * usual).then(
-            || {
-                (
-                    Reason::Volume,
-                    format!("sent {sent} bytes; the baseline's usual for this pair is {usual:.0}"),
-                )
-            },
-        )
     }
 
     /// Staging bookkeeping for a finished connection.
@@ -572,6 +553,28 @@ fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
     h
 }
 
+/// An upload far above what the baseline knows for the pair (`p`).
+fn volume_vs_baseline(
+    r: &ConnRecord,
+    p: &baseline::PairProfile,
+    cfg: &crate::config::detector::Volume,
+) -> Option<(Reason, String)> {
+    let sent = r.orig_bytes.unwrap_or(0);
+    let usual = p
+        .orig_bytes
+        .mean()
+        .max(p.orig_bytes.max as f64 / 2.0)
+        .max(1.0);
+    (p.orig_bytes.count >= 3 && sent >= cfg.min_bytes && sent as f64 > cfg.factor * usual).then(
+        || {
+            (
+                Reason::Volume,
+                format!("sent {sent} bytes; the baseline's usual for this pair is {usual:.0}"),
+            )
+        },
+    )
+}
+
 /// The bytes `host` must pull within a staging window to hold a staged
 /// collection: with a baseline that learned hosts' pulls, out of line with
 /// what it pulled while learning (`[detector.volume]` factor times the
@@ -580,19 +583,13 @@ fn alert_id(key: &dedup::Key, ts: Timestamp) -> u64 {
 /// min_bytes.
 fn staging_threshold(
     rules: &Rules,
-    baseline: Option<&Baseline>,
+    baseline: Option<&BaselineIndex>,
     host: IpAddr,
     vlan: Option<u16>,
 ) -> u64 {
     let d = rules.detector();
-    match baseline.and_then(|b| b.staging_pulls.as_ref()) {
-        Some(pulls) => {
-            let learned = pulls
-                .get(&baseline::host_key(host, vlan))
-                .copied()
-                .unwrap_or(0);
-            ((learned as f64 * d.volume.factor) as u64).max(d.volume.min_bytes)
-        }
+    match baseline.and_then(|b| b.staging_pull(host, vlan)) {
+        Some(learned) => ((learned as f64 * d.volume.factor) as u64).max(d.volume.min_bytes),
         None => d.staging.min_bytes,
     }
 }
