@@ -317,18 +317,25 @@ impl Baseline {
             path: p.clone(),
             source,
         })?;
-        let head: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| BaselineError::Format {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
-        if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        // The format and version first (every other field skipped, not
+        // built), so that another file is named as such before its fields
+        // are read as a baseline's.
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_str(&text).map_err(|e| BaselineError::Format {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT) {
             return Err(BaselineError::Format {
                 path: p,
                 message: format!("no \"format\": \"{FORMAT}\" field"),
             });
         }
-        let Some(found) = head.get("version").and_then(|v| v.as_u64()) else {
+        let Some(found) = head.version.as_ref().and_then(|v| v.as_u64()) else {
             return Err(BaselineError::Format {
                 path: p,
                 message: "no \"version\" number".to_owned(),
@@ -342,7 +349,7 @@ impl Baseline {
             });
         }
         let mut baseline: Baseline =
-            serde_json::from_value(head).map_err(|e| BaselineError::Format {
+            serde_json::from_str(&text).map_err(|e| BaselineError::Format {
                 path: p.clone(),
                 message: e.to_string(),
             })?;
