@@ -219,6 +219,12 @@ tool_command() {
         # against the bench capture's address plan; alerts are discarded.
         sensor-w2-detector) cmd=("$sensor" replay -q --no-progress --workers 2 -o /dev/null
             --rules "$repo/rules/examples/bench.toml" --alerts /dev/null "$cap") ;;
+        # And with a baseline learned from the same capture (every pair in
+        # it known: each connection is looked up in it), as a deployment
+        # runs; the baseline's loading is part of the run.
+        sensor-w2-baseline) cmd=("$sensor" replay -q --no-progress --workers 2 -o /dev/null
+            --rules "$repo/rules/examples/bench.toml" --baseline "$baseline_file"
+            --alerts /dev/null "$cap") ;;
         # Like for like with sensor: IPv6 tracked (-6), NetFlow v9, a table
         # large enough for every flow (-m), foreground (-d), no control
         # socket (-c none; with one, 1.1.0 can block in accept() on big files).
@@ -360,11 +366,11 @@ ratio_spread() {
         }'
 }
 
-# detector_ratio LABEL: the detector's throughput as a share of plain replay's
-# (sensor-w2 time / sensor-w2-detector time).
+# detector_ratio LABEL [TOOL]: the detector's throughput as a share of plain
+# replay's (sensor-w2 time / TOOL time; TOOL sensor-w2-detector by default).
 detector_ratio() {
     local m
-    m="$(time_ratio "$1" sensor-w2 sensor-w2-detector)"
+    m="$(time_ratio "$1" sensor-w2 "${2:-sensor-w2-detector}")"
     if [[ "$m" == "-" ]]; then echo "-"; else printf '%.0f%%' "$(awk -v x="$m" 'BEGIN { print x * 100 }')"; fi
 }
 
@@ -563,7 +569,7 @@ results="$logs/results.txt"
 : >"$results"
 run_limit=$((quick == 1 ? 300 : 1800))
 
-tools=(sensor-w1 sensor-w2 sensor-w2-detector)
+tools=(sensor-w1 sensor-w2 sensor-w2-detector sensor-w2-baseline)
 for t in softflowd argus tshark; do
     if have "$t"; then
         case "$t" in
@@ -579,6 +585,10 @@ make_capture "$main_cap"
 say "== counting packets (and warming the page cache)"
 main_packets="$(count_packets "$main_cap")"
 cat "$main_cap" >/dev/null
+baseline_file="$bench_dir/$capture_name-baseline.json"
+say "== learning a baseline from the capture (for sensor-w2-baseline)"
+"$sensor" baseline learn -q --no-progress --rules "$repo/rules/examples/bench.toml" \
+    -o "$baseline_file" "$main_cap"
 before="$(machine_line)"
 compare mixed "$main_cap" "${tools[@]}"
 
@@ -638,6 +648,7 @@ fi
     echo
     echo "sensor scaling 1 -> 2 workers (median of per-round w1/w2 time): $(scaling mixed)"
     echo "detector on, as a share of plain replay's throughput (median of per-round w2/w2-detector time; target >= 85%): $(detector_ratio mixed)"
+    echo "detector on with a baseline learned from the same capture, share of plain replay's throughput: $(detector_ratio mixed sensor-w2-baseline)"
     if [[ $sensor_rounds -gt 0 ]]; then
         saved_rounds=$rounds
         rounds=$sensor_rounds
