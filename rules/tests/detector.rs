@@ -274,6 +274,43 @@ fn fan_out_to_many_hosts_is_a_scan() {
 }
 
 #[test]
+fn a_sweep_is_counted_whole_whatever_connection_came_before_it() {
+    // Fan-out of 5 hosts within 5 min. An unrelated connection at 12:00,
+    // then 5 hosts a minute apart from 12:03 to 12:07: all within 4 min,
+    // though a window opened at 12:00 would split them 2 + 3.
+    let mut d = detector();
+    let mut fired = observe(
+        &mut d,
+        &record("10.20.0.5", "10.20.9.9", 80, at(12, 0), EndReason::Start),
+    );
+    for i in 0..5 {
+        let r = record(
+            "10.20.0.5",
+            &format!("10.20.1.{i}"),
+            445,
+            at(12, 3 + i),
+            EndReason::Start,
+        );
+        fired.extend(observe(&mut d, &r));
+    }
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(reasons(&fired[0]), ["fan_out"]);
+    // A slow sweep, 1 host every 2 min (5 hosts over 8 min), is none.
+    let mut slow = Vec::new();
+    for i in 0..5 {
+        let r = record(
+            "10.20.0.6",
+            &format!("10.20.1.{i}"),
+            445,
+            at(13, 2 * i),
+            EndReason::Start,
+        );
+        slow.extend(observe(&mut d, &r));
+    }
+    assert!(slow.is_empty(), "{slow:#?}");
+}
+
+#[test]
 fn long_sessions_across_the_boundary_are_reported() {
     let mut d = detector();
     let mut r = record("10.10.1.10", "10.20.0.5", 3389, at(20, 0), EndReason::Fin);

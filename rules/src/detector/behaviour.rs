@@ -116,11 +116,21 @@ const FIRST_FAN_SWEEP: usize = 4096;
 /// (counted): hosts and ports new to it are not counted in the window.
 const MAX_FAN_ENTRIES: usize = crate::config::detector::MAX_FAN_OUT_COUNT as usize;
 
-/// One source reaching many hosts, or many ports on one host, in a window.
+/// One source reaching many hosts, or many ports on one host, within a
+/// window: a sliding window (the hosts and ports reached in the last
+/// `window`), not one that starts at the source's first connection, so a
+/// sweep is counted whole whenever it starts (a tumbling window opened by
+/// an unrelated connection split 30 hosts in 4 minutes into two halves
+/// below the threshold).
+///
+/// Each host and (host, port) is held with the time it was last reached;
+/// those not reached for a window are forgotten every
+/// [`FAN_PRUNE_SHARE`]th of a window, so a count may include some reached
+/// up to a window and that share ago.
 ///
 /// A source's sets stop growing where they can change nothing: a host
-/// whose port fan-out is reported for the window forgets its ports and
-/// takes no new ones (a sweep that goes on costs nothing more, and leaves
+/// whose port fan-out is reported forgets its ports and takes no new ones
+/// while it is reached (a sweep that goes on costs nothing more, and leaves
 /// room for the next host's); and at [`MAX_FAN_ENTRIES`] hosts or
 /// (host, port) pairs.
 pub(crate) struct FanOutTracker {
@@ -140,20 +150,73 @@ impl Default for FanOutTracker {
     }
 }
 
+/// A source forgets the hosts and ports it last reached a window ago
+/// every 1/this of a window.
+const FAN_PRUNE_SHARE: i64 = 16;
+
+/// A host a source reached in the window.
+#[derive(Clone, Copy)]
+struct FanHost {
+    /// When the source last reached it.
+    last: Timestamp,
+    /// Its distinct ports reached in the window.
+    ports: u32,
+    /// Its port fan-out was reported (while it goes on being reached).
+    alerted: bool,
+}
+
 struct FanState {
-    window_start: Timestamp,
+    /// When hosts and ports older than the window were last forgotten.
+    pruned: Timestamp,
     /// The latest connection.
     last: Timestamp,
-    /// Hosts reached in the window, each with its number of distinct ports
-    /// and whether its port fan-out was reported.
-    hosts: SmallMap<HostBits, (u32, bool)>,
-    /// Every (host, port) reached in the window: two flat tables rather
-    /// than a set of ports per host (no allocation per host). Most sources
-    /// reach a few hosts and ports: short vectors until they grow.
-    ports: SmallMap<(HostBits, u16), ()>,
+    /// Hosts reached in the window.
+    hosts: SmallMap<HostBits, FanHost>,
+    /// Every (host, port) reached in the window, with when it was last:
+    /// two flat tables rather than a set of ports per host (no allocation
+    /// per host). Most sources reach a few hosts and ports: short vectors
+    /// until they grow.
+    ports: SmallMap<(HostBits, u16), Timestamp>,
+    /// The host fan-out was reported (until the hosts in the window fall
+    /// below the threshold).
     alerted_hosts: bool,
-    /// The sets reached [`MAX_FAN_ENTRIES`] in this window.
+    /// The sets reached [`MAX_FAN_ENTRIES`] (until they have room again).
     saturated: bool,
+}
+
+impl FanState {
+    /// Forgets the hosts and ports last reached before `horizon`, and
+    /// counts each host's ports again.
+    fn prune(&mut self, now: Timestamp, horizon: i64, min_hosts: u32) {
+        self.pruned = now;
+        if self.last.0 < horizon {
+            // Quiet for a window: nothing is left (a large table's memory
+            // goes too).
+            self.hosts.clear();
+            self.ports.clear();
+        }
+        self.hosts.retain(|_, h| h.last.0 >= horizon);
+        self.ports.retain(|_, t| t.0 >= horizon);
+        self.hosts.retain(|_, h| {
+            h.ports = 0;
+            true
+        });
+        let hosts = &mut self.hosts;
+        self.ports.retain(|(host, _), _| {
+            if let Some(h) = hosts.get_mut(host) {
+                h.ports += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if (self.hosts.len() as u32) < min_hosts {
+            self.alerted_hosts = false;
+        }
+        if self.hosts.len() < MAX_FAN_ENTRIES && self.ports.len() < MAX_FAN_ENTRIES {
+            self.saturated = false;
+        }
+    }
 }
 
 impl FanOutTracker {
@@ -189,47 +252,48 @@ impl FanOutTracker {
     /// Notes a new connection; returns a reason when it completes a fan-out.
     pub(crate) fn observe(&mut self, r: &ConnRecord, cfg: &FanOut) -> Option<(Reason, String)> {
         let key = (r.orig_h, r.vlan);
-        let horizon = r.ts.0 - cfg.window.as_nanos() as i64;
+        let window = cfg.window.as_nanos() as i64;
+        let horizon = r.ts.0 - window;
         // Sources seen on one (host, port) go first, then the least
         // recently seen.
         self.full.make_room(
             &mut self.sources,
             &key,
             r.ts,
-            |_, s| s.window_start.0 >= horizon,
+            |_, s| s.last.0 >= horizon,
             |s| (s.ports.len() > 1, s.last),
         );
         if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
-            // A source whose window is over would start afresh on its next
-            // connection (start records come in time order): forgetting it
-            // changes nothing but the memory held. Again when doubled.
-            self.sources
-                .retain(|_, s| r.ts.since(s.window_start) <= cfg.window);
+            // A source that reached nothing in the window would start
+            // afresh on its next connection: forgetting it changes nothing
+            // but the memory held. Again when doubled.
+            self.sources.retain(|_, s| s.last.0 >= horizon);
             self.next_sweep = (2 * self.sources.len()).max(FIRST_FAN_SWEEP);
         }
         let s = self.sources.entry(key).or_insert_with(|| FanState {
-            window_start: r.ts,
+            pruned: r.ts,
             last: r.ts,
             hosts: SmallMap::default(),
             ports: SmallMap::default(),
             alerted_hosts: false,
             saturated: false,
         });
-        if r.ts.since(s.window_start) > cfg.window {
-            s.window_start = r.ts;
-            s.hosts.clear();
-            s.ports.clear();
-            s.alerted_hosts = false;
-            s.saturated = false;
+        if r.ts.0 - s.pruned.0 >= (window / FAN_PRUNE_SHARE).max(1) {
+            s.prune(r.ts, horizon, cfg.min_hosts);
         }
         s.last = s.last.max(r.ts);
         let resp = HostBits::of(r.resp_h);
         let minutes = cfg.window.as_secs() / 60;
+        let fresh = FanHost {
+            last: r.ts,
+            ports: 0,
+            alerted: false,
+        };
         // A host new to the source is counted while there is room (after
         // the host fan-out too: each host's port sweep is still its own
         // finding).
         let host = if s.hosts.len() < MAX_FAN_ENTRIES {
-            Some(s.hosts.entry_or_insert_with(resp, || (0, false)).0)
+            Some(s.hosts.entry_or_insert_with(resp, || fresh).0)
         } else {
             s.hosts.get_mut(&resp)
         };
@@ -237,22 +301,25 @@ impl FanOutTracker {
             s.saturated = true;
             self.saturated += 1;
         }
-        if let Some((ports, alerted_ports)) = host {
+        if let Some(host) = host {
+            host.last = host.last.max(r.ts);
             // Ports on a host whose port fan-out is reported change nothing.
-            if !*alerted_ports {
+            if !host.alerted {
                 let pair = (resp, r.resp_p);
-                if s.ports.len() < MAX_FAN_ENTRIES {
-                    *ports += u32::from(s.ports.insert_new(pair, ()));
-                } else if s.ports.get_mut(&pair).is_none() && !s.saturated {
+                if let Some(seen) = s.ports.get_mut(&pair) {
+                    *seen = (*seen).max(r.ts);
+                } else if s.ports.len() < MAX_FAN_ENTRIES {
+                    s.ports.insert_new(pair, r.ts);
+                    host.ports += 1;
+                } else if !s.saturated {
                     s.saturated = true;
                     self.saturated += 1;
                 }
-                if *ports >= cfg.min_ports {
-                    *alerted_ports = true;
-                    let found = *ports;
+                if host.ports >= cfg.min_ports {
+                    host.alerted = true;
+                    let ports = host.ports;
                     // Its ports change nothing more: room for other hosts'.
                     s.ports.retain(|(host, _), _| *host != resp);
-                    let ports = found;
                     return Some((
                         Reason::FanOut,
                         format!(
