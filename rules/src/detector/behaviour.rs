@@ -601,7 +601,8 @@ fn check_ins(starts: &[(f64, u64)]) -> Vec<f64> {
 /// The beacon score (0-1) of connection start times and sizes: timing and
 /// size regularity, as RITA scores them (skew and dispersion of the
 /// intervals between distinct check-ins; skew, dispersion and smallness of
-/// the sizes). The starts may come in any order; fewer than 4 distinct
+/// the sizes), each dispersion relative to its median (the intervals' to
+/// half the period, the sizes' to 10 % of the size, at least 32 bytes). The starts may come in any order; fewer than 4 distinct
 /// check-ins (starts at least a second apart) score 0.
 pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
     let check_ins = check_ins(starts);
@@ -620,7 +621,13 @@ pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
     let (ds_skew, ds_madm) = skew_and_madm(&mut sizes);
     let (_, median_size, _) = quartiles(&sizes);
     let smallness = (1.0 - median_size / 65_535.0).max(0.0);
-    let ds_score = ((1.0 - ds_skew.abs()) + (1.0 - ds_madm / 32.0).max(0.0) + smallness) / 3.0;
+    // Size dispersion relative to the median size too (RITA's absolute
+    // 32 bytes rates any check-in over TLS, whose handshake alone varies
+    // by a few hundred bytes, as irregular): within 10 % of it, at least
+    // 32 bytes.
+    let size_spread = (0.1 * median_size).max(32.0);
+    let ds_score =
+        ((1.0 - ds_skew.abs()) + (1.0 - ds_madm / size_spread).max(0.0) + smallness) / 3.0;
     (ts_score + ds_score) / 2.0
 }
 
@@ -1375,6 +1382,38 @@ mod tests {
             "{}",
             beacon_score(&irregular)
         );
+    }
+
+    #[test]
+    fn a_beacon_whose_size_varies_by_a_few_percent_scores_as_one() {
+        // A check-in over a new TLS connection each time: about 5 kB
+        // (+-300 bytes) every 300 s (+-10 %), and likewise about 20 kB
+        // (+-1 kB).
+        for (size, spread) in [(5_000u64, 600u64), (20_000, 2_000)] {
+            let mut x = 11u64;
+            let mut next = || {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                x >> 33
+            };
+            let mut t = 0.0;
+            let checks: Vec<(f64, u64)> = (0..40)
+                .map(|_| {
+                    t += 270.0 + (next() % 60) as f64;
+                    (t, size - spread / 2 + next() % spread)
+                })
+                .collect();
+            let score = beacon_score(&checks);
+            assert!(score >= 0.8, "{size} bytes: {score}");
+            // The same timing with sizes all over the place is none.
+            let varied: Vec<(f64, u64)> = checks
+                .iter()
+                .map(|&(t, _)| (t, 500 + next() % (4 * size)))
+                .collect();
+            let score = beacon_score(&varied);
+            assert!(score < 0.8, "{size} bytes, varied: {score}");
+        }
     }
 
     /// Check-ins of a pair at `gaps` (seconds) from Monday 2 March 2026,
