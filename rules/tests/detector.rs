@@ -321,6 +321,28 @@ fn long_sessions_across_the_boundary_are_reported() {
 }
 
 #[test]
+fn a_long_allowed_session_inside_its_window_is_not_reported_but_one_running_past_it_is() {
+    // maint allows the jump host's RDP 20:00-22:00 on weekdays (long
+    // sessions from 1 h): 20:05-21:50 stays inside the window.
+    let mut d = detector();
+    let mut r = record("10.10.1.10", "10.20.0.5", 3389, at(20, 5), EndReason::Fin);
+    r.duration = Some(Duration::from_secs(105 * 60));
+    assert!(observe(&mut d, &r).is_empty());
+    // Its interim record at 21:35 neither.
+    r.end_reason = EndReason::Active;
+    r.duration = Some(Duration::from_secs(90 * 60));
+    assert!(observe(&mut d, &r).is_empty());
+    // 20:05-22:35 runs past the window's close.
+    let mut r = record("10.10.1.10", "10.20.0.6", 3389, at(20, 5), EndReason::Fin);
+    r.duration = Some(Duration::from_secs(150 * 60));
+    let a = observe(&mut d, &r);
+    assert!(
+        a.iter().any(|a| reasons(a).contains(&"long_session")),
+        "{a:#?}"
+    );
+}
+
+#[test]
 fn internal_traffic_in_one_enclave_is_not_scored() {
     let mut d = detector();
     assert!(observe(

@@ -257,9 +257,14 @@ impl Detector {
                 let mut behaviour = Vec::new();
                 // Once a connection: its interim records, each running
                 // longer, and its final one are the same session.
+                // A session a relationship allows that opened and (so far)
+                // ran inside one opening of its window is what the window
+                // is for (a provider's VPN or RDP session through a long
+                // maintenance window); running past its close is long.
                 if verdict.crosses
                     && r.duration
                         .is_some_and(|dur| dur >= settings.long_session.min_duration)
+                    && !self.within_its_window(r, o, d)
                     && self.long_sessions.first(r)
                 {
                     behaviour.push((
@@ -343,6 +348,26 @@ impl Detector {
             proto: r.proto,
         };
         self.emit(primary, alert, context, out);
+    }
+
+    /// Whether `r` is allowed by a relationship with time windows and ran,
+    /// start to (latest) end, inside one opening of one of its windows.
+    fn within_its_window(&self, r: &ConnRecord, o: Location, d: Location) -> bool {
+        let Some(duration) = r.duration else {
+            return false;
+        };
+        let v = policy::check(&self.rules, r, o, d);
+        let (true, Some(i)) = (v.allowed, v.relationship) else {
+            return false;
+        };
+        let end = Timestamp(
+            r.ts.0
+                .saturating_add(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)),
+        );
+        self.rules.relationships()[i].windows().iter().any(|w| {
+            w.opened_on(r.ts)
+                .is_some_and(|day| w.opened_on(end) == Some(day))
+        })
     }
 
     /// First-seen reasons against the baseline.
