@@ -131,3 +131,12 @@ fn a_file_that_is_not_utf8_is_refused_with_its_line() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_beacon_window_longer_than_a_pairs_history_can_hold_is_refused() {
+    check("beacon_window");
+    // 49 days fit in 2^32 ms (about 49.7 days).
+    let text = "[[enclaves]]\nname = \"p\"\nkind = \"provider\"\nnetworks = [\"10.0.0.0/8\"]\n\n[detector.beacon]\nwindow = \"49d\"\n";
+    let rules = Rules::from_str(text, "ok.toml").expect("49 days fit");
+    assert_eq!(rules.detector().beacon.window.as_secs(), 49 * 86_400);
+}

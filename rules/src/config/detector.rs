@@ -183,6 +183,10 @@ pub const MAX_FAN_OUT_COUNT: u32 = 4096;
 /// above it could never be met.
 pub const MAX_BEACON_CONNECTIONS: u32 = 1024;
 
+/// Longest beacon window: a pair's history holds connection starts as
+/// 32-bit millisecond offsets (2³² ms, about 49.7 days).
+pub const MAX_BEACON_WINDOW: Duration = Duration::from_millis(u32::MAX as u64);
+
 const FAN_OUT_CAP: &str = ": a source's fan-out state holds at most 4096 hosts and 4096 ports";
 const BEACON_CAP: &str = ": a pair's beacon history holds at most 1024 connections";
 
@@ -218,7 +222,8 @@ impl Default for FanOut {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Beacon {
     /// How much history one pair's score looks at: check-ins that started
-    /// longer than this before the pair's latest are forgotten.
+    /// longer than this before the pair's latest are forgotten. At most
+    /// [`MAX_BEACON_WINDOW`] (about 49 days).
     pub window: Duration,
     /// Distinct check-ins (connections started at least a second apart)
     /// needed before a pair is scored: enough intervals to judge their
@@ -570,7 +575,18 @@ pub(crate) fn read(d: &mut Diag<'_>, t: &Table<'_, '_>, names: &Names) -> Detect
     if let Some(b) = t.sub_table(d, "beacon", &path) {
         b.check_keys(d, &["window", "min_connections", "min_score"]);
         if let Some(v) = duration(d, &b, "window") {
-            s.beacon.window = v;
+            if v <= MAX_BEACON_WINDOW {
+                s.beacon.window = v;
+            } else if let Some(w) = b.str(d, "window", false) {
+                d.error(
+                    &w.span(),
+                    &join(&b.path, "window"),
+                    format!(
+                        "\"{}\" is too long (at most 49d, about 2^32 ms: a pair's beacon history holds its connections' starts as 32-bit millisecond offsets)",
+                        w.get_ref()
+                    ),
+                );
+            }
         }
         if let Some(v) = count(d, &b, "min_connections", MAX_BEACON_CONNECTIONS, BEACON_CAP) {
             s.beacon.min_connections = v;
