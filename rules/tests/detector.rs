@@ -550,6 +550,48 @@ fn staging_counts_what_was_pulled_within_one_window_not_since_the_first_pull() {
 }
 
 #[test]
+fn a_staged_collection_uploaded_hours_after_it_was_pulled_is_staging_within_the_hold() {
+    // 600 MB pulled from three servers 09:00-09:20; uploaded at 12:30,
+    // more than the 2 h window later (within the 24 h hold).
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (host, k) in [("10.20.0.7", 0u32), ("10.20.0.8", 0)] {
+        for s in 0..3 {
+            d.observe(
+                &transfer(
+                    host,
+                    &format!("10.20.10.{}", 10 + s),
+                    at(9, 10 * (s + k)),
+                    100,
+                    200_000_000,
+                ),
+                &mut out,
+            );
+        }
+    }
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(12, 30), 480_000_000, 1000),
+        &mut out,
+    );
+    let found = staging(&out);
+    assert_eq!(found.len(), 1, "{out:#?}");
+    assert!(
+        found[0].reasons.iter().any(|r| r.detail
+            == "10.20.0.7 pulled 600000000 bytes from 3 internal host(s) in 1200 s, then uploaded 480000000 bytes in 1 connection(s)"),
+        "{:#?}",
+        found[0]
+    );
+    // Past the hold (the next day, 09:30 + 24 h), the other host's upload
+    // is no staging.
+    let next_day = flowlib::Timestamp(at(9, 30).0 + 24 * 3600 * 1_000_000_000 + 1);
+    d.observe(
+        &transfer("10.20.0.8", "203.0.113.5", next_day, 480_000_000, 1000),
+        &mut out,
+    );
+    assert_eq!(staging(&out).len(), 1, "{out:#?}");
+}
+
+#[test]
 fn staging_adds_up_a_collection_uploaded_in_several_connections_after_it_was_pulled() {
     let mut d = detector();
     let mut out = Vec::new();

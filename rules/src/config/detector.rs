@@ -276,6 +276,11 @@ pub struct Staging {
     /// one connection or several), as a fraction of what it pulled, that
     /// counts as comparable.
     pub upload_ratio: f64,
+    /// How long a staged collection (the threshold pulled within one
+    /// window) stays staged: an upload up to this long after the pulls
+    /// counts, not only one within the window (collections are often left
+    /// for hours, or overnight, before they leave). At least the window.
+    pub hold: Duration,
 }
 
 impl Default for Staging {
@@ -284,6 +289,7 @@ impl Default for Staging {
             window: Duration::from_secs(2 * 3600),
             min_bytes: 100_000_000,
             upload_ratio: 0.5,
+            hold: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -609,7 +615,7 @@ pub(crate) fn read(d: &mut Diag<'_>, t: &Table<'_, '_>, names: &Names) -> Detect
 
     let path = join(&t.path, "staging");
     if let Some(v) = t.sub_table(d, "staging", &path) {
-        v.check_keys(d, &["window", "min_bytes", "upload_ratio"]);
+        v.check_keys(d, &["window", "min_bytes", "upload_ratio", "hold"]);
         if let Some(x) = duration(d, &v, "window") {
             s.staging.window = x;
         }
@@ -618,6 +624,9 @@ pub(crate) fn read(d: &mut Diag<'_>, t: &Table<'_, '_>, names: &Names) -> Detect
         }
         if let Some(x) = positive(d, &v, "upload_ratio", None) {
             s.staging.upload_ratio = x;
+        }
+        if let Some(x) = duration(d, &v, "hold") {
+            s.staging.hold = x;
         }
     }
 

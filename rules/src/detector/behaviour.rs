@@ -832,6 +832,10 @@ struct Pulled {
     uploaded: SlicedBytes,
     /// The latest pull.
     last: Timestamp,
+    /// The most pulled within one window (its bytes, its latest pull, its
+    /// first pull), held for the staging hold so a later upload is
+    /// compared with it.
+    peak: (u64, Timestamp, Timestamp),
     /// Each internal host pulled from, with the time of the latest pull.
     sources: SmallMap<HostBits, Timestamp>,
     /// The latest pull from a host not remembered, the sources being full.
@@ -844,10 +848,17 @@ impl Pulled {
             pulled: SlicedBytes::new(ts),
             uploaded: SlicedBytes::new(ts),
             last: ts,
+            peak: (0, ts, ts),
             sources: SmallMap::default(),
             unlisted: None,
         }
     }
+}
+
+/// How long a staged collection is held: the staging hold, at least the
+/// window.
+fn hold(cfg: &Staging) -> std::time::Duration {
+    cfg.hold.max(cfg.window)
 }
 
 /// The length of a staging window's slices, in nanoseconds.
@@ -894,14 +905,19 @@ impl StagingTracker {
             &mut self.hosts,
             &host,
             ts,
-            |_, p| ts.since(p.last) <= cfg.window,
+            |_, p| ts.since(p.last) <= hold(cfg),
             |p| p.last,
         );
         let p = self.hosts.entry(host).or_insert_with(|| Pulled::new(ts));
-        if !p.pulled.add(ts, bytes, staging_slice(cfg)) {
+        let slice = staging_slice(cfg);
+        if !p.pulled.add(ts, bytes, slice) {
             return;
         }
         p.last = p.last.max(ts);
+        let (in_window, _, first) = p.pulled.in_window(ts, slice, ts);
+        if in_window >= p.peak.0 || ts.since(p.peak.1) > hold(cfg) {
+            p.peak = (in_window, ts, first);
+        }
         let from = HostBits::of(from);
         if let Some(seen) = p.sources.get_mut(&from) {
             *seen = (*seen).max(ts);
@@ -919,8 +935,9 @@ impl StagingTracker {
     }
 
     /// `host` uploaded `bytes` out of its enclave at `ts`: staging if it
-    /// pulled at least `threshold()` bytes recently (asked only of a host
-    /// that pulled) and what it uploaded since (in the window, this
+    /// pulled at least `threshold()` bytes (asked only of a host that
+    /// pulled) within one window, this one or one ended less than the
+    /// staging hold ago, and what it uploaded since (in the window, this
     /// connection included) is comparable.
     pub(crate) fn uploaded(
         &mut self,
@@ -931,17 +948,24 @@ impl StagingTracker {
         threshold: impl FnOnce() -> u64,
     ) -> Option<(Reason, String)> {
         let p = self.hosts.get_mut(&host)?;
+        let threshold = threshold();
         let slice = staging_slice(cfg);
-        let (pulled, _, first) = p.pulled.in_window(ts, slice, p.last);
+        let (mut pulled, _, mut first) = p.pulled.in_window(ts, slice, p.last);
+        let (mut last, mut keep) = (p.last, cfg.window);
+        if pulled < threshold && p.peak.0 >= threshold && ts.since(p.peak.1) <= hold(cfg) {
+            // Collected more than a window ago, still held.
+            (pulled, last, first) = p.peak;
+            keep = hold(cfg);
+        }
         // Only uploads made while the host holds a staged collection count.
-        if bytes == 0 || pulled < threshold() || !p.uploaded.add(ts, bytes, slice) {
+        if bytes == 0 || pulled < threshold || !p.uploaded.add(ts, bytes, slice) {
             return None;
         }
         let (sent, uploads, _) = p.uploaded.in_window(ts, slice, ts);
         if (sent as f64) < cfg.upload_ratio * pulled as f64 {
             return None;
         }
-        let recent = |seen: Timestamp| ts.since(seen) <= cfg.window;
+        let recent = |seen: Timestamp| ts.since(seen) <= keep;
         p.sources.retain(|_, seen| recent(*seen));
         let more = if p.unlisted.is_some_and(recent) {
             "more than "
@@ -954,7 +978,7 @@ impl StagingTracker {
             pulled,
             more,
             p.sources.len(),
-            p.last.since(first).as_secs(),
+            last.since(first).as_secs(),
             sent,
             uploads
         );
