@@ -602,8 +602,9 @@ fn check_ins(starts: &[(f64, u64)]) -> Vec<f64> {
 /// size regularity, as RITA scores them (skew and dispersion of the
 /// intervals between distinct check-ins; skew, dispersion and smallness of
 /// the sizes), each dispersion relative to its median (the intervals' to
-/// half the period, the sizes' to 10 % of the size, at least 32 bytes). The starts may come in any order; fewer than 4 distinct
-/// check-ins (starts at least a second apart) score 0.
+/// half the period, the sizes' to 10 % of the size, at least 32 bytes).
+/// The starts may come in any order; fewer than 4 distinct check-ins
+/// (starts at least a second apart) score 0.
 pub fn beacon_score(starts: &[(f64, u64)]) -> f64 {
     let check_ins = check_ins(starts);
     if check_ins.len() < 4 {
