@@ -195,20 +195,15 @@ impl FanState {
             self.hosts.clear();
             self.ports.clear();
         }
-        self.hosts.retain(|_, h| h.last.0 >= horizon);
-        self.ports.retain(|_, t| t.0 >= horizon);
+        // Hosts still in the window, their ports counted again from the
+        // (host, port) pairs still in it.
         self.hosts.retain(|_, h| {
             h.ports = 0;
-            true
+            h.last.0 >= horizon
         });
         let hosts = &mut self.hosts;
-        self.ports.retain(|(host, _), _| {
-            if let Some(h) = hosts.get_mut(host) {
-                h.ports += 1;
-                true
-            } else {
-                false
-            }
+        self.ports.retain(|(host, _), t| {
+            t.0 >= horizon && hosts.get_mut(host).map(|h| h.ports += 1).is_some()
         });
         if (self.hosts.len() as u32) < min_hosts {
             self.alerted_hosts = false;
@@ -306,11 +301,15 @@ impl FanOutTracker {
             // Ports on a host whose port fan-out is reported change nothing.
             if !host.alerted {
                 let pair = (resp, r.resp_p);
-                if let Some(seen) = s.ports.get_mut(&pair) {
+                let seen = if s.ports.len() < MAX_FAN_ENTRIES {
+                    let (seen, new) = s.ports.entry_or_insert_with(pair, || r.ts);
+                    host.ports += u32::from(new);
+                    Some(seen)
+                } else {
+                    s.ports.get_mut(&pair)
+                };
+                if let Some(seen) = seen {
                     *seen = (*seen).max(r.ts);
-                } else if s.ports.len() < MAX_FAN_ENTRIES {
-                    s.ports.insert_new(pair, r.ts);
-                    host.ports += 1;
                 } else if !s.saturated {
                     s.saturated = true;
                     self.saturated += 1;
