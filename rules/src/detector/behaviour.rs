@@ -159,10 +159,37 @@ const FAN_PRUNE_SHARE: i64 = 16;
 struct FanHost {
     /// When the source last reached it.
     last: Timestamp,
+    /// When the source last reached it on [`FanHost::port`].
+    port_last: Timestamp,
     /// Its distinct ports reached in the window.
     ports: u32,
+    /// The first port the source reached it on in the window, held here
+    /// rather than in [`FanState::ports`] (valid with `has_port`): most
+    /// sources reach each host on one port, and then the ports table is
+    /// never touched.
+    port: u16,
+    has_port: bool,
     /// Its port fan-out was reported (while it goes on being reached).
     alerted: bool,
+}
+
+impl FanHost {
+    /// Notes `port` reached at `ts` if it can be held inline: the first
+    /// port of a host with none in the window, or the one held. `None` when
+    /// it goes to the ports table (the host has other ports); else whether
+    /// it is new.
+    fn reach_inline(&mut self, port: u16, ts: Timestamp) -> Option<bool> {
+        if self.has_port && self.port == port {
+            self.port_last = self.port_last.max(ts);
+            Some(false)
+        } else if !self.has_port && self.ports == 0 {
+            // No port at all in the window (so none in the ports table).
+            (self.has_port, self.port, self.port_last) = (true, port, ts);
+            Some(true)
+        } else {
+            None
+        }
+    }
 }
 
 struct FanState {
@@ -172,10 +199,10 @@ struct FanState {
     last: Timestamp,
     /// Hosts reached in the window.
     hosts: SmallMap<HostBits, FanHost>,
-    /// Every (host, port) reached in the window, with when it was last:
-    /// two flat tables rather than a set of ports per host (no allocation
-    /// per host). Most sources reach a few hosts and ports: short vectors
-    /// until they grow.
+    /// Every other (host, port) reached in the window (a host's first
+    /// port is in its [`FanHost`]), with when it was last: two flat tables
+    /// rather than a set of ports per host (no allocation per host). Most
+    /// sources reach a few hosts and ports: short vectors until they grow.
     ports: SmallMap<(HostBits, u16), Timestamp>,
     /// The host fan-out was reported (until the hosts in the window fall
     /// below the threshold).
@@ -198,7 +225,8 @@ impl FanState {
         // Hosts still in the window, their ports counted again from the
         // (host, port) pairs still in it.
         self.hosts.retain(|_, h| {
-            h.ports = 0;
+            h.has_port &= h.port_last.0 >= horizon;
+            h.ports = u32::from(h.has_port);
             h.last.0 >= horizon
         });
         let hosts = &mut self.hosts;
@@ -240,7 +268,13 @@ impl FanOutTracker {
     pub(crate) fn entries(&self) -> usize {
         self.sources
             .values()
-            .map(|s| s.hosts.len() + s.ports.len())
+            .map(|s| {
+                let inline = match &s.hosts {
+                    SmallMap::Few(v) => v.iter().filter(|(_, h)| h.has_port).count(),
+                    SmallMap::Many(m) => m.values().filter(|h| h.has_port).count(),
+                };
+                s.hosts.len() + inline + s.ports.len()
+            })
             .sum()
     }
 
@@ -256,7 +290,7 @@ impl FanOutTracker {
             &key,
             r.ts,
             |_, s| s.last.0 >= horizon,
-            |s| (s.ports.len() > 1, s.last),
+            |s| (s.hosts.len() > 1 || s.ports.len() > 0, s.last),
         );
         if self.sources.len() >= self.next_sweep && !self.sources.contains_key(&key) {
             // A source that reached nothing in the window would start
@@ -281,7 +315,10 @@ impl FanOutTracker {
         let minutes = cfg.window.as_secs() / 60;
         let fresh = FanHost {
             last: r.ts,
+            port_last: r.ts,
             ports: 0,
+            port: 0,
+            has_port: false,
             alerted: false,
         };
         // A host new to the source is counted while there is room (after
@@ -300,22 +337,27 @@ impl FanOutTracker {
             host.last = host.last.max(r.ts);
             // Ports on a host whose port fan-out is reported change nothing.
             if !host.alerted {
-                let pair = (resp, r.resp_p);
-                let seen = if s.ports.len() < MAX_FAN_ENTRIES {
-                    let (seen, new) = s.ports.entry_or_insert_with(pair, || r.ts);
+                if let Some(new) = host.reach_inline(r.resp_p, r.ts) {
                     host.ports += u32::from(new);
-                    Some(seen)
                 } else {
-                    s.ports.get_mut(&pair)
-                };
-                if let Some(seen) = seen {
-                    *seen = (*seen).max(r.ts);
-                } else if !s.saturated {
-                    s.saturated = true;
-                    self.saturated += 1;
+                    let pair = (resp, r.resp_p);
+                    let seen = if s.ports.len() < MAX_FAN_ENTRIES {
+                        let (seen, new) = s.ports.entry_or_insert_with(pair, || r.ts);
+                        host.ports += u32::from(new);
+                        Some(seen)
+                    } else {
+                        s.ports.get_mut(&pair)
+                    };
+                    if let Some(seen) = seen {
+                        *seen = (*seen).max(r.ts);
+                    } else if !s.saturated {
+                        s.saturated = true;
+                        self.saturated += 1;
+                    }
                 }
                 if host.ports >= cfg.min_ports {
                     host.alerted = true;
+                    host.has_port = false;
                     let ports = host.ports;
                     // Its ports change nothing more: room for other hosts'.
                     s.ports.retain(|(host, _), _| *host != resp);
@@ -1149,6 +1191,35 @@ mod tests {
             let hit = t.observe(&start_from(0, dst, 600 + i64::from(dst)), &cfg);
             assert_eq!(hit.is_some(), dst == 9, "host {dst}");
         }
+    }
+
+    #[test]
+    fn a_hosts_ports_are_counted_once_whether_held_inline_or_in_the_ports_table() {
+        let cfg = FanOut {
+            window: std::time::Duration::from_secs(300),
+            min_hosts: 100,
+            min_ports: 3,
+        };
+        let mut t = FanOutTracker::default();
+        let at = |port: u16, secs: i64| {
+            let ts = Timestamp::from_micros(1_772_409_600 + secs, 0);
+            let orig = std::net::Ipv4Addr::new(10, 1, 0, 1);
+            let resp = std::net::Ipv4Addr::new(10, 0, 0, 1);
+            crate::detector::tests::tcp_start(format!("C{secs}"), orig, resp, port, ts)
+        };
+        // Port 22 first (held inline), 80 later (in the ports table).
+        assert!(t.observe(&at(22, 0), &cfg).is_none());
+        assert!(t.observe(&at(80, 200), &cfg).is_none());
+        // At 05:20 port 22 has left the window and 80 has not: 80 again
+        // is one port in the window, not a new one...
+        assert!(t.observe(&at(80, 320), &cfg).is_none());
+        // ...so 443 makes two, and 22 again three.
+        assert!(t.observe(&at(443, 321), &cfg).is_none());
+        let (reason, text) = t.observe(&at(22, 322), &cfg).expect("three ports");
+        assert_eq!(reason, Reason::FanOut);
+        assert_eq!(text, "10.1.0.1 tried 3 ports on 10.0.0.1 within 5 min");
+        // Reported: its ports are forgotten, inline or not.
+        assert_eq!(t.entries(), 1);
     }
 
     /// The `n`-th of many distinct addresses.
