@@ -700,6 +700,36 @@ fn with_a_baseline_staging_is_a_collection_out_of_line_with_what_the_host_pulled
 }
 
 #[test]
+fn staging_lists_new_sources_again_once_the_earlier_ones_left_the_window() {
+    // 64 sources (a full list) at 09:00-09:31, then 60 others at
+    // 12:00-12:29, when the first 64 are out of the 2 h window.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (hour, net, n) in [(9, 10, 64), (12, 11, 60)] {
+        for i in 0..n {
+            let from = format!("10.20.{net}.{}", i + 1);
+            d.observe(
+                &transfer("10.20.0.7", &from, at(hour, i / 2), 100, 2_000_000),
+                &mut out,
+            );
+        }
+    }
+    d.observe(
+        &transfer("10.20.0.7", "203.0.113.5", at(12, 40), 100_000_000, 1000),
+        &mut out,
+    );
+    assert_eq!(d.stats().staging_sources_rejected, 0);
+    let found = staging(&out);
+    assert_eq!(found.len(), 1, "{out:#?}");
+    assert!(
+        found[0].reasons.iter().any(|r| r.detail
+            == "10.20.0.7 pulled 120000000 bytes from 60 internal host(s) in 1740 s, then uploaded 100000000 bytes in 1 connection(s)"),
+        "{:#?}",
+        found[0]
+    );
+}
+
+#[test]
 fn staging_remembers_64_sources_a_window_and_counts_the_rest() {
     let mut d = detector();
     let mut out = Vec::new();
