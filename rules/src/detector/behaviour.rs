@@ -870,8 +870,10 @@ struct Pulled {
     pulled: SlicedBytes,
     /// What it uploaded out of its enclave while it held a staged
     /// collection (pulled at least the threshold in the window): a
-    /// collection may leave in several connections.
-    uploaded: SlicedBytes,
+    /// collection may leave in several connections. Allocated on such a
+    /// host's first upload: most hosts never hold one, and a table entry
+    /// without it is 200 bytes smaller (less to move when the table grows).
+    uploaded: Option<Box<SlicedBytes>>,
     /// The latest pull.
     last: Timestamp,
     /// The most pulled within one window (its bytes, its latest pull, its
@@ -893,7 +895,7 @@ impl Pulled {
     fn new(ts: Timestamp) -> Pulled {
         Pulled {
             pulled: SlicedBytes::new(ts),
-            uploaded: SlicedBytes::new(ts),
+            uploaded: None,
             last: ts,
             peak: (0, ts, ts),
             sources: SmallMap::default(),
@@ -1015,10 +1017,16 @@ impl StagingTracker {
             keep = hold(cfg);
         }
         // Only uploads made while the host holds a staged collection count.
-        if bytes == 0 || pulled < threshold || !p.uploaded.add(ts, bytes, slice) {
+        if bytes == 0 || pulled < threshold {
             return None;
         }
-        let (sent, uploads, _) = p.uploaded.in_window(ts, slice, ts);
+        let uploaded = p
+            .uploaded
+            .get_or_insert_with(|| Box::new(SlicedBytes::new(ts)));
+        if !uploaded.add(ts, bytes, slice) {
+            return None;
+        }
+        let (sent, uploads, _) = uploaded.in_window(ts, slice, ts);
         if (sent as f64) < cfg.upload_ratio * pulled as f64 {
             return None;
         }
