@@ -145,8 +145,41 @@ impl ConnStart {
     pub fn record(&self) -> ConnRecord {
         let history = &self.history[..usize::from(self.history_len)];
         ConnRecord {
-            ts: self.ts,
             uid: self.uid().to_owned(),
+            history: std::str::from_utf8(history).unwrap_or_default().to_owned(),
+            ..self.record_without_heap()
+        }
+    }
+
+    /// [`ConnStart::record`] written over `r`, whatever it held: the same
+    /// record, made with the room `r`'s strings and lists already have
+    /// (a caller that looks at starts one at a time allocates nothing).
+    pub fn record_into(&self, r: &mut ConnRecord) {
+        let mut uid = std::mem::take(&mut r.uid);
+        uid.clear();
+        uid.push_str(self.uid());
+        let mut history = std::mem::take(&mut r.history);
+        history.clear();
+        let h = &self.history[..usize::from(self.history_len)];
+        history.push_str(std::str::from_utf8(h).unwrap_or_default());
+        let mut tunnel_parents = std::mem::take(&mut r.tunnel_parents);
+        tunnel_parents.clear();
+        let mut community_id = std::mem::take(&mut r.community_id);
+        community_id.clear();
+        *r = ConnRecord {
+            uid,
+            history,
+            tunnel_parents,
+            community_id,
+            ..self.record_without_heap()
+        };
+    }
+
+    /// [`ConnStart::record`] with empty strings (nothing allocated).
+    fn record_without_heap(&self) -> ConnRecord {
+        ConnRecord {
+            ts: self.ts,
+            uid: String::new(),
             orig_h: self.orig_h,
             orig_p: self.orig_p,
             resp_h: self.resp_h,
@@ -160,7 +193,7 @@ impl ConnStart {
             local_orig: None,
             local_resp: None,
             missed_bytes: 0,
-            history: std::str::from_utf8(history).unwrap_or_default().to_owned(),
+            history: String::new(),
             orig_pkts: self.orig_pkts,
             orig_ip_bytes: self.orig_ip_bytes,
             resp_pkts: self.resp_pkts,

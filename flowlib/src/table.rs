@@ -2073,6 +2073,20 @@ mod tests {
         for (s, r) in starts.iter().zip(&whole_starts) {
             assert_eq!(&&s.record(), r);
         }
+        // Written over records that held other things (a final record
+        // with a service, bytes, tunnel parents and enclave names; then
+        // each start in turn), the same records.
+        let mut scratch = whole.last().expect("records").clone();
+        scratch.service = Some("dns".to_owned());
+        scratch.tunnel_parents = vec!["Cparent".to_owned()];
+        scratch.community_id = "1:abc".to_owned();
+        scratch.orig_enclave = Some("users".to_owned());
+        scratch.history = "ShADadFf-and-much-more".to_owned();
+        assert_ne!(&scratch, whole_starts[0]);
+        for (s, r) in starts.iter().zip(&whole_starts) {
+            s.record_into(&mut scratch);
+            assert_eq!(&&scratch, r);
+        }
         let ends: Vec<&ConnRecord> = whole
             .iter()
             .filter(|r| r.end_reason != EndReason::Start)

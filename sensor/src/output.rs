@@ -222,6 +222,9 @@ pub struct Output {
     metrics: Option<Arc<Metrics>>,
     /// What the scoring pass found for each record of the batch.
     marks: Vec<Mark>,
+    /// The record each compact start is scored as, rewritten for the next
+    /// one ([`ConnStart::record_into`]: no allocation per start).
+    start_record: Option<ConnRecord>,
     /// Batches handed to the writer thread.
     handed_over: u64,
 }
@@ -271,6 +274,17 @@ fn describe(path: Option<&Path>) -> String {
     path.map_or_else(|| "standard output".to_owned(), |p| p.display().to_string())
 }
 
+/// `s` as a record, written over the one `scratch` holds if it holds one.
+fn start_record<'a>(scratch: &'a mut Option<ConnRecord>, s: &ConnStart) -> &'a ConnRecord {
+    match scratch {
+        Some(r) => {
+            s.record_into(r);
+            r
+        }
+        None => scratch.insert(s.record()),
+    }
+}
+
 impl Output {
     /// Opens `path` (or stdout when `None`) for `format`; with `rotation`
     /// (files only) the file is rotated.
@@ -307,6 +321,7 @@ impl Output {
             alerted: HashSet::new(),
             metrics: None,
             marks: Vec::new(),
+            start_record: None,
             handed_over: 0,
         }
     }
@@ -522,16 +537,23 @@ impl Output {
         marks: &mut Vec<Mark>,
     ) -> Result<(), SensorError> {
         let mut starts = starts.iter().peekable();
-        for (i, r) in records.iter().enumerate() {
-            while let Some((_, s)) = starts.next_if(|(at, _)| *at <= i) {
-                self.score_one(&s.record())?;
+        let mut scratch = self.start_record.take();
+        let mut scored = || {
+            for (i, r) in records.iter().enumerate() {
+                while let Some((_, s)) = starts.next_if(|(at, _)| *at <= i) {
+                    self.score_one(start_record(&mut scratch, s))?;
+                }
+                let mark = self.score_one(r)?;
+                marks.push(mark);
             }
-            let mark = self.score_one(r)?;
-            marks.push(mark);
-        }
-        for (_, s) in starts {
-            self.score_one(&s.record())?;
-        }
+            for (_, s) in starts.by_ref() {
+                self.score_one(start_record(&mut scratch, s))?;
+            }
+            Ok::<(), SensorError>(())
+        };
+        let result = scored();
+        self.start_record = scratch;
+        result?;
         if let Some(sink) = &mut self.alerts {
             sink.commit()?;
         }
