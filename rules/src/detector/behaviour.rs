@@ -111,9 +111,10 @@ impl SweepGate {
 /// whose window is over.
 const FIRST_FAN_SWEEP: usize = 4096;
 
-/// Most hosts, and most (host, port) pairs, a source is remembered to
-/// have reached in a window. Past them the source's sets stop growing
-/// (counted): hosts and ports new to it are not counted in the window.
+/// Most hosts, and most (host, port) pairs besides each host's first port
+/// (held with the host), a source is remembered to have reached in a
+/// window. Past them the source's sets stop growing (counted): hosts and
+/// ports new to it are not counted in the window.
 const MAX_FAN_ENTRIES: usize = crate::config::detector::MAX_FAN_OUT_COUNT as usize;
 
 /// One source reaching many hosts, or many ports on one host, within a
