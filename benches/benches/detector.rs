@@ -44,11 +44,9 @@ const SEED: u64 = 0x0062_656e_6368;
 /// The records of the first [`PACKETS`] packets of the benchmark mix, starts
 /// included, in the order the sensor scores them.
 fn bench_records() -> Vec<ConnRecord> {
-    // As make_bench_capture: 10 000 new flows a second, WAN round trips.
+    // As make_bench_capture's defaults: flows from packets / 17.5.
     let flows = (PACKETS as f64 / 17.5) as usize;
-    let mut cfg = MixConfig::new(SEED, flows);
-    cfg.arrival_window = Duration::from_nanos(20_000_000_000 * flows as u64 / 200_000);
-    cfg.spacing_percent = 200;
+    let cfg = MixConfig::benchmark(SEED, flows);
     let mut frames = Interleave::new(RealisticFlows::new(cfg));
     let mut meter = FlowMeter::new(TableConfig {
         report_starts: true,

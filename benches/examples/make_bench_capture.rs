@@ -181,13 +181,7 @@ fn write(args: &Args) -> std::io::Result<Written> {
 
 /// The conversations of one copy of the capture.
 fn conversations(args: &Args) -> impl Iterator<Item = flowbench::Conversation> {
-    let mut cfg = MixConfig::new(args.seed, args.flows);
-    // 20 s per 200 000 flows: the same arrival rate (10 000 flows/s) at any
-    // size, and WAN-like round trips.
-    cfg.arrival_window =
-        Duration::from_nanos((20_000_000_000u128 * args.flows as u128 / 200_000) as u64)
-            .max(Duration::from_millis(1));
-    cfg.spacing_percent = 200;
+    let cfg = MixConfig::benchmark(args.seed, args.flows);
     let vlan = args.vlan;
     RealisticFlows::new(cfg).map(move |c| {
         if vlan && c.vlan.is_none() {

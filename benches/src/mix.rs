@@ -226,6 +226,21 @@ impl MixConfig {
             spacing_percent: 100,
         }
     }
+
+    /// The mix of the whole-process benchmark capture
+    /// (`examples/make_bench_capture.rs`): `flows` conversations arriving at
+    /// 10 000 a second (20 s per 200 000 flows, at any size) with WAN round
+    /// trips (spacing doubled).
+    pub fn benchmark(seed: u64, flows: usize) -> Self {
+        MixConfig {
+            arrival_window: Duration::from_nanos(
+                (20_000_000_000u128 * flows as u128 / 200_000) as u64,
+            )
+            .max(Duration::from_millis(1)),
+            spacing_percent: 200,
+            ..MixConfig::new(seed, flows)
+        }
+    }
 }
 
 /// A lazy, start-ordered stream of conversations like an enterprise
