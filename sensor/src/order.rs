@@ -2,7 +2,7 @@
 //!
 //! Records are released by the capture time they became due
 //! ([`ConnRecord::emitted`]), then uid, then end reason (a start before the
-//! records of the same connection: [`reason_rank`]), once every shard's
+//! records of the same connection: `reason_rank`), once every shard's
 //! clock has passed them. Every record a shard can still produce is due no
 //! earlier than the start of the second its clock is in (the flow table's
 //! timers fire per second), so that is each shard's watermark. The result

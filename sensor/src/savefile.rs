@@ -1,5 +1,5 @@
 //! Writing packets to a classic pcap file (flowlib's
-//! [`PcapWriter`](flowlib::pcap_writer::PcapWriter), the libpcap "tcpdump"
+//! [`PcapWriter`], the libpcap "tcpdump"
 //! format), so that Wireshark, tcpdump and every libpcap tool read the
 //! result.
 //!

@@ -11,8 +11,8 @@
 //! one thread reading and handing packets to the others (a copy per packet,
 //! a queue, and one thread that does more than its share), each shard
 //! thread reads the whole file through its own reader, finds the shard of
-//! every packet from a few header bytes (the same [`quick_shard`] and
-//! [`route_parts`] the dispatcher uses) and meters only its own. Reading and
+//! every packet from a few header bytes (the same `quick_shard` and
+//! `route_parts` the dispatcher uses) and meters only its own. Reading and
 //! sharding a packet cost a small fraction of metering it, so the work
 //! splits evenly between the threads. This is the replay counterpart of a
 //! kernel fanout group: every reader sees the stream, each keeps its part.
@@ -25,7 +25,7 @@
 //! flow counts it, and shard 0 counts what no shard can decode.
 //!
 //! The threads are kept within [`MAX_LAG_TICKS`] ticks of each other
-//! ([`Lockstep`]): the output can release records only up to the slowest
+//! (`Lockstep`): the output can release records only up to the slowest
 //! shard's clock, so a shard running ahead would make it hold more and more.
 
 use crate::clock::{CaptureClock, Offer};
@@ -43,7 +43,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
-/// How many ticks ([`TICK_PACKETS`] packets each) a shard may run ahead of
+/// How many ticks (`TICK_PACKETS`, 8 192 packets each) a shard may run ahead of
 /// the slowest one before it waits.
 pub const MAX_LAG_TICKS: u64 = 8;
 
