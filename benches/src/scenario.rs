@@ -595,6 +595,31 @@ impl<'a> Gen<'a> {
         });
     }
 
+    /// A jump host's RDP session to `target` at `t0`, outside the
+    /// maintenance window, labelled `kind` (expected: `outside_window`).
+    fn rdp_outside_window(
+        &mut self,
+        kind: &'static str,
+        description: String,
+        jump: Host,
+        target: Host,
+        t0: Timestamp,
+    ) {
+        let (_, end) = self.session(jump, target, 3389, t0, (15_000, 50_000), 20, ms(1_500));
+        self.label(
+            kind,
+            description,
+            true,
+            jump,
+            &[target],
+            "tcp",
+            &[3389],
+            Some(("outside_window", "T1199")),
+            t0,
+            end,
+        );
+    }
+
     /// A TCP session and its end time.
     #[allow(clippy::too_many_arguments)]
     fn session(
@@ -1003,19 +1028,8 @@ impl<'a> Gen<'a> {
             off_hours.push(ts(self.local(we, i64::from(ms_h), 0) + 1800));
         }
         for t0 in off_hours {
-            let (_, end) = self.session(jump, target, 3389, t0, (15_000, 50_000), 20, ms(1_500));
-            self.label(
-                "outside_window",
-                "jump-host RDP outside the maintenance window".to_owned(),
-                true,
-                jump,
-                &[target],
-                "tcp",
-                &[3389],
-                Some(("outside_window", "T1199")),
-                t0,
-                end,
-            );
+            let text = "jump-host RDP outside the maintenance window".to_owned();
+            self.rdp_outside_window("outside_window", text, jump, target, t0);
         }
 
         // 4. Scans from a compromised user of the last customer: tcp/445 on
@@ -1220,20 +1234,8 @@ impl<'a> Gen<'a> {
                 open - 60 * i64::from(mins),
                 open + mlen + 60 * i64::from(mins),
             ] {
-                let (_, end) =
-                    self.session(jump, target, 3389, ts(t0), (15_000, 50_000), 20, ms(1_500));
-                self.label(
-                    "outside_window_near",
-                    format!("jump-host RDP {mins} min outside the maintenance window"),
-                    true,
-                    jump,
-                    &[target],
-                    "tcp",
-                    &[3389],
-                    Some(("outside_window", "T1199")),
-                    ts(t0),
-                    end,
-                );
+                let text = format!("jump-host RDP {mins} min outside the maintenance window");
+                self.rdp_outside_window("outside_window_near", text, jump, target, ts(t0));
             }
         }
 
